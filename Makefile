@@ -1,0 +1,41 @@
+# One virtual environment, installed against the lock file. `make run` and `make test` are the
+# two commands a fresh clone needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+LOCK   := requirements.lock
+
+.PHONY: run test check soak lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade 'pip>=24'
+
+$(VENV)/.run: $(BIN)/python pyproject.toml $(LOCK)
+	$(BIN)/pip install -q -c $(LOCK) -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.run
+	$(BIN)/pip install -q -c $(LOCK) -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.run  ## serve on ./runback-data at 127.0.0.1:8000, callbacks to loopback allowed
+	$(BIN)/runback serve --callback-allow 127.0.0.0/8,::1,localhost
+
+test: $(VENV)/.dev  ## the whole suite
+	$(BIN)/pytest
+
+check: $(VENV)/.dev  ## format, lint, types
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+soak: $(VENV)/.dev  ## the long versions of the chaos and load tests
+	RUNBACK_SOAK=1 $(BIN)/pytest -m soak
+
+lock: $(BIN)/python  ## re-pin every dependency after changing pyproject.toml
+	$(BIN)/pip install -q 'pip-tools>=7.4'
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra dev -o $(LOCK) pyproject.toml
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,141 @@
+"""A delivery's life: created from a terminal run, then attempt by attempt until it ends.
+
+An attempt succeeds on any ``2xx`` within the timeout. Everything else is a failed attempt and
+is retried by the delivery's policy, with two exceptions runback decides: ``410 Gone`` (the
+receiver says the endpoint is gone for good) and a URL the policy now refuses end the delivery
+at once. A redirect is a failure: runback never follows one, so a ``3xx`` is retried like a
+``5xx``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from runback.core.ids import webhook_id
+from runback.core.payload import run_callback_body
+from runback.core.records import Delivery, Run
+from runback.core.retry import Random, RetryPolicy
+from runback.core.states import DeliveryStatus
+
+RESPONSE_BODY_LIMIT = 4096
+"""Bytes of a receiver's answer kept on its attempt record."""
+
+
+class SendError(StrEnum):
+    """Why an attempt got no HTTP answer."""
+
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    BLOCKED_URL = "blocked_url"
+
+
+class FailureReason(StrEnum):
+    """A delivery's ``failure_reason_code`` (also each failed attempt's)."""
+
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    HTTP_3XX = "http_3xx"
+    HTTP_4XX = "http_4xx"
+    HTTP_5XX = "http_5xx"
+    HTTP_OTHER = "http_other"
+    GONE = "gone"  # 410: final
+    BLOCKED_URL = "blocked_url"  # final
+    EXHAUSTED = "exhausted"  # final: every attempt of the policy failed
+
+
+_FINAL_REASONS = frozenset({FailureReason.GONE, FailureReason.BLOCKED_URL})
+
+
+def new_delivery(
+    run: Run, *, delivery_id: UUID, now: datetime, policy: RetryPolicy, is_automatic: bool
+) -> Delivery:
+    """A pending delivery of ``run``'s callback, its body frozen now, due at once."""
+    if run.callback_url is None:
+        raise ValueError(f"run {run.id} has no callback_url")
+    return Delivery(
+        id=delivery_id,
+        organization_id=run.organization_id,
+        run_id=run.id,
+        batch_id=None,
+        callback_url=run.callback_url,
+        webhook_id=webhook_id(run.id),
+        payload_bytes=run_callback_body(run),
+        is_automatic=is_automatic,
+        status=DeliveryStatus.PENDING,
+        failure_reason_code=None,
+        failure_detail=None,
+        attempt_count=0,
+        retry_policy=policy,
+        next_attempt_at=now,
+        signing_secret_id=None,
+        created_at=now,
+        updated_at=now,
+        completed_at=None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one attempt got back: a status and body, or an error without a status."""
+
+    status: int | None
+    body: str | None
+    elapsed_ms: int
+    error: SendError | None = None
+    error_message: str | None = None
+
+    @property
+    def failure_reason(self) -> FailureReason | None:
+        """Why this attempt failed; None when it succeeded."""
+        if self.error is not None:
+            return FailureReason(self.error.value)
+        status = self.status or 0
+        if 200 <= status < 300:
+            return None
+        if status == 410:
+            return FailureReason.GONE
+        bands = {3: FailureReason.HTTP_3XX, 4: FailureReason.HTTP_4XX, 5: FailureReason.HTTP_5XX}
+        return bands.get(status // 100, FailureReason.HTTP_OTHER)
+
+    def describe(self) -> str | None:
+        """A one-line account of a failed attempt, for ``error_message``/``failure_detail``."""
+        if self.error is not None:
+            return self.error_message or self.error.value
+        if self.failure_reason is None:
+            return None
+        return f"receiver answered HTTP {self.status}"
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    """The delivery's state after an attempt."""
+
+    status: DeliveryStatus
+    next_attempt_at: datetime | None
+    failure_reason_code: FailureReason | None
+    failure_detail: str | None
+
+
+def after_attempt(
+    result: SendResult,
+    *,
+    attempt_number: int,
+    policy: RetryPolicy,
+    now: datetime,
+    random: Random,
+) -> NextStep:
+    """Decide what a delivery does after attempt ``attempt_number`` ended with ``result``."""
+    reason = result.failure_reason
+    if reason is None:
+        return NextStep(DeliveryStatus.SUCCEEDED, None, None, None)
+    detail = result.describe()
+    if reason in _FINAL_REASONS:
+        return NextStep(DeliveryStatus.FAILED, None, reason, detail)
+    delay = policy.delay_after(attempt_number, random)
+    if delay is None:
+        summary = f"{attempt_number} attempts failed; the last: {detail}"
+        return NextStep(DeliveryStatus.FAILED, None, FailureReason.EXHAUSTED, summary)
+    return NextStep(DeliveryStatus.PENDING, now + timedelta(seconds=delay), reason, detail)

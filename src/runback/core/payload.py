@@ -1,0 +1,58 @@
+"""The callback's bytes.
+
+runback's bytes, fixed once (receivers verify signatures over them, byte for byte): UTF-8 JSON,
+compact separators, non-ASCII unescaped, keys in the contract's order, datetimes as
+``datetime.isoformat()`` in UTC (``+00:00``). A delivery freezes these bytes when it is
+created; every retry sends them unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from runback.core.clock import isoformat, whole_ms
+from runback.core.records import JsonText, Run
+from runback.core.states import CALLBACK_EVENTS, RunStatus
+
+
+def dumps(value: Any) -> JsonText:
+    """Compact JSON text of a value, in runback's one serialisation."""
+    return orjson.dumps(value).decode()
+
+
+def raw(text: JsonText | None) -> orjson.Fragment | None:
+    """Embed stored JSON text in a document without parsing it again."""
+    return None if text is None else orjson.Fragment(text)
+
+
+def failure_output(code: str, message: str) -> JsonText:
+    """A failed run's ``output``: the contract's error envelope."""
+    return dumps({"code": code, "message": message, "errors": None})
+
+
+def callback_event(status: RunStatus) -> str:
+    """The ``event`` of a callback about a run that ended in ``status``."""
+    try:
+        return CALLBACK_EVENTS[status]
+    except KeyError:
+        raise ValueError(f"a run in status {status} has no callback yet") from None
+
+
+def run_callback_body(run: Run) -> bytes:
+    """The frozen body of the callback about a terminal run."""
+    if run.completed_at is None:
+        raise ValueError(f"run {run.id} has not completed")
+    return orjson.dumps(
+        {
+            "event": callback_event(run.status),
+            "run_id": str(run.id),
+            "status": run.status.value,
+            "output": None if run.status is RunStatus.CANCELED else raw(run.output),
+            "duration_ms": whole_ms(run.created_at, run.completed_at),
+            "created_at": isoformat(run.created_at),
+            "completed_at": isoformat(run.completed_at),
+            "metadata": raw(run.metadata),
+        }
+    )

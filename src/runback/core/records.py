@@ -1,0 +1,100 @@
+"""The records the core reasons about: runs, deliveries, attempts, secrets.
+
+Frozen dataclasses, free of any database or HTTP type. JSON-valued fields (``input``,
+``output``, ``metadata``) hold the compact JSON text exactly as stored, so that building a
+payload or an API answer embeds them without re-parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from runback.core.retry import RetryPolicy
+from runback.core.states import DeliveryStatus, RunStatus
+
+JsonText = str
+"""Compact UTF-8 JSON text of one value, as runback serialises it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: UUID
+    organization_id: UUID
+    model: str
+    status: RunStatus
+    input: JsonText
+    output: JsonText | None
+    metadata: JsonText | None
+    client_ref: str | None
+    callback_url: str | None
+    failure_code: str | None
+    failure_message: str | None
+    batch_id: UUID | None
+    execution_count: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    id: UUID
+    delivery_id: UUID
+    attempt_number: int
+    status_code: int | None
+    response_body: str | None
+    response_time_ms: int
+    error_message: str | None
+    failure_reason_code: str | None
+    signing_secret_id: UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: UUID
+    organization_id: UUID
+    run_id: UUID | None
+    batch_id: UUID | None
+    callback_url: str
+    webhook_id: str
+    payload_bytes: bytes
+    is_automatic: bool
+    status: DeliveryStatus
+    failure_reason_code: str | None
+    failure_detail: str | None
+    attempt_count: int
+    retry_policy: RetryPolicy
+    next_attempt_at: datetime | None
+    signing_secret_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retry_policy.max_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSecret:
+    id: UUID
+    organization_id: UUID
+    label: str | None
+    secret: str
+    key_prefix: str
+    is_current: bool
+    disabled_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: UUID
+    name: str
+    created_at: datetime

@@ -1,0 +1,86 @@
+"""Callback secrets and the two signature schemes runback sends.
+
+* ``Runflow-Signature``: lowercase hex HMAC-SHA256 of the raw body, keyed with the UTF-8 bytes
+  of the whole secret string (``whsec_`` prefix included).
+* Standard Webhooks: ``webhook-signature: v1,<base64>`` over ``{id}.{timestamp}.{body}``, keyed
+  with the base64-decoded part after ``whsec_``; one signature per active secret, space
+  separated, so receivers holding either secret verify during a rotation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Sequence
+
+from runback.errors import RunbackError
+
+SECRET_PREFIX = "whsec_"
+_SECRET_BYTES = 32
+_KEY_PREFIX_CHARS = 10
+
+
+class InvalidSecretError(RunbackError):
+    """A callback secret not of the form ``whsec_<standard base64>``."""
+
+
+def generate_secret(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
+    """A new secret: ``whsec_`` + standard base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(random_bytes(_SECRET_BYTES)).decode()
+
+
+def key_prefix(secret: str) -> str:
+    """The part of a secret that may be shown again, to tell secrets apart."""
+    return secret[: len(SECRET_PREFIX) + _KEY_PREFIX_CHARS]
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of the Standard Webhooks scheme: the decoded part after ``whsec_``."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidSecretError(
+            f"secret {key_prefix(secret)}... is not 'whsec_' followed by standard base64"
+        ) from exc
+
+
+def runflow_signature(secret: str, body: bytes) -> str:
+    """The ``Runflow-Signature`` value: 64 lowercase hex characters."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """One ``v1,<base64>`` entry of ``webhook-signature``."""
+    signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_headers(
+    *,
+    body: bytes,
+    msg_id: str,
+    timestamp: int,
+    current: str | None,
+    active: Sequence[str],
+) -> dict[str, str]:
+    """The headers of one attempt; without any secret only the id and timestamp (unsigned)."""
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
+    if current is not None:
+        headers["Runflow-Signature"] = runflow_signature(current, body)
+    if active:
+        headers["webhook-signature"] = " ".join(
+            standard_signature(secret, msg_id, timestamp, body) for secret in active
+        )
+    return headers
+
+
+def verify_runflow_signature(body: bytes, header: str, secrets: Sequence[str]) -> bool:
+    """Whether ``header`` is the ``Runflow-Signature`` of ``body`` under any of ``secrets``."""
+    if len(header) != 64 or header.strip("0123456789abcdef"):
+        return False
+    return any(hmac.compare_digest(runflow_signature(secret, body), header) for secret in secrets)

@@ -1,0 +1,92 @@
+"""Run and delivery states, and the transitions allowed between them.
+
+The tables are the rules: adapters ask ``check_run_transition`` / ``check_delivery_transition``
+before writing, and the store's conditional updates (``WHERE status = ...``) enforce the same
+table against concurrent writers.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from runback.errors import RunbackError
+
+
+class RunStatus(StrEnum):
+    """A run's ``status_code``: ``queued`` → ``dispatching`` → ``running`` → terminal."""
+
+    QUEUED = "queued"
+    DISPATCHING = "dispatching"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    PARTIAL_SUCCEEDED = "partial_succeeded"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_RUN_STATUSES
+
+
+TERMINAL_RUN_STATUSES: Final = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.PARTIAL_SUCCEEDED}
+)
+
+RUN_TRANSITIONS: Final[dict[RunStatus, frozenset[RunStatus]]] = {
+    # claimed by an executor, or cancelled before anyone took it
+    RunStatus.QUEUED: frozenset({RunStatus.DISPATCHING, RunStatus.CANCELED}),
+    # handed back (shutdown, crash before the model started) or started
+    RunStatus.DISPATCHING: frozenset(
+        {RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CANCELED, RunStatus.FAILED}
+    ),
+    # QUEUED again only by crash recovery, while executions remain
+    RunStatus.RUNNING: frozenset({RunStatus.QUEUED} | TERMINAL_RUN_STATUSES),
+}
+
+# Events in UK spelling, statuses in US spelling: both literals are part of the contract.
+CALLBACK_EVENTS: Final[dict[RunStatus, str]] = {
+    RunStatus.SUCCEEDED: "run.completed",
+    RunStatus.FAILED: "run.failed",
+    RunStatus.CANCELED: "run.cancelled",
+    RunStatus.PARTIAL_SUCCEEDED: "run.partial_succeeded",
+}
+
+
+class DeliveryStatus(StrEnum):
+    """A delivery's ``status_code``."""
+
+    PENDING = "pending"  # waiting for its next_attempt_at
+    DELIVERING = "delivering"  # claimed: an attempt is in flight
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
+
+
+IN_FLIGHT_DELIVERY_STATUSES: Final = frozenset({DeliveryStatus.PENDING, DeliveryStatus.DELIVERING})
+
+DELIVERY_TRANSITIONS: Final[dict[DeliveryStatus, frozenset[DeliveryStatus]]] = {
+    DeliveryStatus.PENDING: frozenset({DeliveryStatus.DELIVERING, DeliveryStatus.FAILED}),
+    DeliveryStatus.DELIVERING: frozenset(
+        {DeliveryStatus.PENDING, DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED}
+    ),
+}
+
+
+class InvalidTransitionError(RunbackError):
+    """A state change the tables do not allow: a bug, or a lost race with another writer."""
+
+
+def check_run_transition(source: RunStatus, target: RunStatus) -> None:
+    """Raise ``InvalidTransitionError`` unless a run may go from ``source`` to ``target``."""
+    if target not in RUN_TRANSITIONS.get(source, frozenset()):
+        raise InvalidTransitionError(f"a run cannot go from {source} to {target}")
+
+
+def check_delivery_transition(source: DeliveryStatus, target: DeliveryStatus) -> None:
+    """Raise ``InvalidTransitionError`` unless a delivery may go from ``source`` to ``target``."""
+    if target not in DELIVERY_TRANSITIONS.get(source, frozenset()):
+        raise InvalidTransitionError(f"a delivery cannot go from {source} to {target}")

@@ -1,0 +1,139 @@
+"""The one error tree of runback.
+
+Every error runback raises on purpose is a ``RunbackError``; its message says what went wrong
+and what to do about it. Errors that cross the HTTP boundary carry ``status_code`` and a stable
+``code`` (the contract's envelope) as class attributes::
+
+    RunbackError
+    ├── ConfigError                 bad settings or flags (the CLI prints one line)
+    ├── StoreError                  the database cannot be used as asked
+    │   ├── SchemaTooNewError       written by a newer runback: upgrade before using it
+    │   └── DataDirLockedError      another `runback serve` holds the data directory
+    ├── UrlRefusedError             an outbound URL fails the URL policy
+    ├── ModelError                raised by a model to fail its run with a chosen code
+    └── ApiError                    answered as {"code", "message", "errors"}
+        ├── BadRequestError         400 BAD_REQUEST
+        ├── UnauthorizedError       401 UNAUTHORIZED
+        ├── PermissionDeniedError   403 PERMISSION_DENIED
+        ├── NotFoundError           404 NOT_FOUND (RUN_NOT_FOUND, MODEL_UNAVAILABLE, ...)
+        ├── ConflictError           409 CONFLICT
+        ├── PayloadTooLargeError    413 PAYLOAD_TOO_LARGE
+        ├── UnsupportedMediaError   415 UNSUPPORTED_MEDIA_TYPE
+        └── ValidationFailedError   422 VALIDATION_ERROR, with field-level ``errors``
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypedDict
+
+
+class FieldError(TypedDict):
+    """One field-level problem of a ``422``: where it is and what is wrong."""
+
+    field: str
+    message: str
+
+
+class RunbackError(Exception):
+    """Base of every error runback raises on purpose."""
+
+
+class ConfigError(RunbackError):
+    """A setting, flag or environment variable has a value runback cannot use."""
+
+
+class StoreError(RunbackError):
+    """The database cannot be used as asked."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was migrated by a newer runback than this one."""
+
+
+class DataDirLockedError(StoreError):
+    """Another process holds the data directory."""
+
+
+class UrlRefusedError(RunbackError):
+    """An outbound URL fails the URL policy; ``reason`` is a stable short code."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ModelError(RunbackError):
+    """Raised by a model to fail its run with a chosen ``failure_code``."""
+
+    def __init__(self, message: str, *, code: str = "model_error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ApiError(RunbackError):
+    """An error answered over HTTP with the contract's envelope."""
+
+    status_code: ClassVar[int] = 500
+    code: str = "INTERNAL"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.errors = errors
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON body of this error."""
+        return {"code": self.code, "message": self.message, "errors": self.errors}
+
+
+class BadRequestError(ApiError):
+    status_code = 400
+    code = "BAD_REQUEST"
+
+
+class UnauthorizedError(ApiError):
+    status_code = 401
+    code = "UNAUTHORIZED"
+
+
+class PermissionDeniedError(ApiError):
+    status_code = 403
+    code = "PERMISSION_DENIED"
+
+
+class NotFoundError(ApiError):
+    status_code = 404
+    code = "NOT_FOUND"
+
+
+class ConflictError(ApiError):
+    status_code = 409
+    code = "CONFLICT"
+
+
+class PayloadTooLargeError(ApiError):
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaError(ApiError):
+    status_code = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class ValidationFailedError(ApiError):
+    status_code = 422
+    code = "VALIDATION_ERROR"
+
+    @classmethod
+    def for_field(cls, field: str, message: str) -> ValidationFailedError:
+        """A 422 naming one field and its problem."""
+        return cls(f"{field}: {message}", errors=[{"field": field, "message": message}])

@@ -1,0 +1,44 @@
+"""The built-in demo models: ``runback/echo``, ``runback/sleep``, ``runback/fail``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from runback.errors import ModelError
+from runback.provider.context import RunContext
+from runback.provider.registry import ModelRegistry
+
+MAX_SLEEP_SECONDS = 3600.0
+
+
+async def echo(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
+    """Returns its input."""
+    return input
+
+
+async def sleep(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
+    """Waits ``input.seconds`` (at most an hour), then returns how long it slept."""
+    seconds = input.get("seconds", 1)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise ModelError("input.seconds must be a number", code="invalid_input")
+    if not 0 <= seconds <= MAX_SLEEP_SECONDS:
+        raise ModelError(
+            f"input.seconds must be between 0 and {MAX_SLEEP_SECONDS:g}", code="invalid_input"
+        )
+    await asyncio.sleep(seconds)
+    return {"slept": seconds}
+
+
+async def fail(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
+    """Fails with ``input.message`` (and ``input.code``, default ``model_error``)."""
+    message = str(input.get("message", "failed on purpose"))
+    raise ModelError(message, code=str(input.get("code", "model_error")))
+
+
+def register_builtins(registry: ModelRegistry) -> ModelRegistry:
+    """Add the built-in models to ``registry``."""
+    registry.register("runback/echo", echo)
+    registry.register("runback/sleep", sleep, timeout=MAX_SLEEP_SECONDS + 60)
+    registry.register("runback/fail", fail)
+    return registry

@@ -1,0 +1,61 @@
+"""The HTTP API: a FastAPI app over the parts it is given, answering errors as the contract's
+envelope."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from runback.errors import ApiError
+from runback.provider.api import callback_secrets, runs
+from runback.provider.api.bodies import validation_error
+from runback.provider.api.deps import ApiDeps
+from runback.provider.api.views import json_response
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+def _api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return json_response(exc.envelope(), exc.status_code)
+
+
+def _request_invalid(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return _api_error(_request, validation_error(exc.errors()))
+
+
+def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    return json_response({"code": code, "message": exc.detail, "errors": None}, exc.status_code)
+
+
+def _unexpected(_request: Request, exc: Exception) -> Response:
+    log.error("unexpected error answering %s", _request.url.path, exc_info=exc)
+    message = "runback failed to answer; the server log has the details"
+    return json_response({"code": "INTERNAL", "message": message, "errors": None}, 500)
+
+
+def create_app(deps: ApiDeps) -> FastAPI:
+    """The API app, serving ``deps``."""
+    app = FastAPI(title="runback", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app.state.deps = deps
+    app.include_router(runs.router)
+    app.include_router(callback_secrets.router)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> Response:
+        """Answers while the process lives."""
+        return json_response({"status": "ok"})
+
+    return app

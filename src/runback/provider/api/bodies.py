@@ -1,0 +1,85 @@
+"""Reading request bodies: size-limited, parsed once with orjson, validated by pydantic.
+
+Every problem becomes the contract's envelope naming the field: a ``413`` past the size
+limit, a ``415`` for a body that says it is not JSON, a ``400`` for malformed JSON and a
+``422`` listing each invalid field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from runback.errors import (
+    BadRequestError,
+    FieldError,
+    PayloadTooLargeError,
+    UnsupportedMediaError,
+    ValidationFailedError,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+# pydantic's wording, told in terms of JSON.
+_MESSAGES = {
+    "missing": "is required",
+    "dict_type": "must be a JSON object",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "extra_forbidden": "is not a known field",
+}
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    """pydantic's errors as the envelope's ``errors[]``: a dotted field path and a message."""
+    found: list[FieldError] = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        field = ".".join(location) or "body"
+        message = _MESSAGES.get(error.get("type", ""), str(error.get("msg", "is invalid")))
+        found.append({"field": field, "message": message})
+    return found
+
+
+def validation_error(errors: Iterable[Mapping[str, Any]]) -> ValidationFailedError:
+    listed = field_errors(errors)
+    summary = "; ".join(f"{e['field']} {e['message']}" for e in listed)
+    return ValidationFailedError(f"the request is invalid: {summary}", errors=listed)
+
+
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The raw body, refused with ``413`` as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLargeError(f"the body is over the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def read_json(request: Request, model: type[M], *, limit: int) -> M:
+    """The body as a validated ``model``."""
+    media_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaError(
+            f"the body is {media_type}; send JSON with 'Content-Type: application/json'"
+        )
+    body = await read_body(request, limit=limit)
+    try:
+        data = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationFailedError.for_field("body", "must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None

@@ -1,0 +1,73 @@
+"""What every route may depend on: the server's parts, and the caller's organization."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from runback.core.clock import Clock
+from runback.core.urlpolicy import UrlPolicy
+from runback.errors import BadRequestError, PermissionDeniedError, UnauthorizedError
+from runback.provider.registry import ModelRegistry
+from runback.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ApiDeps:
+    """The parts the HTTP API works with, passed in by whoever builds the app."""
+
+    store: Store
+    registry: ModelRegistry
+    clock: Clock
+    url_policy: UrlPolicy
+    max_body_bytes: int
+    on_run_created: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The organization a request acts for, and every organization its key may act for."""
+
+    organization_id: UUID
+    organization_ids: tuple[UUID, ...]
+
+
+def get_deps(request: Request) -> ApiDeps:
+    deps: ApiDeps = request.app.state.deps
+    return deps
+
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: runback keys create")
+
+
+async def get_caller(
+    request: Request,
+    deps: Annotated[ApiDeps, Depends(get_deps)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError(
+            "send 'Authorization: Bearer <api key>'; 'runback keys create' makes a key"
+        )
+    organizations = await deps.store.accounts.organizations_of(credentials.credentials)
+    if not organizations:
+        raise UnauthorizedError("the API key is unknown or revoked")
+    chosen = organizations[0]
+    header = request.headers.get("x-organization-id")
+    if header is not None:
+        try:
+            chosen = UUID(header)
+        except ValueError:
+            raise BadRequestError("X-Organization-Id must be an organization's UUID") from None
+        if chosen not in organizations:
+            raise PermissionDeniedError(f"the API key is not a member of organization {chosen}")
+    return Caller(organization_id=chosen, organization_ids=tuple(organizations))
+
+
+Deps = Annotated[ApiDeps, Depends(get_deps)]
+CurrentCaller = Annotated[Caller, Depends(get_caller)]

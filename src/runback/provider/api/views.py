@@ -1,0 +1,101 @@
+"""The JSON shapes of the API's answers, built from the core's records.
+
+Stored JSON (input, output, metadata, payload bytes) is embedded as-is, never re-parsed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Response
+
+from runback.core.clock import isoformat, whole_ms
+from runback.core.payload import raw
+from runback.core.records import Attempt, CallbackSecret, Delivery, Run
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """An ``application/json`` answer serialised by orjson."""
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+
+
+def _id(value: object | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def run_view(run: Run) -> dict[str, Any]:
+    return {
+        "id": str(run.id),
+        "model": run.model,
+        "status_code": run.status.value,
+        "input": raw(run.input),
+        "output": raw(run.output),
+        "metadata": raw(run.metadata),
+        "client_ref": run.client_ref,
+        "callback_url": run.callback_url,
+        "duration_ms": (
+            None if run.completed_at is None else whole_ms(run.created_at, run.completed_at)
+        ),
+        "created_at": isoformat(run.created_at),
+        "started_at": isoformat(run.started_at),
+        "completed_at": isoformat(run.completed_at),
+        "updated_at": isoformat(run.updated_at),
+        "failure_code": run.failure_code,
+        "failure_message": run.failure_message,
+        "batch_id": _id(run.batch_id),
+    }
+
+
+def attempt_view(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "id": str(attempt.id),
+        "delivery_id": str(attempt.delivery_id),
+        "attempt_number": attempt.attempt_number,
+        "status_code": attempt.status_code,
+        "response_body": attempt.response_body,
+        "response_time_ms": attempt.response_time_ms,
+        "error_message": attempt.error_message,
+        "failure_reason_code": attempt.failure_reason_code,
+        "signing_secret_id": _id(attempt.signing_secret_id),
+        "created_at": isoformat(attempt.created_at),
+    }
+
+
+def delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]:
+    return {
+        "id": str(delivery.id),
+        "run_id": _id(delivery.run_id),
+        "batch_id": _id(delivery.batch_id),
+        "callback_url": delivery.callback_url,
+        "payload_bytes": delivery.payload_bytes.decode(),
+        "payload": orjson.Fragment(delivery.payload_bytes),
+        "signing_secret_id": _id(delivery.signing_secret_id),
+        "is_automatic": delivery.is_automatic,
+        "status_code": delivery.status.value,
+        "failure_reason_code": delivery.failure_reason_code,
+        "failure_detail": delivery.failure_detail,
+        "attempt_count": delivery.attempt_count,
+        "max_attempts": delivery.max_attempts,
+        "next_attempt_at": isoformat(delivery.next_attempt_at),
+        "created_at": isoformat(delivery.created_at),
+        "updated_at": isoformat(delivery.updated_at),
+        "completed_at": isoformat(delivery.completed_at),
+        "attempts": [attempt_view(a) for a in attempts],
+    }
+
+
+def secret_view(secret: CallbackSecret, *, plain: bool = False) -> dict[str, Any]:
+    """A secret; its plain value only when ``plain`` (the create answer, once)."""
+    view: dict[str, Any] = {"id": str(secret.id), "label": secret.label}
+    if plain:
+        view["plain_secret"] = secret.secret
+    view |= {
+        "key_prefix": secret.key_prefix,
+        "is_current": secret.is_current,
+        "disabled_at": isoformat(secret.disabled_at),
+        "last_used_at": isoformat(secret.last_used_at),
+        "created_at": isoformat(secret.created_at),
+        "updated_at": isoformat(secret.updated_at),
+    }
+    return view

@@ -1,0 +1,188 @@
+"""The dispatcher: drains the outbox, one attempt at a time per delivery, many at once.
+
+It claims due deliveries in batches, sends each as its own task (a slow receiver holds up only
+its own deliveries), signs every attempt at send time with the secrets active then, and
+records attempts through a group commit. It sleeps until the earliest ``next_attempt_at``
+or until woken in process (a run just finished), so a 250 ms retry goes out on time; the
+poll interval is only a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from runback.core.clock import Clock
+from runback.core.delivery import SendError, SendResult, after_attempt
+from runback.core.ids import new_id
+from runback.core.records import Attempt, CallbackSecret, Delivery
+from runback.core.retry import Random
+from runback.core.signing import signature_headers
+from runback.core.urlpolicy import UrlPolicy
+from runback.errors import UrlRefusedError
+from runback.provider.batching import GroupCommit
+from runback.provider.sender import OutboundRequest, Sender
+from runback.store import AttemptOutcome, Store
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Delivers pending callbacks with retries, at most ``max_in_flight`` at a time."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        sender: Sender,
+        clock: Clock,
+        random: Random,
+        url_policy: UrlPolicy,
+        worker_id: str,
+        max_in_flight: int,
+        attempt_timeout: float,
+        lease_seconds: float,
+        poll_interval: float,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._clock = clock
+        self._random = random
+        self._url_policy = url_policy
+        self._worker_id = worker_id
+        self._max_in_flight = max_in_flight
+        self._attempt_timeout = attempt_timeout
+        self._lease = timedelta(seconds=lease_seconds)
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._recorder = GroupCommit(store.deliveries.record)
+
+    def wake(self) -> None:
+        """Look for due deliveries now (one was just created)."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        """Deliver whatever is due, then sleep until the next due time or a wake-up."""
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self._start_due()
+                    delay = await self._seconds_to_next_due()
+                except Exception:
+                    log.exception("claiming due deliveries failed; retrying after the poll")
+                    delay = self._poll_interval
+                if delay > 0:
+                    try:
+                        async with asyncio.timeout(delay):
+                            await self._wake.wait()
+                    except TimeoutError:
+                        pass
+        finally:
+            await self.close()
+
+    async def deliver_due(self) -> int:
+        """Send every delivery due now and wait until each attempt is recorded.
+
+        For tests and tools that drive time themselves; answers how many attempts were made.
+        """
+        attempts = 0
+        while started := await self._start_due():
+            attempts += started
+            await asyncio.gather(*self._tasks)
+        await asyncio.gather(*self._tasks)
+        return attempts
+
+    async def close(self) -> None:
+        """Cancel attempts in flight; their deliveries are handed back at the next start."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _seconds_to_next_due(self) -> float:
+        if len(self._tasks) >= self._max_in_flight:
+            return self._poll_interval  # a finishing attempt wakes the loop
+        due = await self._store.deliveries.next_due_at()
+        if due is None:
+            return self._poll_interval
+        wait = (due - self._clock.now()).total_seconds()
+        return min(max(wait, 0.0), self._poll_interval)
+
+    async def _start_due(self) -> int:
+        room = self._max_in_flight - len(self._tasks)
+        if room <= 0:
+            return 0
+        now = self._clock.now()
+        claimed = await self._store.deliveries.claim_due(
+            worker=self._worker_id, limit=room, now=now, lease_until=now + self._lease
+        )
+        if not claimed:
+            return 0
+        secrets = await self._store.secrets.signing({d.organization_id for d in claimed})
+        for delivery in claimed:
+            task = asyncio.create_task(
+                self._attempt(delivery, secrets[delivery.organization_id]),
+                name=f"delivery {delivery.id}",
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        return len(claimed)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a delivery attempt failed unexpectedly", exc_info=task.exception())
+        self._wake.set()
+
+    async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
+        started = self._clock.now()
+        current = secrets[0] if secrets and secrets[0].is_current else None
+        try:
+            self._url_policy.check(delivery.callback_url)
+        except UrlRefusedError as exc:
+            result = SendResult(None, None, 0, SendError.BLOCKED_URL, str(exc))
+        else:
+            headers = signature_headers(
+                body=delivery.payload_bytes,
+                msg_id=delivery.webhook_id,
+                timestamp=int(started.timestamp()),
+                current=current.secret if current else None,
+                active=[s.secret for s in secrets],
+            )
+            headers["Content-Type"] = "application/json"
+            headers["Runflow-Request-Id"] = str(delivery.id)
+            result = await self._sender.send(
+                OutboundRequest(
+                    url=delivery.callback_url,
+                    body=delivery.payload_bytes,
+                    headers=headers,
+                    timeout=self._attempt_timeout,
+                )
+            )
+        finished = self._clock.now()
+        number = delivery.attempt_count + 1
+        step = after_attempt(
+            result,
+            attempt_number=number,
+            policy=delivery.retry_policy,
+            now=finished,
+            random=self._random,
+        )
+        attempt = Attempt(
+            id=new_id(),
+            delivery_id=delivery.id,
+            attempt_number=number,
+            status_code=result.status,
+            response_body=result.body,
+            response_time_ms=result.elapsed_ms,
+            error_message=result.describe(),
+            failure_reason_code=result.failure_reason,
+            signing_secret_id=current.id if current else None,
+            created_at=started,
+        )
+        await self._recorder.submit(
+            AttemptOutcome(delivery.organization_id, attempt, step, finished)
+        )

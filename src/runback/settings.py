@@ -1,0 +1,83 @@
+"""One frozen ``Settings``, built once at the edge from ``RUNBACK_*`` variables and CLI flags.
+
+Flags win over variables, variables over defaults. Nothing below the entry point reads the
+environment: components receive the values they need as keyword arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from runback.errors import ConfigError
+
+DATABASE_FILE = "runback.db"
+
+
+def sqlite_url(path: Path) -> str:
+    """The database URL of an SQLite file."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
+class Settings(BaseSettings):
+    """Every setting of runback, with its default (``docs/configuration.md`` says why)."""
+
+    model_config = SettingsConfigDict(env_prefix="RUNBACK_", frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path("runback-data")
+    database_url: str | None = None
+    """Defaults to ``runback.db`` inside the data directory."""
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
+    """``normal`` survives any crash of the process; ``full`` also a power loss, slower."""
+
+    callback_allow: Annotated[tuple[str, ...], NoDecode] = ()
+    """CIDRs and host names that outbound URLs may reach although they are internal."""
+
+    attempt_timeout: float = Field(default=10.0, gt=0, le=300)
+    max_in_flight_deliveries: int = Field(default=256, ge=1, le=100_000)
+    max_concurrent_runs: int = Field(default=64, ge=1, le=100_000)
+    run_max_executions: int = Field(default=2, ge=1, le=100)
+    """How often a run may start: a run interrupted by a crash runs again while it may."""
+    model_timeout: float = Field(default=600.0, gt=0)
+    """Timeout of models that set none."""
+    poll_interval: float = Field(default=1.0, gt=0, le=60)
+    """The safety-net poll; work is normally picked up at once through in-process wake-ups."""
+    lease_seconds: float = Field(default=60.0, gt=0)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    access_log: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("callback_allow", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to the SQLite file in the data directory."""
+        return self.database_url or sqlite_url(self.data_dir / DATABASE_FILE)
+
+    @property
+    def base_url(self) -> str:
+        """The URL this server answers on, as its own log lines print it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the given (non-None) overrides from flags."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        env = f"RUNBACK_{name.upper()}"
+        raise ConfigError(f"{name} (--{name.replace('_', '-')} or {env}): {first['msg']}") from None

@@ -1,0 +1,47 @@
+"""Persistence: one ``Store`` over SQLite now (PostgreSQL later), migrated on open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from runback.store.accounts import AccountStore
+from runback.store.database import Database, SqliteSync
+from runback.store.deliveries import AttemptOutcome, DeliveryStore
+from runback.store.migrate import head_revision, migrate
+from runback.store.runs import RunStore
+from runback.store.secrets import SecretStore
+
+
+class Store:
+    """Every table of runback, grouped by concept, over one ``Database``."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.accounts = AccountStore(database)
+        self.runs = RunStore(database)
+        self.deliveries = DeliveryStore(database)
+        self.secrets = SecretStore(database)
+
+
+@asynccontextmanager
+async def open_store(
+    url: str, *, sqlite_synchronous: SqliteSync = "normal"
+) -> AsyncIterator[Store]:
+    """Open the database, migrate it to this runback's schema, and close it afterwards."""
+    database = Database(url, sqlite_synchronous=sqlite_synchronous)
+    try:
+        await migrate(database)
+        yield Store(database)
+    finally:
+        await database.close()
+
+
+__all__ = [
+    "AttemptOutcome",
+    "Database",
+    "Store",
+    "head_revision",
+    "migrate",
+    "open_store",
+]

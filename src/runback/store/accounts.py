@@ -1,0 +1,88 @@
+"""Organizations, API keys and the memberships that join them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import func, select
+
+from runback.core.ids import hash_api_key, new_api_key, new_id, visible_prefix
+from runback.core.records import Organization
+from runback.store.database import Database
+from runback.store.schema import api_keys, memberships, organizations
+
+DEFAULT_ORGANIZATION = "default"
+
+
+class AccountStore:
+    """The ``organizations``, ``api_keys`` and ``memberships`` tables."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def ensure_default_organization(self, *, now: datetime) -> tuple[Organization, bool]:
+        """The first organization, created when there is none; answers whether it was."""
+        async with self._db.write() as conn:
+            row = (
+                await conn.execute(select(organizations).order_by(organizations.c.created_at))
+            ).first()
+            if row is not None:
+                return Organization(**row._mapping), False
+            org = Organization(id=new_id(), name=DEFAULT_ORGANIZATION, created_at=now)
+            await conn.execute(
+                organizations.insert().values(id=org.id, name=org.name, created_at=now)
+            )
+            return org, True
+
+    async def create_api_key(
+        self, organization_ids: Sequence[UUID], *, now: datetime, label: str | None = None
+    ) -> str:
+        """Commit a new key, member of the given organizations (the first is its default).
+
+        Answers the token: the only time it exists outside the caller's hands.
+        """
+        token = new_api_key()
+        key_id = new_id()
+        async with self._db.write() as conn:
+            await conn.execute(
+                api_keys.insert().values(
+                    id=key_id,
+                    key_hash=hash_api_key(token),
+                    key_prefix=visible_prefix(token),
+                    label=label,
+                    created_at=now,
+                )
+            )
+            await conn.execute(
+                memberships.insert(),
+                [
+                    {
+                        "api_key_id": key_id,
+                        "organization_id": org,
+                        "position": position,
+                        "created_at": now,
+                    }
+                    for position, org in enumerate(organization_ids)
+                ],
+            )
+        return token
+
+    async def organizations_of(self, token: str) -> list[UUID]:
+        """The organizations of a live key, its default first; empty for an unknown key."""
+        query = (
+            select(memberships.c.organization_id)
+            .join(api_keys, api_keys.c.id == memberships.c.api_key_id)
+            .where(api_keys.c.key_hash == hash_api_key(token), api_keys.c.revoked_at.is_(None))
+            .order_by(memberships.c.position)
+        )
+        async with self._db.read() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def count_keys(self) -> int:
+        async with self._db.read() as conn:
+            count: int = (
+                await conn.execute(select(func.count()).select_from(api_keys))
+            ).scalar_one()
+            return count

@@ -1,0 +1,253 @@
+"""Deliveries and their attempts: the outbox the dispatcher drains."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runback.core.delivery import NextStep
+from runback.core.records import Attempt, Delivery
+from runback.core.retry import RetryPolicy
+from runback.core.states import DeliveryStatus
+from runback.store.database import Database
+from runback.store.schema import callback_secrets, deliveries, delivery_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """One finished attempt and the delivery state it leads to: recorded together."""
+
+    organization_id: UUID
+    attempt: Attempt
+    step: NextStep
+    now: datetime
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    m = row._mapping
+    return Delivery(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        run_id=m["run_id"],
+        batch_id=m["batch_id"],
+        callback_url=m["callback_url"],
+        webhook_id=m["webhook_id"],
+        payload_bytes=m["payload_bytes"],
+        is_automatic=m["is_automatic"],
+        status=DeliveryStatus(m["status"]),
+        failure_reason_code=m["failure_reason_code"],
+        failure_detail=m["failure_detail"],
+        attempt_count=m["attempt_count"],
+        retry_policy=RetryPolicy.from_json(orjson.loads(m["retry_policy"])),
+        next_attempt_at=m["next_attempt_at"],
+        signing_secret_id=m["signing_secret_id"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        completed_at=m["completed_at"],
+    )
+
+
+def _attempt(row: Row[Any]) -> Attempt:
+    m = row._mapping
+    return Attempt(
+        id=m["id"],
+        delivery_id=m["delivery_id"],
+        attempt_number=m["attempt_number"],
+        status_code=m["status_code"],
+        response_body=m["response_body"],
+        response_time_ms=m["response_time_ms"],
+        error_message=m["error_message"],
+        failure_reason_code=m["failure_reason_code"],
+        signing_secret_id=m["signing_secret_id"],
+        created_at=m["created_at"],
+    )
+
+
+async def insert_delivery(conn: AsyncConnection, delivery: Delivery) -> None:
+    """Insert a delivery inside the caller's transaction (the outbox write)."""
+    await conn.execute(
+        deliveries.insert().values(
+            id=delivery.id,
+            organization_id=delivery.organization_id,
+            run_id=delivery.run_id,
+            batch_id=delivery.batch_id,
+            callback_url=delivery.callback_url,
+            webhook_id=delivery.webhook_id,
+            payload_bytes=delivery.payload_bytes,
+            is_automatic=delivery.is_automatic,
+            status=delivery.status.value,
+            attempt_count=delivery.attempt_count,
+            max_attempts=delivery.max_attempts,
+            retry_policy=orjson.dumps(delivery.retry_policy.to_json()).decode(),
+            next_attempt_at=delivery.next_attempt_at,
+            created_at=delivery.created_at,
+            updated_at=delivery.updated_at,
+        )
+    )
+
+
+# One statement, executed for many rows at once when a batch of attempts is recorded.
+_APPLY_STEP = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        attempt_count=bindparam("b_attempt_count"),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+        failure_reason_code=bindparam("b_failure_reason_code"),
+        failure_detail=bindparam("b_failure_detail"),
+        signing_secret_id=bindparam("b_signing_secret_id"),
+        completed_at=bindparam("b_completed_at"),
+        updated_at=bindparam("b_now"),
+        claimed_by=None,
+        lease_until=None,
+    )
+)
+
+
+class DeliveryStore:
+    """The ``deliveries`` and ``delivery_attempts`` tables."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def claim_due(
+        self, *, worker: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[Delivery]:
+        """Claim up to ``limit`` pending deliveries due by ``now``, earliest first."""
+        due = (
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+                deliveries.c.next_attempt_at <= now,
+            )
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        async with self._db.write() as conn:
+            rows = await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(due))
+                .values(
+                    status=DeliveryStatus.DELIVERING.value,
+                    claimed_by=worker,
+                    lease_until=lease_until,
+                    updated_at=now,
+                )
+                .returning(*deliveries.c)
+            )
+            claimed = [_delivery(row) for row in rows]
+        return sorted(claimed, key=lambda d: (d.next_attempt_at or now, d.id))
+
+    async def record(self, outcomes: Sequence[AttemptOutcome]) -> None:
+        """Commit a batch of finished attempts, the delivery states they lead to, and the
+        secrets' ``last_used_at``."""
+        if not outcomes:
+            return
+        async with self._db.write() as conn:
+            await conn.execute(
+                delivery_attempts.insert(),
+                [
+                    {
+                        "id": o.attempt.id,
+                        "delivery_id": o.attempt.delivery_id,
+                        "organization_id": o.organization_id,
+                        "attempt_number": o.attempt.attempt_number,
+                        "status_code": o.attempt.status_code,
+                        "response_body": o.attempt.response_body,
+                        "response_time_ms": o.attempt.response_time_ms,
+                        "error_message": o.attempt.error_message,
+                        "failure_reason_code": o.attempt.failure_reason_code,
+                        "signing_secret_id": o.attempt.signing_secret_id,
+                        "created_at": o.attempt.created_at,
+                    }
+                    for o in outcomes
+                ],
+            )
+            await conn.execute(
+                _APPLY_STEP,
+                [
+                    {
+                        "b_id": o.attempt.delivery_id,
+                        "b_status": o.step.status.value,
+                        "b_attempt_count": o.attempt.attempt_number,
+                        "b_next_attempt_at": o.step.next_attempt_at,
+                        "b_failure_reason_code": o.step.failure_reason_code,
+                        "b_failure_detail": o.step.failure_detail,
+                        "b_signing_secret_id": o.attempt.signing_secret_id,
+                        "b_completed_at": o.now if o.step.status.is_final else None,
+                        "b_now": o.now,
+                    }
+                    for o in outcomes
+                ],
+            )
+            used = {o.attempt.signing_secret_id for o in outcomes} - {None}
+            if used:
+                await conn.execute(
+                    update(callback_secrets)
+                    .where(callback_secrets.c.id.in_(used))
+                    .values(last_used_at=max(o.now for o in outcomes))
+                )
+
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest pending delivery is due; None when none is pending."""
+        query = select(func.min(deliveries.c.next_attempt_at)).where(
+            deliveries.c.status == DeliveryStatus.PENDING.value
+        )
+        async with self._db.read() as conn:
+            due: datetime | None = (await conn.execute(query)).scalar()
+        return due
+
+    async def release_claims(self, *, now: datetime) -> int:
+        """Hand every in-flight delivery back to ``pending`` (start-up with an exclusive lock).
+
+        The interrupted attempt was never recorded; it is sent again at once, and receivers
+        dedupe on ``webhook-id``.
+        """
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.status == DeliveryStatus.DELIVERING.value)
+                .values(
+                    status=DeliveryStatus.PENDING.value,
+                    claimed_by=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            )
+            return result.rowcount
+
+    async def for_run(
+        self, run_id: UUID, *, organization_id: UUID
+    ) -> list[tuple[Delivery, list[Attempt]]]:
+        """A run's deliveries, oldest first, each with its attempts in order."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(deliveries)
+                .where(
+                    deliveries.c.run_id == run_id,
+                    deliveries.c.organization_id == organization_id,
+                )
+                .order_by(deliveries.c.created_at, deliveries.c.id)
+            )
+            found = [_delivery(row) for row in rows]
+            if not found:
+                return []
+            attempt_rows = await conn.execute(
+                select(delivery_attempts)
+                .where(delivery_attempts.c.delivery_id.in_([d.id for d in found]))
+                .order_by(delivery_attempts.c.attempt_number)
+            )
+        attempts: dict[UUID, list[Attempt]] = {d.id: [] for d in found}
+        for row in attempt_rows:
+            attempt = _attempt(row)
+            attempts[attempt.delivery_id].append(attempt)
+        return [(d, attempts[d.id]) for d in found]

@@ -1,0 +1,59 @@
+"""Schema migrations, run by every command before it touches the database.
+
+A new or older database is upgraded to this runback's head revision; a database stamped with a
+revision this runback does not know was written by a newer runback and is refused, because
+running old code on a newer schema can lose data.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection
+
+from runback.errors import SchemaTooNewError
+from runback.store.database import Database
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("runback.store") / "migrations"))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def head_revision() -> str:
+    """The schema revision this runback writes."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _upgrade(connection: Connection) -> str | None:
+    config = _config()
+    current = MigrationContext.configure(connection).get_current_revision()
+    script = ScriptDirectory.from_config(config)
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except CommandError:
+            raise SchemaTooNewError(
+                f"the database is at schema revision {current}, newer than this runback "
+                f"knows (head {script.get_current_head()}): upgrade runback to use it"
+            ) from None
+    if current == script.get_current_head():
+        return current
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+    return current
+
+
+async def migrate(database: Database) -> str | None:
+    """Bring the schema to this runback's head; answer the revision it was at before."""
+    async with database.write() as connection:
+        return await connection.run_sync(_upgrade)

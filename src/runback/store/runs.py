@@ -1,0 +1,179 @@
+"""Runs: insert, read, claim for execution, finish together with their callback (the outbox)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, func, select, update
+
+from runback.core.records import Delivery, Run
+from runback.core.states import RunStatus
+from runback.store.database import Database
+from runback.store.deliveries import insert_delivery
+from runback.store.schema import runs
+
+
+def _run(row: Row[Any]) -> Run:
+    m = row._mapping
+    return Run(
+        id=m["id"],
+        organization_id=m["organization_id"],
+        model=m["model"],
+        status=RunStatus(m["status"]),
+        input=m["input"],
+        output=m["output"],
+        metadata=m["metadata"],
+        client_ref=m["client_ref"],
+        callback_url=m["callback_url"],
+        failure_code=m["failure_code"],
+        failure_message=m["failure_message"],
+        batch_id=m["batch_id"],
+        execution_count=m["execution_count"],
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        completed_at=m["completed_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+class RunStore:
+    """The ``runs`` table."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def insert(self, run: Run) -> None:
+        """Commit a new run."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                runs.insert().values(
+                    id=run.id,
+                    organization_id=run.organization_id,
+                    model=run.model,
+                    status=run.status.value,
+                    input=run.input,
+                    output=run.output,
+                    metadata=run.metadata,
+                    client_ref=run.client_ref,
+                    callback_url=run.callback_url,
+                    batch_id=run.batch_id,
+                    execution_count=run.execution_count,
+                    created_at=run.created_at,
+                    updated_at=run.updated_at,
+                )
+            )
+
+    async def get(self, run_id: UUID, *, organization_id: UUID | None = None) -> Run | None:
+        """One run; with ``organization_id``, only if it belongs to that organization."""
+        query = select(runs).where(runs.c.id == run_id)
+        if organization_id is not None:
+            query = query.where(runs.c.organization_id == organization_id)
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _run(row)
+
+    async def claim_queued(
+        self, *, worker: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[Run]:
+        """Move up to ``limit`` of the oldest queued runs to ``running`` for ``worker``.
+
+        ``dispatching`` is the state in between: claimed, model not yet started. Both steps
+        happen in one transaction here because this executor starts every run it claims
+        at once; the state exists for executors that will hold claimed runs back.
+        """
+        oldest = (
+            select(runs.c.id)
+            .where(runs.c.status == RunStatus.QUEUED.value)
+            .order_by(runs.c.created_at)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        lease = {"claimed_by": worker, "lease_until": lease_until, "updated_at": now}
+        async with self._db.write() as conn:
+            claimed = (
+                await conn.execute(
+                    update(runs)
+                    .where(runs.c.id.in_(oldest))
+                    .values(status=RunStatus.DISPATCHING.value, **lease)
+                    .returning(runs.c.id)
+                )
+            ).scalars()
+            ids = list(claimed)
+            if not ids:
+                return []
+            rows = await conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(ids))
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    started_at=now,
+                    execution_count=runs.c.execution_count + 1,
+                )
+                .returning(*runs.c)
+            )
+            return sorted((_run(row) for row in rows), key=lambda run: run.created_at)
+
+    async def finish(self, run: Run, delivery: Delivery | None) -> bool:
+        """Commit a run's terminal state and its callback delivery in one transaction.
+
+        The outbox: the callback exists exactly when the terminal state does. The update only
+        applies to a run still ``running``, so a run finished elsewhere (cancelled, recovered)
+        is not finished twice; answers whether it applied.
+        """
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(runs)
+                .where(runs.c.id == run.id, runs.c.status == RunStatus.RUNNING.value)
+                .values(
+                    status=run.status.value,
+                    output=run.output,
+                    failure_code=run.failure_code,
+                    failure_message=run.failure_message,
+                    completed_at=run.completed_at,
+                    updated_at=run.updated_at,
+                    claimed_by=None,
+                    lease_until=None,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            if delivery is not None:
+                await insert_delivery(conn, delivery)
+            return True
+
+    async def recover(self, *, now: datetime, max_executions: int) -> list[Run]:
+        """Hand back every claimed run after a restart; answer those to fail as interrupted.
+
+        Only safe while this process holds the data directory exclusively: then no other
+        executor can own a claim. Runs that never started go back to the queue; runs whose
+        model was running are queued again while they have executions left, and answered
+        (still ``running``) for the caller to fail.
+        """
+        requeue = {
+            "status": RunStatus.QUEUED.value,
+            "claimed_by": None,
+            "lease_until": None,
+            "updated_at": now,
+        }
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.status == RunStatus.DISPATCHING.value).values(**requeue)
+            )
+            await conn.execute(
+                update(runs)
+                .where(
+                    runs.c.status == RunStatus.RUNNING.value,
+                    runs.c.execution_count < max_executions,
+                )
+                .values(**requeue)
+            )
+            rows = await conn.execute(select(runs).where(runs.c.status == RunStatus.RUNNING.value))
+            return [_run(row) for row in rows]
+
+    async def count_by_status(self) -> dict[RunStatus, int]:
+        """How many runs are in each status (for start-up reports and tests)."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status))
+            return {RunStatus(status): count for status, count in rows.tuples()}

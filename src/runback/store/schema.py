@@ -1,0 +1,179 @@
+"""The tables, as SQLAlchemy Core objects for the queries.
+
+The migrations in ``migrations/versions`` create them; this module mirrors the latest state.
+Every claimable table has lease columns (``claimed_by``, ``lease_until``) so that several
+workers can share it once the PostgreSQL backend arrives; every table carries
+``organization_id`` so that no query can forget whose rows it reads.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
+
+from runback.store.types import UtcDateTime
+
+metadata = MetaData()
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("key_prefix", Text, nullable=False),
+    Column("label", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+    Column("last_used_at", UtcDateTime),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("api_key_id", Uuid, ForeignKey("api_keys.id"), primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    # The key's default organization is its first membership.
+    Column("position", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("model", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("input", Text, nullable=False),
+    Column("output", Text),
+    Column("metadata", Text),
+    Column("client_ref", Text),
+    Column("callback_url", Text),
+    Column("idempotency_key", Text),
+    Column("request_hash", Text),
+    Column("batch_id", Uuid),
+    Column("failure_code", Text),
+    Column("failure_message", Text),
+    Column("execution_count", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("completed_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("claimed_by", Text),
+    Column("lease_until", UtcDateTime),
+    Index("ix_runs_org_created", "organization_id", "created_at"),
+    Index(
+        "ix_runs_queued",
+        "created_at",
+        sqlite_where=text("status = 'queued'"),
+        postgresql_where=text("status = 'queued'"),
+    ),
+    Index(
+        "ux_runs_idempotency",
+        "organization_id",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+callback_secrets = Table(
+    "callback_secrets",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("label", Text),
+    Column("secret", Text, nullable=False),
+    Column("key_prefix", Text, nullable=False),
+    Column("is_current", Boolean, nullable=False),
+    Column("disabled_at", UtcDateTime),
+    Column("last_used_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(
+        "ux_callback_secrets_current",
+        "organization_id",
+        unique=True,
+        sqlite_where=text("is_current"),
+        postgresql_where=text("is_current"),
+    ),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("run_id", Uuid, ForeignKey("runs.id")),
+    Column("batch_id", Uuid),
+    Column("callback_url", Text, nullable=False),
+    Column("webhook_id", Text, nullable=False),
+    Column("payload_bytes", LargeBinary, nullable=False),
+    Column("is_automatic", Boolean, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("failure_reason_code", Text),
+    Column("failure_detail", Text),
+    Column("attempt_count", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("retry_policy", Text, nullable=False),
+    Column("next_attempt_at", UtcDateTime),
+    Column("signing_secret_id", Uuid),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime),
+    Column("claimed_by", Text),
+    Column("lease_until", UtcDateTime),
+    Index("ix_deliveries_run", "run_id"),
+    # The dispatcher's claim: the earliest due pending deliveries.
+    Index(
+        "ix_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    # At most one delivery in flight per run, enforced by the database itself.
+    Index(
+        "ux_deliveries_in_flight",
+        "run_id",
+        unique=True,
+        sqlite_where=text("status IN ('pending', 'delivering') AND run_id IS NOT NULL"),
+        postgresql_where=text("status IN ('pending', 'delivering') AND run_id IS NOT NULL"),
+    ),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("delivery_id", Uuid, ForeignKey("deliveries.id"), nullable=False),
+    Column("organization_id", Uuid, nullable=False),
+    Column("attempt_number", Integer, nullable=False),
+    Column("status_code", Integer),
+    Column("response_body", Text),
+    Column("response_time_ms", Integer, nullable=False),
+    Column("error_message", Text),
+    Column("failure_reason_code", Text),
+    Column("signing_secret_id", Uuid),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_delivery_attempts_delivery", "delivery_id", "attempt_number"),
+)
