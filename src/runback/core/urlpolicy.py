@@ -10,6 +10,8 @@ receivers may authenticate by it.
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -22,6 +24,10 @@ _SCHEMES: Final = frozenset({"http", "https"})
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NUMERIC_IPV4: Final = re.compile(
+    r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE
+)
 
 LOOPBACK_ALLOW: Final = ("127.0.0.0/8", "::1", "localhost")
 """The allow-list entries that admit this machine's own loopback receivers."""
@@ -93,10 +99,23 @@ class UrlPolicy:
 
 
 def _literal_address(host: str) -> IPAddress | None:
+    """The address a host names without any DNS, in every spelling resolvers accept.
+
+    ``127.1``, ``2130706433``, ``0x7f000001`` and ``0177.0.0.1`` all reach 127.0.0.1 through
+    ``getaddrinfo``, although ``ipaddress`` reads none of them.
+    """
     try:
         return ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
+        pass
+    if not _NUMERIC_IPV4.fullmatch(host):
         return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        raise UrlRefusedError(
+            f"host {host} is not a valid IPv4 address", reason="malformed"
+        ) from None
 
 
 def _internal_kind(address: IPAddress) -> str | None:
@@ -109,6 +128,7 @@ def _internal_kind(address: IPAddress) -> str | None:
         ("multicast", address.is_multicast),
         ("unspecified", address.is_unspecified),
         ("reserved", address.is_reserved),
+        ("non-public", not address.is_global),  # e.g. CGNAT 100.64.0.0/10
     )
     return next((f"a {kind} address" for kind, hit in checks if hit), None)
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import codecs
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,22 @@ class Sender(Protocol):
     """Sends one request and reports what came back; never raises for network trouble."""
 
     async def send(self, request: OutboundRequest) -> SendResult: ...
+
+
+async def _head(content: aiohttp.StreamReader) -> str:
+    """The first ``RESPONSE_BODY_LIMIT`` bytes of an answer, as text of at most that size.
+
+    ``read(n)`` answers what is buffered, so it is called until the limit or the end; a
+    character cut by the limit is dropped rather than replaced (a replacement would be
+    longer than what it replaces).
+    """
+    head = bytearray()
+    while len(head) < RESPONSE_BODY_LIMIT:
+        chunk = await content.read(RESPONSE_BODY_LIMIT - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return codecs.getincrementaldecoder("utf-8")("replace").decode(bytes(head), final=False)
 
 
 def _elapsed_ms(started: float) -> int:
@@ -78,10 +95,9 @@ class AiohttpSender:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=request.timeout),
             ) as response:
-                head = await response.content.read(RESPONSE_BODY_LIMIT)
                 return SendResult(
                     status=response.status,
-                    body=head.decode("utf-8", "replace"),
+                    body=await _head(response.content),
                     elapsed_ms=_elapsed_ms(started),
                 )
         except TimeoutError:

@@ -36,6 +36,15 @@ class AccountStore:
             )
             return org, True
 
+    async def create_organization(self, name: str, *, now: datetime) -> Organization:
+        """Commit a new organization."""
+        org = Organization(id=new_id(), name=name, created_at=now)
+        async with self._db.write() as conn:
+            await conn.execute(
+                organizations.insert().values(id=org.id, name=org.name, created_at=now)
+            )
+        return org
+
     async def create_api_key(
         self, organization_ids: Sequence[UUID], *, now: datetime, label: str | None = None
     ) -> str:

@@ -1,0 +1,292 @@
+"""The HTTP API in process (no sockets): submit, poll, inspect callbacks, secrets, errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+import orjson
+import pytest
+
+from runback.core.urlpolicy import UrlPolicy
+from runback.models import register_builtins
+from runback.provider.api.app import create_app
+from runback.provider.api.deps import ApiDeps
+from runback.provider.registry import ModelRegistry
+from runback.store import Store
+from runback.testing import ManualClock
+from support.harness import Harness, make_harness
+
+BODY_LIMIT = 64 * 1024
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    harness: Harness
+    key: str
+    woken: list[bool]
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+    async def submit(self, body: dict[str, Any], model: str = "runback/echo") -> httpx.Response:
+        return await self.client.post(f"/v1/models/{model}/runs", json=body, headers=self.auth())
+
+
+@pytest.fixture
+async def api(store: Store, clock: ManualClock) -> AsyncIterator[Api]:
+    harness = await make_harness(store, clock)
+    key = await store.accounts.create_api_key([harness.organization_id], now=clock.now())
+    woken: list[bool] = []
+    app = create_app(
+        ApiDeps(
+            store=store,
+            registry=register_builtins(ModelRegistry()),
+            clock=clock,
+            url_policy=UrlPolicy.from_allow_list(["127.0.0.0/8"]),
+            max_body_bytes=BODY_LIMIT,
+            on_run_created=lambda: woken.append(True),
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://runback.test") as client:
+        yield Api(client, harness, key, woken)
+
+
+class TestSubmit:
+    async def test_a_run_is_answered_201_queued_before_any_work(self, api: Api) -> None:
+        response = await api.submit(
+            {
+                "input": {"prompt": "a cat"},
+                "callback_url": "https://receiver.example/hook?token=x",
+                "metadata": {"order": "A-17"},
+                "client_ref": "mine-1",
+            }
+        )
+
+        assert response.status_code == 201
+        run = response.json()
+        assert run["status_code"] == "queued"
+        assert UUID(run["id"]).version == 7
+        assert run["input"] == {"prompt": "a cat"}
+        assert run["metadata"] == {"order": "A-17"}
+        assert run["client_ref"] == "mine-1"
+        assert run["callback_url"] == "https://receiver.example/hook?token=x"
+        assert run["created_at"].endswith("+00:00")
+        assert run["output"] is None
+        assert api.woken == [True]
+        stored = await api.harness.store.runs.get(UUID(run["id"]))
+        assert stored is not None
+
+    async def test_a_run_object_has_every_contract_field(self, api: Api) -> None:
+        run = (await api.submit({"input": {}})).json()
+
+        assert set(run) >= {
+            "id",
+            "status_code",
+            "input",
+            "output",
+            "metadata",
+            "client_ref",
+            "callback_url",
+            "duration_ms",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "failure_code",
+            "failure_message",
+            "batch_id",
+        }
+
+    async def test_a_model_path_may_have_more_segments(self, api: Api) -> None:
+        response = await api.submit({"input": {}}, model="acme/images/v2")
+
+        assert response.status_code == 404
+        assert response.json()["code"] == "MODEL_UNAVAILABLE"
+        assert "acme/images/v2" in response.json()["message"]
+
+    async def test_polling_shows_the_run_as_it_finishes(self, api: Api) -> None:
+        run = (await api.submit({"input": {"a": 1}})).json()
+        await api.harness.executor.run_until_idle()
+
+        response = await api.client.get(f"/v1/runs/{run['id']}", headers=api.auth())
+
+        assert response.status_code == 200
+        polled = response.json()
+        assert polled["status_code"] == "succeeded"
+        assert polled["output"] == {"a": 1}
+        assert polled["duration_ms"] >= 0
+
+
+class TestBadInput:
+    """Each bad input gets its documented 4xx, naming the field and the problem."""
+
+    @pytest.mark.parametrize(
+        ("body", "field", "message"),
+        [
+            ({"input": []}, "input", "must be a JSON object"),
+            ({}, "input", "is required"),
+            ({"input": {}, "callback_url": "ftp://x.example/"}, "callback_url", "http"),
+            ({"input": {}, "callback_url": "https://10.0.0.7/"}, "callback_url", "private"),
+            (
+                {"input": {}, "callback_url": "https://x.example/" + "a" * 2048},
+                "callback_url",
+                "2048",
+            ),
+            ({"input": {}, "metadata": "x"}, "metadata", "must be a JSON object"),
+            ({"input": {}, "callbackUrl": "https://x.example"}, "callbackUrl", "not a known"),
+            ({"input": {}, "client_ref": "x" * 300}, "client_ref", "256"),
+        ],
+    )
+    async def test_an_invalid_field_is_a_422_naming_it(
+        self, api: Api, body: dict[str, Any], field: str, message: str
+    ) -> None:
+        response = await api.submit(body)
+
+        assert response.status_code == 422
+        error = response.json()
+        assert error["code"] == "VALIDATION_ERROR"
+        [problem] = error["errors"]
+        assert problem["field"] == field
+        assert message in problem["message"]
+
+    async def test_a_body_that_is_not_an_object_is_a_422(self, api: Api) -> None:
+        response = await api.client.post(
+            "/v1/models/runback/echo/runs", content=b"[1]", headers=api.auth()
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"] == [{"field": "body", "message": "must be a JSON object"}]
+
+    async def test_malformed_json_is_a_400(self, api: Api) -> None:
+        response = await api.client.post(
+            "/v1/models/runback/echo/runs", content=b'{"input": ', headers=api.auth()
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "BAD_REQUEST"
+
+    async def test_a_body_over_the_limit_is_a_413(self, api: Api) -> None:
+        big = {"input": {"blob": "x" * BODY_LIMIT}}
+        response = await api.submit(big)
+        assert response.status_code == 413
+        assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
+
+    async def test_a_body_that_is_not_json_is_a_415(self, api: Api) -> None:
+        response = await api.client.post(
+            "/v1/models/runback/echo/runs",
+            content=b"input=1",
+            headers={**api.auth(), "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 415
+
+    async def test_an_unknown_model_is_a_404(self, api: Api) -> None:
+        response = await api.submit({"input": {}}, model="acme/nothing")
+        assert (response.status_code, response.json()["code"]) == (404, "MODEL_UNAVAILABLE")
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {},  # no key at all
+            {"Authorization": "Bearer rb_not-a-key"},  # unknown key
+            {"Authorization": "Basic dXNlcjpwYXNz"},  # not a bearer token
+        ],
+    )
+    async def test_without_a_valid_key_every_route_is_a_401(
+        self, api: Api, headers: dict[str, str]
+    ) -> None:
+        response = await api.client.post(
+            "/v1/models/runback/echo/runs", json={"input": {}}, headers=headers
+        )
+        assert (response.status_code, response.json()["code"]) == (401, "UNAUTHORIZED")
+
+    async def test_an_unknown_route_is_a_404_envelope(self, api: Api) -> None:
+        response = await api.client.get("/v1/nothing-here", headers=api.auth())
+        assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND")
+
+
+class TestOrganizations:
+    async def test_another_organizations_run_is_a_404(self, api: Api) -> None:
+        run = (await api.submit({"input": {}})).json()
+        store, clock = api.harness.store, api.harness.clock
+        other = await store.accounts.create_organization("other", now=clock.now())
+        other_key = await store.accounts.create_api_key([other.id], now=clock.now())
+
+        for path in (f"/v1/runs/{run['id']}", f"/v1/runs/{run['id']}/callback"):
+            response = await api.client.get(path, headers=api.auth(other_key))
+            assert (response.status_code, response.json()["code"]) == (404, "RUN_NOT_FOUND")
+
+    async def test_a_malformed_run_id_is_a_404(self, api: Api) -> None:
+        response = await api.client.get("/v1/runs/not-a-uuid", headers=api.auth())
+        assert (response.status_code, response.json()["code"]) == (404, "RUN_NOT_FOUND")
+
+    async def test_x_organization_id_of_a_foreign_organization_is_a_403(self, api: Api) -> None:
+        store, clock = api.harness.store, api.harness.clock
+        other = await store.accounts.create_organization("other", now=clock.now())
+        response = await api.client.get(
+            "/v1/runs/00000000-0000-7000-8000-000000000000",
+            headers={**api.auth(), "X-Organization-Id": str(other.id)},
+        )
+        assert (response.status_code, response.json()["code"]) == (403, "PERMISSION_DENIED")
+
+
+class TestCallbacks:
+    async def test_the_callback_list_is_a_bare_array_with_attempts_inline(self, api: Api) -> None:
+        run = (
+            await api.submit({"input": {"x": 1}, "callback_url": "https://receiver.example/h"})
+        ).json()
+        await api.harness.executor.run_until_idle()
+        await api.harness.dispatcher.deliver_due()
+
+        response = await api.client.get(f"/v1/runs/{run['id']}/callback", headers=api.auth())
+
+        assert response.status_code == 200
+        [delivery] = response.json()
+        assert set(delivery) >= {
+            "id", "run_id", "callback_url", "payload_bytes", "payload", "signing_secret_id",
+            "is_automatic", "status_code", "failure_reason_code", "failure_detail",
+            "attempt_count", "max_attempts", "next_attempt_at", "created_at", "updated_at",
+            "completed_at", "attempts",
+        }  # fmt: skip
+        assert delivery["status_code"] == "succeeded"
+        assert delivery["payload"] == orjson.loads(delivery["payload_bytes"])
+        assert delivery["payload"]["run_id"] == run["id"]
+        [attempt] = delivery["attempts"]
+        assert set(attempt) >= {
+            "id", "delivery_id", "attempt_number", "status_code", "response_body",
+            "response_time_ms", "error_message", "created_at",
+        }  # fmt: skip
+        assert (attempt["attempt_number"], attempt["status_code"]) == (1, 200)
+
+    async def test_a_run_without_callbacks_has_an_empty_list(self, api: Api) -> None:
+        run = (await api.submit({"input": {}})).json()
+        response = await api.client.get(f"/v1/runs/{run['id']}/callback", headers=api.auth())
+        assert response.json() == []
+
+
+class TestSecrets:
+    async def test_a_new_secret_is_shown_once_and_the_first_is_current(self, api: Api) -> None:
+        response = await api.client.post(
+            "/v1/callback-secrets", json={"label": "production"}, headers=api.auth()
+        )
+
+        assert response.status_code == 201
+        secret = response.json()
+        assert list(secret)[:3] == ["id", "label", "plain_secret"]
+        assert secret["plain_secret"].startswith("whsec_")
+        assert secret["plain_secret"].startswith(secret["key_prefix"])
+        assert secret["is_current"] is True
+
+    async def test_a_second_secret_is_not_current(self, api: Api) -> None:
+        for label in ("old", "new"):
+            response = await api.client.post(
+                "/v1/callback-secrets", json={"label": label}, headers=api.auth()
+            )
+        assert response.json()["is_current"] is False
+
+
+async def test_healthz_answers_without_a_key(api: Api) -> None:
+    response = await api.client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
