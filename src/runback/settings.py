@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runback.errors import ConfigError
 
 DATABASE_FILE = "runback.db"
+LEASE_MARGIN_SECONDS = 5.0
 
 
 def sqlite_url(path: Path) -> str:
@@ -58,6 +59,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> Settings:
+        # A lease shorter than an attempt lets a slow delivery be claimed and sent twice.
+        if self.lease_seconds < self.attempt_timeout + LEASE_MARGIN_SECONDS:
+            raise ValueError(
+                f"lease_seconds must be at least attempt_timeout + {LEASE_MARGIN_SECONDS:g} s"
+            )
+        return self
 
     @property
     def effective_database_url(self) -> str:

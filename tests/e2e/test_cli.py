@@ -1,0 +1,54 @@
+"""The command line: errors are one readable line, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from support.process import cli
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["serve", "--port", "70000"], {}, "port (--port or RUNBACK_PORT)"),  # out of range
+        (["serve"], {"RUNBACK_ATTEMPT_TIMEOUT": "soon"}, "attempt_timeout"),  # not a number
+        (["serve", "--callback-allow", "10.0.0.0/99"], {}, "10.0.0.0/99"),  # not a CIDR
+    ],
+)
+def test_a_bad_setting_is_one_line_on_stderr(
+    tmp_path: Path, args: list[str], env: dict[str, str], says: str
+) -> None:
+    result = cli(*args, "--data-dir", str(tmp_path / "d"), env=env)
+
+    assert result.returncode in (1, 2)
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_database_from_a_newer_runback_is_refused_in_one_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "d"
+    assert cli("keys", "create", "--data-dir", str(data_dir)).returncode == 0
+    with sqlite3.connect(data_dir / "runback.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff'")
+
+    result = cli("keys", "create", "--data-dir", str(data_dir))
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().endswith("upgrade runback to use it")
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port), "--data-dir", str(tmp_path / "d"))
+
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

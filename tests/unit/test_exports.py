@@ -1,0 +1,32 @@
+"""The public API is exactly what ``runback.__all__`` lists."""
+
+from __future__ import annotations
+
+import runback
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert sorted(runback.__all__) == [
+        "DEFAULT_RETRY_POLICY",
+        "ApiError",
+        "ConfigError",
+        "DeliveryStatus",
+        "Model",
+        "ModelError",
+        "ModelRegistry",
+        "RetryPolicy",
+        "RunContext",
+        "RunStatus",
+        "RunbackError",
+        "SchemaTooNewError",
+        "Settings",
+        "StoreError",
+        "UrlPolicy",
+        "UrlRefusedError",
+        "__version__",
+    ]
+
+
+def test_every_public_name_exists() -> None:
+    for name in runback.__all__:
+        assert hasattr(runback, name), name
