@@ -8,8 +8,7 @@ from uuid import UUID
 
 from runback.core.ids import new_id
 from runback.core.payload import dumps
-from runback.core.records import Run
-from runback.core.states import RunStatus
+from runback.core.records import Run, new_run
 
 
 def queued_run(
@@ -22,22 +21,12 @@ def queued_run(
     metadata: dict[str, Any] | None = None,
 ) -> Run:
     """A run as ``POST .../runs`` creates it."""
-    return Run(
-        id=new_id(),
+    return new_run(
+        run_id=new_id(),
         organization_id=organization_id,
         model=model,
-        status=RunStatus.QUEUED,
         input=dumps(input if input is not None else {"hello": "world"}),
-        output=None,
-        metadata=None if metadata is None else dumps(metadata),
-        client_ref=None,
+        now=now,
         callback_url=callback_url,
-        failure_code=None,
-        failure_message=None,
-        batch_id=None,
-        execution_count=0,
-        created_at=now,
-        started_at=None,
-        completed_at=None,
-        updated_at=now,
+        metadata=None if metadata is None else dumps(metadata),
     )

@@ -9,7 +9,6 @@ poll interval is only a safety net.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -24,12 +23,13 @@ from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
 from runback.provider.batching import GroupCommit
 from runback.provider.sender import OutboundRequest, Sender
+from runback.provider.worker import Worker
 from runback.store import AttemptOutcome, Store
 
 log = logging.getLogger(__name__)
 
 
-class Dispatcher:
+class Dispatcher(Worker):
     """Delivers pending callbacks with retries, at most ``max_in_flight`` at a time."""
 
     def __init__(
@@ -46,43 +46,16 @@ class Dispatcher:
         lease_seconds: float,
         poll_interval: float,
     ) -> None:
+        super().__init__(capacity=max_in_flight, poll_interval=poll_interval)
         self._store = store
         self._sender = sender
         self._clock = clock
         self._random = random
         self._url_policy = url_policy
         self._worker_id = worker_id
-        self._max_in_flight = max_in_flight
         self._attempt_timeout = attempt_timeout
         self._lease = timedelta(seconds=lease_seconds)
-        self._poll_interval = poll_interval
-        self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._recorder = GroupCommit(store.deliveries.record)
-
-    def wake(self) -> None:
-        """Look for due deliveries now (one was just created)."""
-        self._wake.set()
-
-    async def run_forever(self) -> None:
-        """Deliver whatever is due, then sleep until the next due time or a wake-up."""
-        try:
-            while True:
-                self._wake.clear()
-                try:
-                    await self._start_due()
-                    delay = await self._seconds_to_next_due()
-                except Exception:
-                    log.exception("claiming due deliveries failed; retrying after the poll")
-                    delay = self._poll_interval
-                if delay > 0:
-                    try:
-                        async with asyncio.timeout(delay):
-                            await self._wake.wait()
-                    except TimeoutError:
-                        pass
-        finally:
-            await self.close()
 
     async def deliver_due(self) -> int:
         """Send every delivery due now and wait until each attempt is recorded.
@@ -92,18 +65,13 @@ class Dispatcher:
         attempts = 0
         while started := await self._start_due():
             attempts += started
-            await asyncio.gather(*self._tasks)
-        await asyncio.gather(*self._tasks)
+            await self._settle()
+        await self._settle()
         return attempts
 
-    async def close(self) -> None:
-        """Cancel attempts in flight; their deliveries are handed back at the next start."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _seconds_to_next_due(self) -> float:
-        if len(self._tasks) >= self._max_in_flight:
+    async def _round(self) -> float:
+        await self._start_due()
+        if self.room <= 0:
             return self._poll_interval  # a finishing attempt wakes the loop
         due = await self._store.deliveries.next_due_at()
         if due is None:
@@ -112,7 +80,7 @@ class Dispatcher:
         return min(max(wait, 0.0), self._poll_interval)
 
     async def _start_due(self) -> int:
-        room = self._max_in_flight - len(self._tasks)
+        room = self.room
         if room <= 0:
             return 0
         now = self._clock.now()
@@ -123,19 +91,11 @@ class Dispatcher:
             return 0
         secrets = await self._store.secrets.signing({d.organization_id for d in claimed})
         for delivery in claimed:
-            task = asyncio.create_task(
+            self._spawn(
                 self._attempt(delivery, secrets[delivery.organization_id]),
                 name=f"delivery {delivery.id}",
             )
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
         return len(claimed)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a delivery attempt failed unexpectedly", exc_info=task.exception())
-        self._wake.set()
 
     async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
         started = self._clock.now()

@@ -27,6 +27,7 @@ from runback.core.states import RunStatus
 from runback.errors import ModelError
 from runback.provider.context import RunContext
 from runback.provider.registry import Model, ModelRegistry
+from runback.provider.worker import Worker
 from runback.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 _LEASE_MARGIN = timedelta(seconds=60)
 
 
-class Executor:
+class Executor(Worker):
     """Runs models for queued runs, at most ``max_concurrency`` at a time."""
 
     def __init__(
@@ -50,49 +51,19 @@ class Executor:
         poll_interval: float,
         on_callback: Callable[[], None],
     ) -> None:
+        super().__init__(capacity=max_concurrency, poll_interval=poll_interval)
         self._store = store
         self._registry = registry
         self._clock = clock
         self._retry_policy = retry_policy
         self._worker_id = worker_id
-        self._max_concurrency = max_concurrency
         self._default_timeout = default_timeout
-        self._poll_interval = poll_interval
         self._on_callback = on_callback
-        self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def wake(self) -> None:
-        """Look for queued runs now (a run was just submitted)."""
-        self._wake.set()
-
-    async def run_forever(self) -> None:
-        """Claim and start runs whenever there is room, until cancelled."""
-        try:
-            while True:
-                self._wake.clear()
-                try:
-                    await self._start_queued()
-                except Exception:
-                    log.exception("claiming queued runs failed; retrying after the poll interval")
-                try:
-                    async with asyncio.timeout(self._poll_interval):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
-        finally:
-            await self.close()
 
     async def run_until_idle(self) -> None:
         """Run every queued run, and those they lead to, to its end (for tests and tools)."""
         while await self._start_queued() or self._tasks:
-            await asyncio.gather(*self._tasks)
-
-    async def close(self) -> None:
-        """Cancel running models; their runs are recovered at the next start."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._settle()
 
     async def recover(self, *, max_executions: int) -> int:
         """Hand back the previous process's claims; fail the runs out of executions."""
@@ -111,8 +82,12 @@ class Executor:
             )
         return len(interrupted)
 
+    async def _round(self) -> float:
+        await self._start_queued()
+        return self._poll_interval
+
     async def _start_queued(self) -> int:
-        room = self._max_concurrency - len(self._tasks)
+        room = self.room
         if room <= 0:
             return 0
         now = self._clock.now()
@@ -121,16 +96,8 @@ class Executor:
             worker=self._worker_id, limit=room, now=now, lease_until=now + lease
         )
         for run in claimed:
-            task = asyncio.create_task(self._execute(run), name=f"run {run.id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
+            self._spawn(self._execute(run), name=f"run {run.id}")
         return len(claimed)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("executing a run failed", exc_info=task.exception())
-        self._wake.set()
 
     async def _execute(self, run: Run) -> None:
         model = self._registry.get(run.model)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from runback.core.ids import hash_api_key, new_api_key, new_id, visible_prefix
 from runback.core.records import Organization
 from runback.store.database import Database
+from runback.store.rows import to_record
 from runback.store.schema import api_keys, memberships, organizations
 
 DEFAULT_ORGANIZATION = "default"
@@ -29,7 +30,7 @@ class AccountStore:
                 await conn.execute(select(organizations).order_by(organizations.c.created_at))
             ).first()
             if row is not None:
-                return Organization(**row._mapping), False
+                return to_record(Organization, row), False
             org = Organization(id=new_id(), name=DEFAULT_ORGANIZATION, created_at=now)
             await conn.execute(
                 organizations.insert().values(id=org.id, name=org.name, created_at=now)

@@ -17,6 +17,7 @@ from runback.core.records import Attempt, Delivery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.store.database import Database
+from runback.store.rows import to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts
 
 
@@ -31,43 +32,16 @@ class AttemptOutcome:
 
 
 def _delivery(row: Row[Any]) -> Delivery:
-    m = row._mapping
-    return Delivery(
-        id=m["id"],
-        organization_id=m["organization_id"],
-        run_id=m["run_id"],
-        batch_id=m["batch_id"],
-        callback_url=m["callback_url"],
-        webhook_id=m["webhook_id"],
-        payload_bytes=m["payload_bytes"],
-        is_automatic=m["is_automatic"],
-        status=DeliveryStatus(m["status"]),
-        failure_reason_code=m["failure_reason_code"],
-        failure_detail=m["failure_detail"],
-        attempt_count=m["attempt_count"],
-        retry_policy=RetryPolicy.from_json(orjson.loads(m["retry_policy"])),
-        next_attempt_at=m["next_attempt_at"],
-        signing_secret_id=m["signing_secret_id"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        completed_at=m["completed_at"],
+    return to_record(
+        Delivery,
+        row,
+        status=DeliveryStatus(row.status),
+        retry_policy=RetryPolicy.from_json(orjson.loads(row.retry_policy)),
     )
 
 
 def _attempt(row: Row[Any]) -> Attempt:
-    m = row._mapping
-    return Attempt(
-        id=m["id"],
-        delivery_id=m["delivery_id"],
-        attempt_number=m["attempt_number"],
-        status_code=m["status_code"],
-        response_body=m["response_body"],
-        response_time_ms=m["response_time_ms"],
-        error_message=m["error_message"],
-        failure_reason_code=m["failure_reason_code"],
-        signing_secret_id=m["signing_secret_id"],
-        created_at=m["created_at"],
-    )
+    return to_record(Attempt, row)
 
 
 async def insert_delivery(conn: AsyncConnection, delivery: Delivery) -> None:

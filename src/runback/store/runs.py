@@ -12,30 +12,12 @@ from runback.core.records import Delivery, Run
 from runback.core.states import RunStatus
 from runback.store.database import Database
 from runback.store.deliveries import insert_delivery
+from runback.store.rows import to_record
 from runback.store.schema import runs
 
 
 def _run(row: Row[Any]) -> Run:
-    m = row._mapping
-    return Run(
-        id=m["id"],
-        organization_id=m["organization_id"],
-        model=m["model"],
-        status=RunStatus(m["status"]),
-        input=m["input"],
-        output=m["output"],
-        metadata=m["metadata"],
-        client_ref=m["client_ref"],
-        callback_url=m["callback_url"],
-        failure_code=m["failure_code"],
-        failure_message=m["failure_message"],
-        batch_id=m["batch_id"],
-        execution_count=m["execution_count"],
-        created_at=m["created_at"],
-        started_at=m["started_at"],
-        completed_at=m["completed_at"],
-        updated_at=m["updated_at"],
-    )
+    return to_record(Run, row, status=RunStatus(row.status))
 
 
 class RunStore:

@@ -10,23 +10,12 @@ from sqlalchemy import Row, select
 
 from runback.core.records import CallbackSecret
 from runback.store.database import Database
+from runback.store.rows import to_record
 from runback.store.schema import callback_secrets
 
 
 def _secret(row: Row[Any]) -> CallbackSecret:
-    m = row._mapping
-    return CallbackSecret(
-        id=m["id"],
-        organization_id=m["organization_id"],
-        label=m["label"],
-        secret=m["secret"],
-        key_prefix=m["key_prefix"],
-        is_current=m["is_current"],
-        disabled_at=m["disabled_at"],
-        last_used_at=m["last_used_at"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
+    return to_record(CallbackSecret, row)
 
 
 class SecretStore:

@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runback.core.ids import new_id
 from runback.core.payload import dumps
-from runback.core.records import Run
-from runback.core.states import RunStatus
+from runback.core.records import Run, new_run
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
 from runback.provider.api.bodies import read_json
 from runback.provider.api.deps import CurrentCaller, Deps
@@ -66,25 +65,15 @@ async def create_run(model: str, request: Request, deps: Deps, caller: CurrentCa
             deps.url_policy.check(body.callback_url)
         except UrlRefusedError as exc:
             raise ValidationFailedError.for_field("callback_url", str(exc)) from None
-    now = deps.clock.now()
-    run = Run(
-        id=new_id(),
+    run = new_run(
+        run_id=new_id(),
         organization_id=caller.organization_id,
         model=model,
-        status=RunStatus.QUEUED,
         input=dumps(body.input),
-        output=None,
+        now=deps.clock.now(),
+        callback_url=body.callback_url,
         metadata=None if body.metadata is None else dumps(body.metadata),
         client_ref=body.client_ref,
-        callback_url=body.callback_url,
-        failure_code=None,
-        failure_message=None,
-        batch_id=None,
-        execution_count=0,
-        created_at=now,
-        started_at=None,
-        completed_at=None,
-        updated_at=now,
     )
     await deps.store.runs.insert(run)
     deps.on_run_created()

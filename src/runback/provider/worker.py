@@ -1,0 +1,80 @@
+"""The loop shared by the executor and the dispatcher.
+
+Each round starts whatever work is ready, as tasks counted against a capacity, then sleeps
+until the time the round asked for or until ``wake()``: a new run, a new delivery, or one of
+its own tasks finishing (which frees room). A round that fails is logged and retried after
+the poll interval, so a passing database error never stops the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Worker(ABC):
+    """A wakeable loop running at most ``capacity`` tasks at a time."""
+
+    def __init__(self, *, capacity: int, poll_interval: float) -> None:
+        self._capacity = capacity
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Start a round now."""
+        self._wake.set()
+
+    @property
+    def room(self) -> int:
+        """How many more tasks may start."""
+        return self._capacity - len(self._tasks)
+
+    @abstractmethod
+    async def _round(self) -> float:
+        """Start what is ready; answer how many seconds to sleep before the next round."""
+
+    async def run_forever(self) -> None:
+        """Run rounds until cancelled, then cancel the tasks still running."""
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    delay = await self._round()
+                except Exception:
+                    log.exception("%s failed a round; retrying", type(self).__name__)
+                    delay = self._poll_interval
+                if delay > 0:
+                    try:
+                        async with asyncio.timeout(delay):
+                            await self._wake.wait()
+                    except TimeoutError:
+                        pass
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Cancel the tasks still running."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _settle(self) -> None:
+        """Wait for every task started so far."""
+        await asyncio.gather(*self._tasks)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed unexpectedly", task.get_name(), exc_info=task.exception())
+        self._wake.set()
