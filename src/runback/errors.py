@@ -8,7 +8,9 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
     ├── ConfigError                 bad settings or flags (the CLI prints one line)
     ├── StoreError                  the database cannot be used as asked
     │   ├── SchemaTooNewError       written by a newer runback: upgrade before using it
-    │   └── DataDirLockedError      another `runback serve` holds the data directory
+    │   ├── DataDirLockedError      another `runback serve` holds the data directory
+    │   ├── DeliveryInFlightError   a run already has a delivery pending or delivering
+    │   └── IdempotencyKeyReusedError  an Idempotency-Key came back with another request
     ├── UrlRefusedError             an outbound URL fails the URL policy
     ├── ModelError                raised by a model to fail its run with a chosen code
     └── ApiError                    answered as {"code", "message", "errors"}
@@ -52,6 +54,14 @@ class SchemaTooNewError(StoreError):
 
 class DataDirLockedError(StoreError):
     """Another process holds the data directory."""
+
+
+class DeliveryInFlightError(StoreError):
+    """A run already has a delivery pending or delivering; at most one may be."""
+
+
+class IdempotencyKeyReusedError(StoreError):
+    """An ``Idempotency-Key`` was used before with a different request."""
 
 
 class UrlRefusedError(RunbackError):

@@ -22,6 +22,7 @@ from runback.core.urlpolicy import LOOPBACK_ALLOW, UrlPolicy
 from runback.models import register_builtins
 from runback.provider.dispatcher import Dispatcher
 from runback.provider.executor import Executor
+from runback.provider.outbox import Outbox
 from runback.provider.registry import ModelRegistry
 from runback.provider.sender import AiohttpSender
 from runback.store import Store
@@ -70,16 +71,16 @@ async def running(store: Store, *, attempt_timeout: float = 5.0) -> AsyncIterato
             lease_seconds=60,
             poll_interval=1.0,
         )
+        outbox = Outbox(store=store, clock=clock, retry_policy=POLICY, on_delivery=dispatcher.wake)
         executor = Executor(
             store=store,
+            outbox=outbox,
             registry=register_builtins(ModelRegistry()),
             clock=clock,
-            retry_policy=POLICY,
             worker_id="live",
             max_concurrency=16,
             default_timeout=30,
             poll_interval=0.05,
-            on_callback=dispatcher.wake,
         )
         tasks = [
             asyncio.create_task(executor.run_forever()),

@@ -8,7 +8,8 @@ from uuid import UUID
 
 from runback.core.ids import new_id
 from runback.core.payload import dumps
-from runback.core.records import Run, new_run
+from runback.core.records import Run
+from runback.core.runs import new_run
 
 
 def queued_run(

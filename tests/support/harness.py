@@ -12,6 +12,7 @@ from runback.core.urlpolicy import UrlPolicy
 from runback.models import register_builtins
 from runback.provider.dispatcher import Dispatcher
 from runback.provider.executor import Executor
+from runback.provider.outbox import Outbox
 from runback.provider.registry import ModelRegistry
 from runback.store import Store
 from runback.testing import Handler, HandlerSender, ManualClock, respond
@@ -25,6 +26,7 @@ class Harness:
     store: Store
     clock: ManualClock
     sender: HandlerSender
+    outbox: Outbox
     executor: Executor
     dispatcher: Dispatcher
     organization_id: UUID
@@ -75,15 +77,15 @@ async def make_harness(
         lease_seconds=60.0,
         poll_interval=1.0,
     )
+    outbox = Outbox(store=store, clock=clock, retry_policy=policy, on_delivery=dispatcher.wake)
     executor = Executor(
         store=store,
+        outbox=outbox,
         registry=registry or register_builtins(ModelRegistry()),
         clock=clock,
-        retry_policy=policy,
         worker_id="test-worker",
         max_concurrency=max_concurrency,
         default_timeout=default_timeout,
         poll_interval=1.0,
-        on_callback=dispatcher.wake,
     )
-    return Harness(store, clock, sender, executor, dispatcher, organization.id)
+    return Harness(store, clock, sender, outbox, executor, dispatcher, organization.id)

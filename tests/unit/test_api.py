@@ -45,11 +45,13 @@ async def api(store: Store, clock: ManualClock) -> AsyncIterator[Api]:
     app = create_app(
         ApiDeps(
             store=store,
+            outbox=harness.outbox,
             registry=register_builtins(ModelRegistry()),
             clock=clock,
             url_policy=UrlPolicy.from_allow_list(["127.0.0.0/8"]),
             max_body_bytes=BODY_LIMIT,
             on_run_created=lambda: woken.append(True),
+            cancel_running=harness.executor.cancel,
         )
     )
     transport = httpx.ASGITransport(app=app)

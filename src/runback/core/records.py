@@ -39,39 +39,6 @@ class Run:
     updated_at: datetime
 
 
-def new_run(
-    *,
-    run_id: UUID,
-    organization_id: UUID,
-    model: str,
-    input: JsonText,
-    now: datetime,
-    callback_url: str | None = None,
-    metadata: JsonText | None = None,
-    client_ref: str | None = None,
-) -> Run:
-    """A run as it is submitted: queued, never executed."""
-    return Run(
-        id=run_id,
-        organization_id=organization_id,
-        model=model,
-        status=RunStatus.QUEUED,
-        input=input,
-        output=None,
-        metadata=metadata,
-        client_ref=client_ref,
-        callback_url=callback_url,
-        failure_code=None,
-        failure_message=None,
-        batch_id=None,
-        execution_count=0,
-        created_at=now,
-        started_at=None,
-        completed_at=None,
-        updated_at=now,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Attempt:
     id: UUID

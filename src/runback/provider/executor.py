@@ -1,31 +1,28 @@
-"""The executor: claims queued runs, runs their models, and finishes them with their callback.
+"""The executor: claims queued runs, runs their models, and ends them through the outbox.
 
-Finishing is the outbox write: the run's terminal state and its delivery commit in one
-transaction, then the dispatcher is woken in process. A crash between the two is impossible;
-a crash while a model runs is handled at the next start by ``recover``: a run that may run
-again is queued again, one that has used its executions fails with ``interrupted``.
+A crash while a model runs is handled at the next start by ``recover``: a run that may run
+again is queued again, one that has used its executions fails with ``interrupted``. A cancel
+request cancels the model's task; the run then ends ``canceled`` however the model reacts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import orjson
 
 from runback.core.clock import Clock
-from runback.core.delivery import new_delivery
-from runback.core.ids import new_id
-from runback.core.payload import dumps, failure_output
+from runback.core.payload import dumps
 from runback.core.records import Run
-from runback.core.retry import RetryPolicy
+from runback.core.runs import Ending
 from runback.core.states import RunStatus
 from runback.errors import ModelError
 from runback.provider.context import RunContext
+from runback.provider.outbox import Outbox
 from runback.provider.registry import Model, ModelRegistry
 from runback.provider.worker import Worker
 from runback.store import Store
@@ -42,28 +39,36 @@ class Executor(Worker):
         self,
         *,
         store: Store,
+        outbox: Outbox,
         registry: ModelRegistry,
         clock: Clock,
-        retry_policy: RetryPolicy,
         worker_id: str,
         max_concurrency: int,
         default_timeout: float,
         poll_interval: float,
-        on_callback: Callable[[], None],
     ) -> None:
         super().__init__(capacity=max_concurrency, poll_interval=poll_interval)
         self._store = store
+        self._outbox = outbox
         self._registry = registry
         self._clock = clock
-        self._retry_policy = retry_policy
         self._worker_id = worker_id
         self._default_timeout = default_timeout
-        self._on_callback = on_callback
+        self._running: dict[UUID, asyncio.Task[Any]] = {}
+        self._cancel_requested: set[UUID] = set()
 
     async def run_until_idle(self) -> None:
         """Run every queued run, and those they lead to, to its end (for tests and tools)."""
         while await self._start_queued() or self._tasks:
             await self._settle()
+
+    def cancel(self, run_id: UUID) -> asyncio.Task[Any] | None:
+        """Cancel a run this executor holds; answers its task, to await, if it has started."""
+        self._cancel_requested.add(run_id)
+        task = self._running.get(run_id)
+        if task is not None:
+            task.cancel()
+        return task
 
     async def recover(self, *, max_executions: int) -> int:
         """Hand back the previous process's claims; fail the runs out of executions."""
@@ -71,15 +76,11 @@ class Executor(Worker):
             now=self._clock.now(), max_executions=max_executions
         )
         for run in interrupted:
-            await self._finish(
-                run,
-                RunStatus.FAILED,
-                failure=(
-                    "interrupted",
-                    f"the run was interrupted {run.execution_count} times by a restart "
-                    "while its model ran",
-                ),
+            message = (
+                f"the run was interrupted {run.execution_count} times by a restart "
+                "while its model ran"
             )
+            await self._outbox.end(run, Ending.failed("interrupted", message))
         return len(interrupted)
 
     async def _round(self) -> float:
@@ -100,31 +101,42 @@ class Executor(Worker):
         return len(claimed)
 
     async def _execute(self, run: Run) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running[run.id] = task
+        try:
+            try:
+                ending = await self._outcome(run)
+            except asyncio.CancelledError:
+                if run.id not in self._cancel_requested:
+                    raise  # shutting down: the run is recovered at the next start
+                task.uncancel()
+                ending = Ending.canceled()
+            if run.id in self._cancel_requested:
+                ending = Ending.canceled()
+            await self._outbox.end(run, ending)
+        finally:
+            del self._running[run.id]
+            self._cancel_requested.discard(run.id)
+
+    async def _outcome(self, run: Run) -> Ending:
+        if run.id in self._cancel_requested:
+            return Ending.canceled()
         model = self._registry.get(run.model)
         if model is None:
-            await self._finish(
-                run,
-                RunStatus.FAILED,
-                failure=("model_unavailable", f"model {run.model} is not served here anymore"),
-            )
-            return
+            return Ending.failed("model_unavailable", f"model {run.model} is not served here")
         timeout = model.timeout or self._default_timeout
         try:
-            output = await self._call(model, run, timeout)
+            return Ending(RunStatus.SUCCEEDED, await self._call(model, run, timeout))
         except TimeoutError:
-            await self._finish(
-                run,
-                RunStatus.FAILED,
-                failure=("timeout", f"model {model.name} did not finish within {timeout:g} s"),
-            )
+            message = f"model {model.name} did not finish within {timeout:g} s"
+            return Ending.failed("timeout", message)
         except ModelError as exc:
-            await self._finish(run, RunStatus.FAILED, failure=(exc.code, str(exc)))
+            return Ending.failed(exc.code, str(exc))
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("model %s failed run %s: %s", model.name, run.id, message)
-            await self._finish(run, RunStatus.FAILED, failure=("model_error", message))
-        else:
-            await self._finish(run, RunStatus.SUCCEEDED, output=output)
+            return Ending.failed("model_error", message)
 
     async def _call(self, model: Model, run: Run, seconds: float) -> str:
         context = RunContext(
@@ -151,32 +163,3 @@ class Executor(Worker):
                 f"model {model.name} returned an output that is not JSON: {exc}",
                 code="invalid_output",
             ) from None
-
-    async def _finish(
-        self,
-        run: Run,
-        status: RunStatus,
-        *,
-        output: str | None = None,
-        failure: tuple[str, str] | None = None,
-    ) -> None:
-        now = self._clock.now()
-        code, message = failure if failure is not None else (None, None)
-        if failure is not None:
-            output = failure_output(*failure)
-        done = replace(
-            run,
-            status=status,
-            output=output,
-            failure_code=code,
-            failure_message=message,
-            completed_at=now,
-            updated_at=now,
-        )
-        delivery = None
-        if done.callback_url is not None:
-            delivery = new_delivery(
-                done, delivery_id=new_id(), now=now, policy=self._retry_policy, is_automatic=True
-            )
-        if await self._store.runs.finish(done, delivery) and delivery is not None:
-            self._on_callback()

@@ -25,6 +25,7 @@ from runback.provider.api.deps import ApiDeps
 from runback.provider.datadir import DataDirLock, prepare_data_dir
 from runback.provider.dispatcher import Dispatcher
 from runback.provider.executor import Executor
+from runback.provider.outbox import Outbox
 from runback.provider.registry import ModelRegistry
 from runback.provider.sender import AiohttpSender
 from runback.settings import Settings
@@ -96,27 +97,34 @@ async def serve(settings: Settings, *, registry: ModelRegistry, say: Print = pri
                 lease_seconds=settings.lease_seconds,
                 poll_interval=settings.poll_interval,
             )
-            executor = Executor(
+            outbox = Outbox(
                 store=store,
-                registry=registry,
                 clock=clock,
                 retry_policy=DEFAULT_RETRY_POLICY,
+                on_delivery=dispatcher.wake,
+            )
+            executor = Executor(
+                store=store,
+                outbox=outbox,
+                registry=registry,
+                clock=clock,
                 worker_id=worker,
                 max_concurrency=settings.max_concurrent_runs,
                 default_timeout=settings.model_timeout,
                 poll_interval=settings.poll_interval,
-                on_callback=dispatcher.wake,
             )
             await store.deliveries.release_claims(now=clock.now())
             await executor.recover(max_executions=settings.run_max_executions)
             app = create_app(
                 ApiDeps(
                     store=store,
+                    outbox=outbox,
                     registry=registry,
                     clock=clock,
                     url_policy=url_policy,
                     max_body_bytes=settings.max_body_bytes,
                     on_run_created=executor.wake,
+                    cancel_running=executor.cancel,
                 )
             )
             server = uvicorn.Server(

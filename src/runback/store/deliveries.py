@@ -9,13 +9,15 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.delivery import NextStep
 from runback.core.records import Attempt, Delivery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
+from runback.errors import DeliveryInFlightError
 from runback.store.database import Database
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts
@@ -91,6 +93,30 @@ class DeliveryStore:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+
+    async def insert(self, delivery: Delivery) -> None:
+        """Commit a new delivery (a redelivery); ``DeliveryInFlightError`` if its run
+        already has one pending or delivering (the database's unique index decides)."""
+        try:
+            async with self._db.write() as conn:
+                await insert_delivery(conn, delivery)
+        except IntegrityError as exc:
+            if "ux_deliveries_in_flight" not in str(exc) and "deliveries.run_id" not in str(exc):
+                raise
+            raise DeliveryInFlightError(
+                f"run {delivery.run_id} already has a delivery in flight; wait for it to end"
+            ) from None
+
+    async def get(
+        self, delivery_id: UUID, *, organization_id: UUID
+    ) -> tuple[Delivery, list[Attempt]] | None:
+        """One delivery with its attempts, if it belongs to the organization."""
+        found = await self._with_attempts(
+            select(deliveries).where(
+                deliveries.c.id == delivery_id, deliveries.c.organization_id == organization_id
+            )
+        )
+        return found[0] if found else None
 
     async def claim_due(
         self, *, worker: str, limit: int, now: datetime, lease_until: datetime
@@ -203,16 +229,15 @@ class DeliveryStore:
         self, run_id: UUID, *, organization_id: UUID
     ) -> list[tuple[Delivery, list[Attempt]]]:
         """A run's deliveries, oldest first, each with its attempts in order."""
+        return await self._with_attempts(
+            select(deliveries)
+            .where(deliveries.c.run_id == run_id, deliveries.c.organization_id == organization_id)
+            .order_by(deliveries.c.created_at, deliveries.c.id)
+        )
+
+    async def _with_attempts(self, query: Select[Any]) -> list[tuple[Delivery, list[Attempt]]]:
         async with self._db.read() as conn:
-            rows = await conn.execute(
-                select(deliveries)
-                .where(
-                    deliveries.c.run_id == run_id,
-                    deliveries.c.organization_id == organization_id,
-                )
-                .order_by(deliveries.c.created_at, deliveries.c.id)
-            )
-            found = [_delivery(row) for row in rows]
+            found = [_delivery(row) for row in await conn.execute(query)]
             if not found:
                 return []
             attempt_rows = await conn.execute(

@@ -97,17 +97,19 @@ class RunStore:
             )
             return sorted((_run(row) for row in rows), key=lambda run: run.created_at)
 
-    async def finish(self, run: Run, delivery: Delivery | None) -> bool:
+    async def finish(
+        self, run: Run, delivery: Delivery | None, *, expected: RunStatus = RunStatus.RUNNING
+    ) -> bool:
         """Commit a run's terminal state and its callback delivery in one transaction.
 
         The outbox: the callback exists exactly when the terminal state does. The update only
-        applies to a run still ``running``, so a run finished elsewhere (cancelled, recovered)
-        is not finished twice; answers whether it applied.
+        applies to a run still in status ``expected``, so a run ended elsewhere (cancelled,
+        recovered) is not ended twice; answers whether it applied.
         """
         async with self._db.write() as conn:
             result = await conn.execute(
                 update(runs)
-                .where(runs.c.id == run.id, runs.c.status == RunStatus.RUNNING.value)
+                .where(runs.c.id == run.id, runs.c.status == expected.value)
                 .values(
                     status=run.status.value,
                     output=run.output,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Request
@@ -13,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from runback.core.clock import Clock
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import BadRequestError, PermissionDeniedError, UnauthorizedError
+from runback.provider.outbox import Outbox
 from runback.provider.registry import ModelRegistry
 from runback.store import Store
 
@@ -22,11 +24,14 @@ class ApiDeps:
     """The parts the HTTP API works with, passed in by whoever builds the app."""
 
     store: Store
+    outbox: Outbox
     registry: ModelRegistry
     clock: Clock
     url_policy: UrlPolicy
     max_body_bytes: int
     on_run_created: Callable[[], None]
+    cancel_running: Callable[[UUID], asyncio.Task[Any] | None]
+    """Cancel a run this process's executor holds; answers the task to await, if any."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runback.core.ids import new_id
 from runback.core.payload import dumps
-from runback.core.records import Run, new_run
+from runback.core.records import Run
+from runback.core.runs import new_run
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
 from runback.provider.api.bodies import read_json
 from runback.provider.api.deps import CurrentCaller, Deps

@@ -1,0 +1,82 @@
+"""A run's life as records: submitted queued, ended in one terminal state.
+
+Pure functions over ``Run`` records; the store applies them with conditional updates so that a
+run ends once, whoever (executor, cancel, recovery) gets there first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from uuid import UUID
+
+from runback.core.payload import failure_output
+from runback.core.records import JsonText, Run
+from runback.core.states import RunStatus, check_run_transition
+
+
+def new_run(
+    *,
+    run_id: UUID,
+    organization_id: UUID,
+    model: str,
+    input: JsonText,
+    now: datetime,
+    callback_url: str | None = None,
+    metadata: JsonText | None = None,
+    client_ref: str | None = None,
+) -> Run:
+    """A run as it is submitted: queued, never executed."""
+    return Run(
+        id=run_id,
+        organization_id=organization_id,
+        model=model,
+        status=RunStatus.QUEUED,
+        input=input,
+        output=None,
+        metadata=metadata,
+        client_ref=client_ref,
+        callback_url=callback_url,
+        failure_code=None,
+        failure_message=None,
+        batch_id=None,
+        execution_count=0,
+        created_at=now,
+        started_at=None,
+        completed_at=None,
+        updated_at=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a run ends: its terminal status, and its output or failure."""
+
+    status: RunStatus
+    output: JsonText | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+    @classmethod
+    def failed(cls, code: str, message: str) -> Ending:
+        return cls(RunStatus.FAILED, failure_output(code, message), code, message)
+
+    @classmethod
+    def canceled(cls) -> Ending:
+        return cls(RunStatus.CANCELED)
+
+
+def end_run(run: Run, ending: Ending, *, now: datetime) -> Run:
+    """``run`` in its terminal state, completed ``now``."""
+    if not ending.status.is_terminal:
+        raise ValueError(f"{ending.status} is not a terminal status")
+    check_run_transition(run.status, ending.status)
+    return replace(
+        run,
+        status=ending.status,
+        output=ending.output,
+        failure_code=ending.failure_code,
+        failure_message=ending.failure_message,
+        completed_at=now,
+        updated_at=now,
+    )
