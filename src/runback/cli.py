@@ -8,7 +8,8 @@ traceback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -16,13 +17,14 @@ import typer
 import uvloop
 
 from runback.core.clock import SystemClock
+from runback.core.records import ApiKey, Organization
 from runback.errors import RunbackError
 from runback.models import register_builtins
 from runback.provider.datadir import prepare_data_dir
 from runback.provider.registry import ModelRegistry
 from runback.provider.server import serve as serve_forever
 from runback.settings import Settings, load_settings
-from runback.store import open_store
+from runback.store import Store, open_store
 
 T = TypeVar("T")
 
@@ -35,6 +37,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
 
 DataDir = Annotated[
     Path | None,
@@ -103,24 +107,97 @@ def serve(
     _run(serve_forever(settings, registry=registry, say=say))
 
 
-async def _create_key(settings: Settings, label: str | None) -> str:
+async def _with_store(settings: Settings, work: Callable[[Store, datetime], Awaitable[T]]) -> T:
+    """Open (and migrate) the data directory's database, make sure the default
+    organization exists, and do ``work`` with the store and the time now."""
     prepare_data_dir(settings.data_dir)
     async with open_store(
         settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
     ) as store:
-        clock = SystemClock()
-        organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
-        return await store.accounts.create_api_key([organization.id], now=clock.now(), label=label)
+        now = SystemClock().now()
+        await store.accounts.ensure_default_organization(now=now)
+        return await work(store, now)
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 @keys_app.command("create")
 def keys_create(
     data_dir: DataDir = None,
+    org: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An organization of the key, by name; repeat for several, the "
+            "first is its default [the default organization]"
+        ),
+    ] = None,
     label: Annotated[str | None, typer.Option(help="A name to tell the key apart")] = None,
 ) -> None:
     """Create an API key and print it (only it, on stdout, for scripts)."""
-    settings = _settings(data_dir=data_dir)
-    typer.echo(_run(_create_key(settings, label)))
+
+    async def create(store: Store, now: datetime) -> str:
+        names = org or [(await store.accounts.list_organizations())[0].name]
+        members = await store.accounts.organizations_named(names)
+        return await store.accounts.create_api_key([o.id for o in members], now=now, label=label)
+
+    typer.echo(_run(_with_store(_settings(data_dir=data_dir), create)))
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List API keys (their prefixes, never the keys)."""
+
+    async def listed(store: Store, _now: datetime) -> list[ApiKey]:
+        return await store.accounts.list_keys()
+
+    for key in _run(_with_store(_settings(data_dir=data_dir), listed)):
+        state = f"revoked {_when(key.revoked_at)}" if key.revoked_at else "active"
+        typer.echo(
+            f"{key.id}  {key.key_prefix}...  {state:<27}  created {_when(key.created_at)}  "
+            f"orgs {','.join(key.organizations)}  {key.label or ''}".rstrip()
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id or its prefix, from 'keys list'")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke an API key: it answers 401 from the next request on."""
+
+    async def revoke(store: Store, now: datetime) -> ApiKey:
+        return await store.accounts.revoke_key(key, now=now)
+
+    revoked = _run(_with_store(_settings(data_dir=data_dir), revoke))
+    typer.echo(f"revoked {revoked.id} ({revoked.key_prefix}...)")
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: Annotated[str, typer.Argument(help="A unique name")],
+    data_dir: DataDir = None,
+) -> None:
+    """Create an organization and print its id."""
+
+    async def create(store: Store, now: datetime) -> Organization:
+        return await store.accounts.create_organization(name, now=now)
+
+    typer.echo(_run(_with_store(_settings(data_dir=data_dir), create)).id)
+
+
+@orgs_app.command("list")
+def orgs_list(data_dir: DataDir = None) -> None:
+    """List organizations, the default (first) one first."""
+
+    async def listed(store: Store, _now: datetime) -> list[Organization]:
+        return await store.accounts.list_organizations()
+
+    for organization in _run(_with_store(_settings(data_dir=data_dir), listed)):
+        typer.echo(
+            f"{organization.id}  {organization.name}  created {_when(organization.created_at)}"
+        )
 
 
 def main() -> None:

@@ -10,7 +10,10 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
     │   ├── SchemaTooNewError       written by a newer runback: upgrade before using it
     │   ├── DataDirLockedError      another `runback serve` holds the data directory
     │   ├── DeliveryInFlightError   a run already has a delivery pending or delivering
-    │   └── IdempotencyKeyReusedError  an Idempotency-Key came back with another request
+    │   ├── IdempotencyKeyReusedError  an Idempotency-Key came back with another request
+    │   ├── SecretDisabledError     a disabled secret cannot be made current
+    │   ├── SecretInUseError        the current secret cannot go while others remain
+    │   └── NotFoundInStoreError    no such organization or key
     ├── UrlRefusedError             an outbound URL fails the URL policy
     ├── ModelError                raised by a model to fail its run with a chosen code
     └── ApiError                    answered as {"code", "message", "errors"}
@@ -62,6 +65,18 @@ class DeliveryInFlightError(StoreError):
 
 class IdempotencyKeyReusedError(StoreError):
     """An ``Idempotency-Key`` was used before with a different request."""
+
+
+class SecretDisabledError(StoreError):
+    """A disabled secret was asked to sign again."""
+
+
+class SecretInUseError(StoreError):
+    """The current secret was asked to go while other secrets remain active."""
+
+
+class NotFoundInStoreError(StoreError):
+    """An organization or API key named on the command line does not exist."""
 
 
 class UrlRefusedError(RunbackError):

@@ -98,3 +98,16 @@ class Organization:
     id: UUID
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as it may be shown again: never the token, only its prefix."""
+
+    id: UUID
+    key_prefix: str
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+    organizations: tuple[str, ...]
+    """Names of the key's organizations, its default first."""

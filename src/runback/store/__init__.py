@@ -9,7 +9,7 @@ from runback.store.accounts import AccountStore
 from runback.store.database import Database, SqliteSync
 from runback.store.deliveries import AttemptOutcome, DeliveryStore
 from runback.store.migrate import head_revision, migrate
-from runback.store.runs import RunStore
+from runback.store.runs import Idempotency, RunFilter, RunStore
 from runback.store.secrets import SecretStore
 
 
@@ -40,6 +40,8 @@ async def open_store(
 __all__ = [
     "AttemptOutcome",
     "Database",
+    "Idempotency",
+    "RunFilter",
     "Store",
     "head_revision",
     "migrate",

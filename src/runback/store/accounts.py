@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from runback.core.ids import hash_api_key, new_api_key, new_id, visible_prefix
-from runback.core.records import Organization
+from runback.core.records import ApiKey, Organization
+from runback.errors import NotFoundInStoreError, StoreError
 from runback.store.database import Database
 from runback.store.rows import to_record
 from runback.store.schema import api_keys, memberships, organizations
@@ -40,10 +43,13 @@ class AccountStore:
     async def create_organization(self, name: str, *, now: datetime) -> Organization:
         """Commit a new organization."""
         org = Organization(id=new_id(), name=name, created_at=now)
-        async with self._db.write() as conn:
-            await conn.execute(
-                organizations.insert().values(id=org.id, name=org.name, created_at=now)
-            )
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(
+                    organizations.insert().values(id=org.id, name=org.name, created_at=now)
+                )
+        except IntegrityError:
+            raise StoreError(f"an organization named {name!r} exists already") from None
         return org
 
     async def create_api_key(
@@ -96,3 +102,53 @@ class AccountStore:
                 await conn.execute(select(func.count()).select_from(api_keys))
             ).scalar_one()
             return count
+
+    async def list_organizations(self) -> list[Organization]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(select(organizations).order_by(organizations.c.created_at))
+            return [to_record(Organization, row) for row in rows]
+
+    async def organizations_named(self, names: Sequence[str]) -> list[Organization]:
+        """The organizations of these names, in this order; ``NotFoundInStoreError`` if one
+        does not exist."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(select(organizations).where(organizations.c.name.in_(names)))
+            found = {row.name: to_record(Organization, row) for row in rows}
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise NotFoundInStoreError(
+                f"no organization named {', '.join(missing)}; 'runback orgs list' shows them"
+            )
+        return [found[name] for name in names]
+
+    async def list_keys(self) -> list[ApiKey]:
+        """Every key, oldest first, with its organizations' names."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(api_keys, organizations.c.name)
+                .join(memberships, memberships.c.api_key_id == api_keys.c.id)
+                .join(organizations, organizations.c.id == memberships.c.organization_id)
+                .order_by(api_keys.c.created_at, api_keys.c.id, memberships.c.position)
+            )
+            keys: dict[UUID, ApiKey] = {}
+            for row in rows:
+                key = keys.get(row.id) or to_record(ApiKey, row, organizations=())
+                keys[row.id] = replace(key, organizations=(*key.organizations, row.name))
+        return list(keys.values())
+
+    async def revoke_key(self, key: str, *, now: datetime) -> ApiKey:
+        """Revoke a key named by its id or its shown prefix; it answers 401 from now on."""
+        matches = [k for k in await self.list_keys() if key in (str(k.id), k.key_prefix)]
+        if len(matches) != 1:
+            problem = "no key" if not matches else "several keys"
+            raise NotFoundInStoreError(
+                f"{problem} match {key!r}; give an id from 'runback keys list'"
+            )
+        [found] = matches
+        if found.revoked_at is not None:
+            return found
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(api_keys).where(api_keys.c.id == found.id).values(revoked_at=now)
+            )
+        return replace(found, revoked_at=now)

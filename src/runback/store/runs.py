@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.records import Delivery, Run
 from runback.core.states import RunStatus
+from runback.errors import IdempotencyKeyReusedError
 from runback.store.database import Database
 from runback.store.deliveries import insert_delivery
 from runback.store.rows import to_record
 from runback.store.schema import runs
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """An ``Idempotency-Key`` with its request's hash, replayed for runs created ``since``."""
+
+    key: str
+    request_hash: str
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs a list shows; every field set narrows it."""
+
+    statuses: tuple[RunStatus, ...] = ()
+    model: str | None = None
+    client_ref: str | None = None
+    created_after: datetime | None = None
+    """Inclusive."""
+    created_before: datetime | None = None
+    """Exclusive."""
 
 
 def _run(row: Row[Any]) -> Run:
@@ -26,9 +51,19 @@ class RunStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def insert(self, run: Run) -> None:
-        """Commit a new run."""
+    async def insert(self, run: Run, *, idempotency: Idempotency | None = None) -> Run:
+        """Commit a new run and answer it; with ``idempotency``, answer instead the earlier
+        run made with the same key inside the window (``IdempotencyKeyReusedError`` if that
+        one came from another request).
+
+        The check and the insert share one write transaction, and writes are serialised,
+        so concurrent requests with one key create one run: the later ones replay it.
+        """
         async with self._db.write() as conn:
+            if idempotency is not None:
+                earlier = await self._keyed(conn, run.organization_id, idempotency)
+                if earlier is not None:
+                    return earlier
             await conn.execute(
                 runs.insert().values(
                     id=run.id,
@@ -40,12 +75,70 @@ class RunStore:
                     metadata=run.metadata,
                     client_ref=run.client_ref,
                     callback_url=run.callback_url,
+                    idempotency_key=None if idempotency is None else idempotency.key,
+                    request_hash=None if idempotency is None else idempotency.request_hash,
                     batch_id=run.batch_id,
                     execution_count=run.execution_count,
                     created_at=run.created_at,
                     updated_at=run.updated_at,
                 )
             )
+        return run
+
+    async def _keyed(
+        self, conn: AsyncConnection, organization_id: UUID, idempotency: Idempotency
+    ) -> Run | None:
+        row = (
+            await conn.execute(
+                select(runs).where(
+                    runs.c.organization_id == organization_id,
+                    runs.c.idempotency_key == idempotency.key,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.created_at < idempotency.since:
+            # The key's window has passed: it may name a new run.
+            await conn.execute(update(runs).where(runs.c.id == row.id).values(idempotency_key=None))
+            return None
+        if row.request_hash != idempotency.request_hash:
+            raise IdempotencyKeyReusedError(
+                f"Idempotency-Key {idempotency.key!r} was used for another request "
+                f"(run {row.id}); use a new key for a new request"
+            )
+        return _run(row)
+
+    async def page(
+        self,
+        organization_id: UUID,
+        *,
+        filters: RunFilter,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> tuple[list[Run], tuple[datetime, UUID] | None]:
+        """Runs newest first, after the ``(created_at, id)`` position ``after``; answers a
+        page and the position of its last run when more follow."""
+        query = select(runs).where(runs.c.organization_id == organization_id)
+        if filters.statuses:
+            query = query.where(runs.c.status.in_([s.value for s in filters.statuses]))
+        if filters.model is not None:
+            query = query.where(runs.c.model == filters.model)
+        if filters.client_ref is not None:
+            query = query.where(runs.c.client_ref == filters.client_ref)
+        if filters.created_after is not None:
+            query = query.where(runs.c.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            query = query.where(runs.c.created_at < filters.created_before)
+        if after is not None:
+            query = query.where(tuple_(runs.c.created_at, runs.c.id) < tuple_(*after))
+        query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
+        async with self._db.read() as conn:
+            found = [_run(row) for row in await conn.execute(query)]
+        if len(found) <= limit:
+            return found, None
+        last = found[limit - 1]
+        return found[:limit], (last.created_at, last.id)
 
     async def get(self, run_id: UUID, *, organization_id: UUID | None = None) -> Run | None:
         """One run; with ``organization_id``, only if it belongs to that organization."""

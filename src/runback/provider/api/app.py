@@ -9,8 +9,16 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from runback.errors import ApiError
-from runback.provider.api import callback_secrets, runs
+from runback.errors import (
+    ApiError,
+    ConflictError,
+    DeliveryInFlightError,
+    IdempotencyKeyReusedError,
+    SecretDisabledError,
+    SecretInUseError,
+    StoreError,
+)
+from runback.provider.api import callback_secrets, callbacks, runs
 from runback.provider.api.bodies import validation_error
 from runback.provider.api.deps import ApiDeps
 from runback.provider.api.views import json_response
@@ -19,10 +27,26 @@ log = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
+# Store refusals the API answers as conflicts. A redelivery refused because another is in
+# flight is the contract's one 422 CONFLICT, kept from the public record.
+_CONFLICTS: dict[type[Exception], int] = {
+    DeliveryInFlightError: 422,
+    IdempotencyKeyReusedError: 409,
+    SecretDisabledError: 409,
+    SecretInUseError: 409,
+}
+
 
 def _api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return json_response(exc.envelope(), exc.status_code)
+
+
+def _store_refused(_request: Request, exc: Exception) -> Response:
+    status = _CONFLICTS.get(type(exc))
+    if status is None:
+        return _unexpected(_request, exc)
+    return json_response(ConflictError(str(exc)).envelope(), status)
 
 
 def _request_invalid(_request: Request, exc: Exception) -> Response:
@@ -47,8 +71,10 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app = FastAPI(title="runback", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.deps = deps
     app.include_router(runs.router)
+    app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StoreError, _store_refused)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

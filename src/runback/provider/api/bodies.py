@@ -32,14 +32,20 @@ _MESSAGES = {
     "bool_type": "must be true or false",
     "int_type": "must be an integer",
     "extra_forbidden": "is not a known field",
+    "enum": "must be one of the listed values",
 }
+
+
+_SOURCES = frozenset({"body", "query", "path", "header"})
 
 
 def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
     """pydantic's errors as the envelope's ``errors[]``: a dotted field path and a message."""
     found: list[FieldError] = []
     for error in errors:
-        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        location = [str(part) for part in error.get("loc", ())]
+        if location and location[0] in _SOURCES:
+            location = location[1:]
         field = ".".join(location) or "body"
         message = _MESSAGES.get(error.get("type", ""), str(error.get("msg", "is invalid")))
         found.append({"field": field, "message": message})

@@ -1,4 +1,9 @@
-"""``/v1/callback-secrets``: the secrets that sign callbacks."""
+"""``/v1/callback-secrets``: the secrets that sign callbacks, and their rotation.
+
+Rotation: create a second secret (receivers start accepting both: ``webhook-signature``
+carries one signature per active secret), promote it with ``PATCH {"is_current": true}``
+(``Runflow-Signature`` follows it), then ``DELETE`` the old one (disabled, never signs again).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from runback.core.ids import new_id
 from runback.core.records import CallbackSecret
 from runback.core.signing import generate_secret, key_prefix
+from runback.errors import NotFoundError, ValidationFailedError
 from runback.provider.api.bodies import read_json
-from runback.provider.api.deps import CurrentCaller, Deps
+from runback.provider.api.deps import CurrentCaller, Deps, uuid_or_none
+from runback.provider.api.pages import page
 from runback.provider.api.views import json_response, secret_view
 
 router = APIRouter(prefix="/v1", tags=["callback secrets"])
@@ -21,17 +28,28 @@ class SecretCreate(BaseModel):
     label: str | None = Field(default=None, max_length=200)
 
 
-@router.post(
-    "/callback-secrets",
-    status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/json": {"schema": SecretCreate.model_json_schema()}}
-        }
-    },
-)
+class SecretUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(default=None, max_length=200)
+    is_current: bool | None = None
+
+
+def _body(model: type[BaseModel]) -> dict[str, object]:
+    return {"requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+def _not_found(secret_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"there is no callback secret {secret_id} in this organization",
+        code="SECRET_NOT_FOUND",
+    )
+
+
+@router.post("/callback-secrets", status_code=201, openapi_extra=_body(SecretCreate))
 async def create_secret(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
-    """Create a secret; its plain value is in this answer and never again."""
+    """Create a secret; its plain value is in this answer and never again. An
+    organization's first secret becomes current."""
     body = await read_json(request, SecretCreate, limit=deps.max_body_bytes)
     now = deps.clock.now()
     plain = generate_secret()
@@ -50,3 +68,61 @@ async def create_secret(request: Request, deps: Deps, caller: CurrentCaller) -> 
         )
     )
     return json_response(secret_view(secret, plain=True), 201)
+
+
+@router.get("/callback-secrets")
+async def list_secrets(deps: Deps, caller: CurrentCaller) -> Response:
+    """Every secret of the organization, oldest first, disabled ones included."""
+    found = await deps.store.secrets.list(caller.organization_id)
+    return json_response(page([secret_view(s) for s in found], None))
+
+
+@router.get("/callback-secrets/{secret_id}")
+async def get_secret(secret_id: str, deps: Deps, caller: CurrentCaller) -> Response:
+    """One secret, without its plain value."""
+    parsed = uuid_or_none(secret_id)
+    found = None
+    if parsed is not None:
+        found = await deps.store.secrets.get(parsed, organization_id=caller.organization_id)
+    if found is None:
+        raise _not_found(secret_id)
+    return json_response(secret_view(found))
+
+
+@router.patch("/callback-secrets/{secret_id}", openapi_extra=_body(SecretUpdate))
+async def update_secret(
+    secret_id: str, request: Request, deps: Deps, caller: CurrentCaller
+) -> Response:
+    """Rename a secret, or make it current (the previous current one stays active)."""
+    body = await read_json(request, SecretUpdate, limit=deps.max_body_bytes)
+    if body.is_current is False:
+        raise ValidationFailedError.for_field(
+            "is_current", "can only be set to true: promote another secret instead"
+        )
+    parsed = uuid_or_none(secret_id)
+    found = None
+    if parsed is not None:
+        found = await deps.store.secrets.update(
+            parsed,
+            organization_id=caller.organization_id,
+            now=deps.clock.now(),
+            label=body.label,
+            promote=bool(body.is_current),
+        )
+    if found is None:
+        raise _not_found(secret_id)
+    return json_response(secret_view(found))
+
+
+@router.delete("/callback-secrets/{secret_id}")
+async def delete_secret(secret_id: str, deps: Deps, caller: CurrentCaller) -> Response:
+    """Disable a secret for good (``disabled_at`` set): it never signs again."""
+    parsed = uuid_or_none(secret_id)
+    found = None
+    if parsed is not None:
+        found = await deps.store.secrets.disable(
+            parsed, organization_id=caller.organization_id, now=deps.clock.now()
+        )
+    if found is None:
+        raise _not_found(secret_id)
+    return json_response(secret_view(found))

@@ -42,6 +42,14 @@ class Caller:
     organization_ids: tuple[UUID, ...]
 
 
+def uuid_or_none(text: str) -> UUID | None:
+    """A path's id as a UUID; None for text that is not one (answered as not found)."""
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
 def get_deps(request: Request) -> ApiDeps:
     deps: ApiDeps = request.app.state.deps
     return deps

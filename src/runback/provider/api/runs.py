@@ -1,23 +1,34 @@
-"""``/v1`` routes of runs: submit, poll, and the run's callback deliveries."""
+"""``/v1`` routes of runs: submit (idempotently), list, poll, cancel."""
 
 from __future__ import annotations
 
-from typing import Any
-from uuid import UUID
+import asyncio
+import hashlib
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from runback.core.clock import to_utc
 from runback.core.ids import new_id
 from runback.core.payload import dumps
 from runback.core.records import Run
-from runback.core.runs import new_run
+from runback.core.runs import Ending, new_run
+from runback.core.states import RunStatus
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
 from runback.provider.api.bodies import read_json
-from runback.provider.api.deps import CurrentCaller, Deps
-from runback.provider.api.views import delivery_view, json_response, run_view
+from runback.provider.api.deps import CurrentCaller, Deps, uuid_or_none
+from runback.provider.api.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
+from runback.provider.api.views import json_response, run_view
+from runback.store import Idempotency, RunFilter
 
 router = APIRouter(prefix="/v1", tags=["runs"])
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+CANCEL_WAIT_SECONDS = 5.0
+"""How long a cancel waits for a running model to stop before it answers."""
 
 
 class RunCreate(BaseModel):
@@ -31,19 +42,30 @@ class RunCreate(BaseModel):
     client_ref: str | None = Field(default=None, max_length=256)
 
 
-def _run_not_found(run_id: str) -> NotFoundError:
-    return NotFoundError(f"there is no run {run_id} in this organization", code="RUN_NOT_FOUND")
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="replays the first answer for the same key and body within 24 h",
+    ),
+]
 
 
-async def _run_of(deps: Deps, caller: CurrentCaller, run_id: str) -> Run:
-    try:
-        parsed = UUID(run_id)
-    except ValueError:
-        raise _run_not_found(run_id) from None
-    run = await deps.store.runs.get(parsed, organization_id=caller.organization_id)
+async def run_of(deps: Deps, caller: CurrentCaller, run_id: str) -> Run:
+    """The caller's run ``run_id``, or ``404 RUN_NOT_FOUND``."""
+    parsed = uuid_or_none(run_id)
+    run = None
+    if parsed is not None:
+        run = await deps.store.runs.get(parsed, organization_id=caller.organization_id)
     if run is None:
-        raise _run_not_found(run_id)
+        raise NotFoundError(f"there is no run {run_id} in this organization", code="RUN_NOT_FOUND")
     return run
+
+
+def _request_hash(model: str, body: RunCreate) -> str:
+    canonical = orjson.dumps([model, body.model_dump()], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
 
 
 @router.post(
@@ -56,7 +78,13 @@ async def _run_of(deps: Deps, caller: CurrentCaller, run_id: str) -> Run:
         }
     },
 )
-async def create_run(model: str, request: Request, deps: Deps, caller: CurrentCaller) -> Response:
+async def create_run(
+    model: str,
+    request: Request,
+    deps: Deps,
+    caller: CurrentCaller,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Submit a run; answered at once with the queued run, before any work starts."""
     if deps.registry.get(model) is None:
         raise NotFoundError(f"model {model} is not served here", code="MODEL_UNAVAILABLE")
@@ -66,30 +94,82 @@ async def create_run(model: str, request: Request, deps: Deps, caller: CurrentCa
             deps.url_policy.check(body.callback_url)
         except UrlRefusedError as exc:
             raise ValidationFailedError.for_field("callback_url", str(exc)) from None
+    now = deps.clock.now()
     run = new_run(
         run_id=new_id(),
         organization_id=caller.organization_id,
         model=model,
         input=dumps(body.input),
-        now=deps.clock.now(),
+        now=now,
         callback_url=body.callback_url,
         metadata=None if body.metadata is None else dumps(body.metadata),
         client_ref=body.client_ref,
     )
-    await deps.store.runs.insert(run)
+    idempotency = None
+    if idempotency_key is not None:
+        idempotency = Idempotency(
+            idempotency_key, _request_hash(model, body), since=now - IDEMPOTENCY_WINDOW
+        )
+    stored = await deps.store.runs.insert(run, idempotency=idempotency)
+    if stored.id != run.id:
+        response = json_response(run_view(stored), 201)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
     deps.on_run_created()
     return json_response(run_view(run), 201)
+
+
+@router.get("/runs/statuses")
+async def list_statuses(caller: CurrentCaller) -> Response:
+    """Every run status, in lifecycle order."""
+    return json_response([status.value for status in RunStatus])
+
+
+@router.get("/runs")
+async def list_runs(
+    deps: Deps,
+    caller: CurrentCaller,
+    status: Annotated[list[RunStatus] | None, Query(description="repeat for several")] = None,
+    model: str | None = None,
+    client_ref: str | None = None,
+    created_after: Annotated[datetime | None, Query(description="inclusive")] = None,
+    created_before: Annotated[datetime | None, Query(description="exclusive")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """The organization's runs, newest first, a page at a time."""
+    filters = RunFilter(
+        statuses=tuple(status or ()),
+        model=model,
+        client_ref=client_ref,
+        created_after=None if created_after is None else to_utc(created_after),
+        created_before=None if created_before is None else to_utc(created_before),
+    )
+    found, after = await deps.store.runs.page(
+        caller.organization_id, filters=filters, after=decode_cursor(cursor), limit=limit
+    )
+    return json_response(page([run_view(run) for run in found], after))
 
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """One run, as it stands now."""
-    return json_response(run_view(await _run_of(deps, caller, run_id)))
+    return json_response(run_view(await run_of(deps, caller, run_id)))
 
 
-@router.get("/runs/{run_id}/callback")
-async def list_run_callbacks(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
-    """The run's callback deliveries, oldest first, attempts inline (a bare array)."""
-    run = await _run_of(deps, caller, run_id)
-    found = await deps.store.deliveries.for_run(run.id, organization_id=caller.organization_id)
-    return json_response([delivery_view(d, attempts) for d, attempts in found])
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
+    """Cancel a run: a queued one at once, a running one by cancelling its model. The
+    callback is ``run.cancelled``. A run already ended is answered unchanged."""
+    run = await run_of(deps, caller, run_id)
+    if run.status is RunStatus.QUEUED:
+        ended = await deps.outbox.end(run, Ending.canceled(), expected=RunStatus.QUEUED)
+        if ended is not None:
+            return json_response(run_view(ended))
+        run = await run_of(deps, caller, run_id)  # claimed meanwhile: cancel it running
+    if not run.status.is_terminal:
+        task = deps.cancel_running(run.id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+        run = await run_of(deps, caller, run_id)
+    return json_response(run_view(run))

@@ -2,61 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import httpx
 import orjson
 import pytest
 
-from runback.core.urlpolicy import UrlPolicy
-from runback.models import register_builtins
-from runback.provider.api.app import create_app
-from runback.provider.api.deps import ApiDeps
-from runback.provider.registry import ModelRegistry
-from runback.store import Store
-from runback.testing import ManualClock
-from support.harness import Harness, make_harness
-
-BODY_LIMIT = 64 * 1024
-
-
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-    harness: Harness
-    key: str
-    woken: list[bool]
-
-    def auth(self, key: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key or self.key}"}
-
-    async def submit(self, body: dict[str, Any], model: str = "runback/echo") -> httpx.Response:
-        return await self.client.post(f"/v1/models/{model}/runs", json=body, headers=self.auth())
-
-
-@pytest.fixture
-async def api(store: Store, clock: ManualClock) -> AsyncIterator[Api]:
-    harness = await make_harness(store, clock)
-    key = await store.accounts.create_api_key([harness.organization_id], now=clock.now())
-    woken: list[bool] = []
-    app = create_app(
-        ApiDeps(
-            store=store,
-            outbox=harness.outbox,
-            registry=register_builtins(ModelRegistry()),
-            clock=clock,
-            url_policy=UrlPolicy.from_allow_list(["127.0.0.0/8"]),
-            max_body_bytes=BODY_LIMIT,
-            on_run_created=lambda: woken.append(True),
-            cancel_running=harness.executor.cancel,
-        )
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://runback.test") as client:
-        yield Api(client, harness, key, woken)
+from support.api import BODY_LIMIT, Api
 
 
 class TestSubmit:

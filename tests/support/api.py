@@ -1,0 +1,91 @@
+"""An in-process API client (no sockets) over the real SQLite store and the twins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from runback.core.urlpolicy import UrlPolicy
+from runback.models import register_builtins
+from runback.provider.api.app import create_app
+from runback.provider.api.deps import ApiDeps
+from runback.provider.registry import ModelRegistry
+from runback.store import Store
+from runback.testing import ManualClock
+from support.harness import Harness, make_harness
+
+BODY_LIMIT = 64 * 1024
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    harness: Harness
+    key: str
+    woken: list[bool]
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+    async def submit(
+        self,
+        body: dict[str, Any],
+        model: str = "runback/echo",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/models/{model}/runs", json=body, headers={**self.auth(), **(headers or {})}
+        )
+
+    async def run_id(self, body: dict[str, Any] | None = None, model: str = "runback/echo") -> str:
+        """Submit a run (echo, with a callback URL by default) and answer its id."""
+        response = await self.submit(
+            body or {"input": {"n": 1}, "callback_url": "https://receiver.example/hook"}, model
+        )
+        assert response.status_code == 201, response.text
+        run_id: str = response.json()["id"]
+        return run_id
+
+    async def get(self, path: str, key: str | None = None) -> httpx.Response:
+        return await self.client.get(path, headers=self.auth(key))
+
+    async def post(
+        self, path: str, body: dict[str, Any] | None = None, key: str | None = None
+    ) -> httpx.Response:
+        return await self.client.post(path, json=body, headers=self.auth(key))
+
+    async def other_organization_key(self, name: str = "other") -> str:
+        """A key of a new organization that shares nothing with this one."""
+        store, clock = self.harness.store, self.harness.clock
+        other = await store.accounts.create_organization(name, now=clock.now())
+        return await store.accounts.create_api_key([other.id], now=clock.now())
+
+
+@asynccontextmanager
+async def api_client(
+    store: Store, clock: ManualClock, *, registry: ModelRegistry | None = None
+) -> AsyncIterator[Api]:
+    """An ``Api`` over a fresh harness; its key belongs to the default organization."""
+    registry = registry or register_builtins(ModelRegistry())
+    harness = await make_harness(store, clock, registry=registry)
+    key = await store.accounts.create_api_key([harness.organization_id], now=clock.now())
+    woken: list[bool] = []
+    app = create_app(
+        ApiDeps(
+            store=store,
+            outbox=harness.outbox,
+            registry=registry,
+            clock=clock,
+            url_policy=UrlPolicy.from_allow_list(["127.0.0.0/8"]),
+            max_body_bytes=BODY_LIMIT,
+            on_run_created=lambda: woken.append(True),
+            cancel_running=harness.executor.cancel,
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://runback.test") as client:
+        yield Api(client, harness, key, woken)
