@@ -32,7 +32,6 @@ _MESSAGES = {
     "bool_type": "must be true or false",
     "int_type": "must be an integer",
     "extra_forbidden": "is not a known field",
-    "enum": "must be one of the listed values",
 }
 
 
