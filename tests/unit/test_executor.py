@@ -196,6 +196,31 @@ async def test_runs_beyond_the_concurrency_limit_wait_their_turn(
         assert (await h.run(run.id)).status is RunStatus.SUCCEEDED
 
 
+async def test_a_shutdown_queues_running_runs_again_without_using_an_execution(
+    store: Store, clock: ManualClock
+) -> None:
+    registry = ModelRegistry()
+    started = asyncio.Event()
+
+    @registry.model("acme/long")
+    async def long(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
+        started.set()
+        await asyncio.Event().wait()
+        return {}
+
+    h = await make_harness(store, clock, registry=registry)
+    submitted = await h.submit(model="acme/long")
+    loop = asyncio.create_task(h.executor.run_forever())
+    await asyncio.wait_for(started.wait(), timeout=5)
+
+    loop.cancel()
+    await asyncio.gather(loop, return_exceptions=True)
+
+    run = await h.run(submitted.id)
+    assert (run.status, run.execution_count, run.started_at) == (RunStatus.QUEUED, 0, None)
+    assert await h.deliveries(submitted.id) == []
+
+
 class TestRecovery:
     """After a crash: a run may run again while it has executions left, else it fails."""
 

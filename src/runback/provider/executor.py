@@ -62,6 +62,14 @@ class Executor(Worker):
         while await self._start_queued() or self._tasks:
             await self._settle()
 
+    async def close(self) -> None:
+        """Stop the running models and queue their runs again: a shutdown is not a crash,
+        so it does not use up one of their executions."""
+        held = list(self._running)
+        await super().close()
+        if held:
+            await self._store.runs.hand_back(held, now=self._clock.now())
+
     def cancel(self, run_id: UUID) -> asyncio.Task[Any] | None:
         """Cancel a run this executor holds; answers its task, to await, if it has started."""
         self._cancel_requested.add(run_id)

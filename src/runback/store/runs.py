@@ -220,6 +220,22 @@ class RunStore:
                 await insert_delivery(conn, delivery)
             return True
 
+    async def hand_back(self, run_ids: list[UUID], *, now: datetime) -> None:
+        """Queue again runs whose models were stopped by a shutdown, as if never started."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(run_ids), runs.c.status == RunStatus.RUNNING.value)
+                .values(
+                    status=RunStatus.QUEUED.value,
+                    execution_count=runs.c.execution_count - 1,
+                    started_at=None,
+                    claimed_by=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            )
+
     async def recover(self, *, now: datetime, max_executions: int) -> list[Run]:
         """Hand back every claimed run after a restart; answer those to fail as interrupted.
 
