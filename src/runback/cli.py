@@ -114,9 +114,9 @@ async def _with_store(settings: Settings, work: Callable[[Store, datetime], Awai
     async with open_store(
         settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
     ) as store:
-        now = SystemClock().now()
-        await store.accounts.ensure_default_organization(now=now)
-        return await work(store, now)
+        clock = SystemClock()
+        await store.accounts.ensure_default_organization(now=clock.now())
+        return await work(store, clock.now())
 
 
 def _when(moment: datetime | None) -> str:

@@ -30,7 +30,9 @@ class AccountStore:
         """The first organization, created when there is none; answers whether it was."""
         async with self._db.write() as conn:
             row = (
-                await conn.execute(select(organizations).order_by(organizations.c.created_at))
+                await conn.execute(
+                    select(organizations).order_by(organizations.c.created_at, organizations.c.id)
+                )
             ).first()
             if row is not None:
                 return to_record(Organization, row), False
@@ -61,6 +63,7 @@ class AccountStore:
         """
         token = new_api_key()
         key_id = new_id()
+        organization_ids = list(dict.fromkeys(organization_ids))  # each membership once
         async with self._db.write() as conn:
             await conn.execute(
                 api_keys.insert().values(
@@ -105,7 +108,9 @@ class AccountStore:
 
     async def list_organizations(self) -> list[Organization]:
         async with self._db.read() as conn:
-            rows = await conn.execute(select(organizations).order_by(organizations.c.created_at))
+            rows = await conn.execute(
+                select(organizations).order_by(organizations.c.created_at, organizations.c.id)
+            )
             return [to_record(Organization, row) for row in rows]
 
     async def organizations_named(self, names: Sequence[str]) -> list[Organization]:
@@ -138,6 +143,7 @@ class AccountStore:
 
     async def revoke_key(self, key: str, *, now: datetime) -> ApiKey:
         """Revoke a key named by its id or its shown prefix; it answers 401 from now on."""
+        key = key.rstrip(".")  # as 'keys list' shows prefixes: rb_XXXXXXXX...
         matches = [k for k in await self.list_keys() if key in (str(k.id), k.key_prefix)]
         if len(matches) != 1:
             problem = "no key" if not matches else "several keys"
