@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
@@ -18,32 +16,6 @@ from runback.core.signing import verify_runflow_signature
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver, answer
 from support.waiting import eventually, wait_for
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def key(data_dir: Path) -> str:
-    made = cli("keys", "create", "--data-dir", str(data_dir))
-    assert made.returncode == 0, made.stderr
-    return made.stdout.strip()
-
-
-@pytest.fixture
-def server(data_dir: Path, key: str) -> Iterator[ServeProcess]:
-    with ServeProcess(data_dir) as process:
-        yield process
-
-
-@pytest.fixture
-async def client(server: ServeProcess, key: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
-    ) as http:
-        yield http
 
 
 async def _submit(

@@ -15,7 +15,7 @@ from runback.provider.api.app import create_app
 from runback.provider.api.deps import ApiDeps
 from runback.provider.registry import ModelRegistry
 from runback.store import Store
-from runback.testing import ManualClock
+from runback.testing import Handler, ManualClock, respond
 from support.harness import Harness, make_harness
 
 BODY_LIMIT = 64 * 1024
@@ -67,11 +67,18 @@ class Api:
 
 @asynccontextmanager
 async def api_client(
-    store: Store, clock: ManualClock, *, registry: ModelRegistry | None = None
+    store: Store,
+    clock: ManualClock,
+    *,
+    registry: ModelRegistry | None = None,
+    handler: Handler | None = None,
 ) -> AsyncIterator[Api]:
-    """An ``Api`` over a fresh harness; its key belongs to the default organization."""
+    """An ``Api`` over a fresh harness; its key belongs to the default organization.
+    ``handler`` answers the callbacks (200 by default)."""
     registry = registry or register_builtins(ModelRegistry())
-    harness = await make_harness(store, clock, registry=registry)
+    harness = await make_harness(
+        store, clock, registry=registry, handler=handler or (lambda _request: respond(200))
+    )
     key = await store.accounts.create_api_key([harness.organization_id], now=clock.now())
     woken: list[bool] = []
     app = create_app(

@@ -37,6 +37,8 @@ class Run:
     started_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime
+    output_url_ttl: int | None = None
+    """Seconds the run's output URLs stay valid; None: the deployment's or model's rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +113,20 @@ class ApiKey:
     revoked_at: datetime | None
     organizations: tuple[str, ...]
     """Names of the key's organizations, its default first."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """A file a run produced, kept in blob storage under ``key``."""
+
+    id: UUID
+    run_id: UUID
+    organization_id: UUID
+    position: int
+    type: str
+    """``image``, ``video``, ``audio`` or ``file``."""
+    key: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: datetime

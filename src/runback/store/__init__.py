@@ -9,6 +9,7 @@ from runback.store.accounts import AccountStore
 from runback.store.database import Database, SqliteSync
 from runback.store.deliveries import AttemptOutcome, DeliveryStore
 from runback.store.migrate import head_revision, migrate
+from runback.store.outputs import OutputStore
 from runback.store.runs import Idempotency, RunFilter, RunStore
 from runback.store.secrets import SecretStore
 
@@ -22,6 +23,7 @@ class Store:
         self.runs = RunStore(database)
         self.deliveries = DeliveryStore(database)
         self.secrets = SecretStore(database)
+        self.outputs = OutputStore(database)
 
 
 @asynccontextmanager

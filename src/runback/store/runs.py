@@ -79,6 +79,7 @@ class RunStore:
                     request_hash=None if idempotency is None else idempotency.request_hash,
                     batch_id=run.batch_id,
                     execution_count=run.execution_count,
+                    output_url_ttl=run.output_url_ttl,
                     created_at=run.created_at,
                     updated_at=run.updated_at,
                 )

@@ -9,6 +9,7 @@ workers can share it once the PostgreSQL backend arrives; every table carries
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -74,6 +75,7 @@ runs = Table(
     Column("failure_code", Text),
     Column("failure_message", Text),
     Column("execution_count", Integer, nullable=False, server_default=text("0")),
+    Column("output_url_ttl", Integer),
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("completed_at", UtcDateTime),
@@ -176,4 +178,30 @@ delivery_attempts = Table(
     Column("signing_secret_id", Uuid),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_delivery_attempts_delivery", "delivery_id", "attempt_number"),
+)
+
+run_outputs = Table(
+    "run_outputs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("run_id", Uuid, ForeignKey("runs.id"), nullable=False),
+    Column("organization_id", Uuid, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("key", Text, nullable=False, unique=True),
+    Column("content_type", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_run_outputs_run", "run_id", "position"),
+)
+
+# Secrets runback makes for itself (e.g. the key that signs output file URLs): kept in the
+# database so they survive restarts and every process shares them.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )

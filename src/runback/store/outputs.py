@@ -1,0 +1,83 @@
+"""Output files of runs, and runback's own signing keys."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, select
+
+from runback.core.records import OutputFile
+from runback.store.database import Database
+from runback.store.rows import to_record
+from runback.store.schema import run_outputs, signing_keys
+
+_SIGNING_KEY_BYTES = 32
+
+
+def _output(row: Row[Any]) -> OutputFile:
+    return to_record(OutputFile, row)
+
+
+class OutputStore:
+    """The ``run_outputs`` and ``signing_keys`` tables."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def add(self, output: OutputFile) -> None:
+        """Commit an output file, once its blob is completely written."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                run_outputs.insert().values(
+                    id=output.id,
+                    run_id=output.run_id,
+                    organization_id=output.organization_id,
+                    position=output.position,
+                    type=output.type,
+                    key=output.key,
+                    content_type=output.content_type,
+                    size=output.size,
+                    sha256=output.sha256,
+                    created_at=output.created_at,
+                )
+            )
+
+    async def for_runs(self, run_ids: Iterable[UUID]) -> dict[UUID, list[OutputFile]]:
+        """The outputs of each run, in the order they were saved."""
+        ids = set(run_ids)
+        found: dict[UUID, list[OutputFile]] = {run_id: [] for run_id in ids}
+        if not ids:
+            return found
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(run_outputs)
+                .where(run_outputs.c.run_id.in_(ids))
+                .order_by(run_outputs.c.run_id, run_outputs.c.position)
+            )
+            for row in rows:
+                output = _output(row)
+                found[output.run_id].append(output)
+        return found
+
+    async def by_key(self, key: str) -> OutputFile | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(run_outputs).where(run_outputs.c.key == key))).first()
+        return None if row is None else _output(row)
+
+    async def signing_key(self, name: str, *, now: datetime) -> bytes:
+        """runback's own secret called ``name``, made on first use and kept for good."""
+        async with self._db.write() as conn:
+            row = (
+                await conn.execute(select(signing_keys).where(signing_keys.c.name == name))
+            ).first()
+            if row is not None:
+                return bytes.fromhex(row.secret)
+            secret = secrets.token_bytes(_SIGNING_KEY_BYTES)
+            await conn.execute(
+                signing_keys.insert().values(name=name, secret=secret.hex(), created_at=now)
+            )
+            return secret
