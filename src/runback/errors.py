@@ -88,11 +88,16 @@ class UrlRefusedError(RunbackError):
 
 
 class ModelError(RunbackError):
-    """Raised by a model to fail its run with a chosen ``failure_code``."""
+    """Raised by a model to fail its run with a chosen ``failure_code``.
 
-    def __init__(self, message: str, *, code: str = "model_error") -> None:
+    With ``partial=True``, a run that saved some output files before failing ends
+    ``partial_succeeded``: its files are delivered with the error.
+    """
+
+    def __init__(self, message: str, *, code: str = "model_error", partial: bool = False):
         super().__init__(message)
         self.code = code
+        self.partial = partial
 
 
 class ApiError(RunbackError):

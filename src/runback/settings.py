@@ -50,10 +50,28 @@ class Settings(BaseSettings):
     """The safety-net poll; work is normally picked up at once through in-process wake-ups."""
     lease_seconds: float = Field(default=60.0, gt=0)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    public_url: str | None = None
+    """The base URL receivers reach this server at; output file URLs start with it.
+    Defaults to the address it serves on."""
+    output_url_ttl: float | None = Field(default=None, gt=0)
+    """Seconds output URLs stay valid; default: the longer of 24 h and the retry window."""
+    max_output_bytes: int = Field(default=1024**3, ge=1)
+    model_threads: int = Field(default=8, ge=1, le=1024)
+    """Threads for plain ``def`` models."""
+    models: Annotated[tuple[str, ...], NoDecode] = ()
+    """Modules whose models to serve besides the built-in and entry-point ones."""
+    s3_bucket: str | None = None
+    """Keep output files in this S3-compatible bucket instead of the data directory."""
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_presign: bool = False
+    """Use the bucket's own presigned URLs instead of runback's ``/files`` URLs."""
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("callback_allow", mode="before")
+    @field_validator("callback_allow", "models", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

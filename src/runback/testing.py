@@ -3,6 +3,7 @@
 * ``ManualClock``: time that moves only when told.
 * ``HandlerSender``: an outbound sender that hands each request to a function.
 * ``respond``: a ``SendResult`` in one call.
+* ``MapFetcher``: input URLs answered from a dict.
 
 The store has no twin: tests use the real SQLite store on a temporary file.
 """
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from runback.core.delivery import SendResult
+from runback.errors import ModelError
 from runback.provider.sender import OutboundRequest
 
 Handler = Callable[[OutboundRequest], SendResult | Awaitable[SendResult]]
@@ -54,3 +56,20 @@ class HandlerSender:
         if inspect.isawaitable(result):
             return await result
         return result
+
+
+class MapFetcher:
+    """Answers input fetches from ``pages`` (URL to bytes); other URLs fail as a fetch would."""
+
+    def __init__(self, pages: dict[str, bytes] | None = None) -> None:
+        self.pages = dict(pages or {})
+        self.fetched: list[str] = []
+
+    async def fetch(self, url: str, *, max_bytes: int, seconds: float) -> bytes:
+        self.fetched.append(url)
+        if url not in self.pages:
+            raise ModelError(f"fetching {url} answered HTTP 404", code="fetch_failed")
+        body = self.pages[url]
+        if len(body) > max_bytes:
+            raise ModelError(f"{url} is over the limit of {max_bytes} bytes", code="fetch_failed")
+        return body

@@ -14,18 +14,19 @@ from uuid import UUID
 
 from aiohttp import web
 
+from runback.blobs import BlobStore
 from runback.core.clock import SystemClock
 from runback.core.records import Attempt, Delivery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
-from runback.core.urlpolicy import LOOPBACK_ALLOW, UrlPolicy
+from runback.core.urlpolicy import LOOPBACK_ALLOW
 from runback.models import register_builtins
-from runback.provider.dispatcher import Dispatcher
-from runback.provider.executor import Executor
-from runback.provider.outbox import Outbox
 from runback.provider.registry import ModelRegistry
+from runback.provider.runtime import assemble
 from runback.provider.sender import AiohttpSender
+from runback.settings import Settings
 from runback.store import Store
+from runback.testing import MapFetcher
 from support.factories import queued_run
 from support.receivers import LoopbackReceiver, answer, block_until
 from support.waiting import eventually
@@ -58,33 +59,28 @@ class Live:
 async def running(store: Store, *, attempt_timeout: float = 5.0) -> AsyncIterator[Live]:
     clock = SystemClock()
     organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
+    settings = Settings(
+        callback_allow=LOOPBACK_ALLOW,
+        attempt_timeout=attempt_timeout,
+        max_in_flight_deliveries=64,
+        poll_interval=1.0,
+    )
     async with AiohttpSender() as sender:
-        dispatcher = Dispatcher(
+        runtime = await assemble(
+            settings,
             store=store,
             sender=sender,
-            clock=clock,
-            random=random.random,
-            url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW),
-            worker_id="live",
-            max_in_flight=64,
-            attempt_timeout=attempt_timeout,
-            lease_seconds=60,
-            poll_interval=1.0,
-        )
-        outbox = Outbox(store=store, clock=clock, retry_policy=POLICY, on_delivery=dispatcher.wake)
-        executor = Executor(
-            store=store,
-            outbox=outbox,
+            fetcher=MapFetcher(),
+            blobs=BlobStore.memory(),
             registry=register_builtins(ModelRegistry()),
             clock=clock,
-            worker_id="live",
-            max_concurrency=16,
-            default_timeout=30,
-            poll_interval=0.05,
+            random=random.random,
+            public_url="http://runback.test",
+            retry_policy=POLICY,
         )
         tasks = [
-            asyncio.create_task(executor.run_forever()),
-            asyncio.create_task(dispatcher.run_forever()),
+            asyncio.create_task(runtime.executor.run_forever()),
+            asyncio.create_task(runtime.dispatcher.run_forever()),
         ]
         try:
             yield Live(store, organization.id)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
-from runback.core.urlpolicy import UrlPolicy
 from runback.models import register_builtins
 from runback.provider.api.app import create_app
-from runback.provider.api.deps import ApiDeps
 from runback.provider.registry import ModelRegistry
 from runback.store import Store
 from runback.testing import Handler, ManualClock, respond
@@ -77,22 +75,15 @@ async def api_client(
     ``handler`` answers the callbacks (200 by default)."""
     registry = registry or register_builtins(ModelRegistry())
     harness = await make_harness(
-        store, clock, registry=registry, handler=handler or (lambda _request: respond(200))
+        store,
+        clock,
+        registry=registry,
+        handler=handler or (lambda _request: respond(200)),
+        callback_allow=("127.0.0.0/8",),
     )
     key = await store.accounts.create_api_key([harness.organization_id], now=clock.now())
     woken: list[bool] = []
-    app = create_app(
-        ApiDeps(
-            store=store,
-            outbox=harness.outbox,
-            registry=registry,
-            clock=clock,
-            url_policy=UrlPolicy.from_allow_list(["127.0.0.0/8"]),
-            max_body_bytes=BODY_LIMIT,
-            on_run_created=lambda: woken.append(True),
-            cancel_running=harness.executor.cancel,
-        )
-    )
+    app = create_app(replace(harness.runtime.api, on_run_created=lambda: woken.append(True)))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://runback.test") as client:
         yield Api(client, harness, key, woken)

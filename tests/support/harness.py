@@ -1,4 +1,5 @@
-"""An executor and a dispatcher wired to the real SQLite store and the package's twins."""
+"""The serving half wired as ``runback serve`` wires it, over the real SQLite store and the
+package's twins (sender, fetcher, memory blobs, manual clock)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,22 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from runback.blobs import BlobStore
 from runback.core.records import Attempt, Delivery, Run
 from runback.core.retry import Random, RetryPolicy
-from runback.core.urlpolicy import UrlPolicy
 from runback.models import register_builtins
 from runback.provider.dispatcher import Dispatcher
 from runback.provider.executor import Executor
 from runback.provider.outbox import Outbox
 from runback.provider.registry import ModelRegistry
+from runback.provider.runtime import Runtime, assemble
+from runback.settings import Settings
 from runback.store import Store
-from runback.testing import Handler, HandlerSender, ManualClock, respond
+from runback.testing import Handler, HandlerSender, ManualClock, MapFetcher, respond
 from support.factories import queued_run
 
 FAST_POLICY = RetryPolicy(delays=(0.25, 0.5, 1.0), jitter=0.2)
+PUBLIC_URL = "http://runback.test"
 
 
 @dataclass
@@ -26,10 +30,22 @@ class Harness:
     store: Store
     clock: ManualClock
     sender: HandlerSender
-    outbox: Outbox
-    executor: Executor
-    dispatcher: Dispatcher
+    fetcher: MapFetcher
+    blobs: BlobStore
+    runtime: Runtime
     organization_id: UUID
+
+    @property
+    def executor(self) -> Executor:
+        return self.runtime.executor
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.runtime.dispatcher
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.runtime.outbox
 
     async def submit(self, **fields: Any) -> Run:
         """Insert a queued run as the API would."""
@@ -58,34 +74,33 @@ async def make_harness(
     handler: Handler = lambda _request: respond(200),
     policy: RetryPolicy = FAST_POLICY,
     registry: ModelRegistry | None = None,
-    url_policy: UrlPolicy | None = None,
+    callback_allow: tuple[str, ...] = (),
     random: Random = lambda: 0.5,
     default_timeout: float = 30.0,
     max_concurrency: int = 16,
 ) -> Harness:
     organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
     sender = HandlerSender(handler)
-    dispatcher = Dispatcher(
+    fetcher = MapFetcher()
+    blobs = BlobStore.memory()
+    settings = Settings(
+        callback_allow=callback_allow,
+        max_in_flight_deliveries=64,
+        max_concurrent_runs=max_concurrency,
+        model_timeout=default_timeout,
+        poll_interval=1.0,
+        max_body_bytes=64 * 1024,
+    )
+    runtime = await assemble(
+        settings,
         store=store,
         sender=sender,
-        clock=clock,
-        random=random,
-        url_policy=url_policy or UrlPolicy(),
-        worker_id="test-worker",
-        max_in_flight=64,
-        attempt_timeout=10.0,
-        lease_seconds=60.0,
-        poll_interval=1.0,
-    )
-    outbox = Outbox(store=store, clock=clock, retry_policy=policy, on_delivery=dispatcher.wake)
-    executor = Executor(
-        store=store,
-        outbox=outbox,
+        fetcher=fetcher,
+        blobs=blobs,
         registry=registry or register_builtins(ModelRegistry()),
         clock=clock,
-        worker_id="test-worker",
-        max_concurrency=max_concurrency,
-        default_timeout=default_timeout,
-        poll_interval=1.0,
+        random=random,
+        public_url=PUBLIC_URL,
+        retry_policy=policy,
     )
-    return Harness(store, clock, sender, outbox, executor, dispatcher, organization.id)
+    return Harness(store, clock, sender, fetcher, blobs, runtime, organization.id)

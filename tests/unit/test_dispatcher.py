@@ -13,7 +13,6 @@ from runback.core.records import CallbackSecret
 from runback.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from runback.core.signing import generate_secret, key_prefix, runflow_signature
 from runback.core.states import DeliveryStatus
-from runback.core.urlpolicy import UrlPolicy
 from runback.store import Store
 from runback.testing import ManualClock, respond
 from support.harness import Harness, make_harness
@@ -216,7 +215,7 @@ async def test_some_answers_end_the_delivery_at_once(
 async def test_a_url_the_policy_refuses_at_send_time_fails_without_a_request(
     store: Store, clock: ManualClock
 ) -> None:
-    h = await make_harness(store, clock, url_policy=UrlPolicy())
+    h = await make_harness(store, clock)  # nothing internal is allowed
     run = await h.submit(callback_url="http://127.0.0.1:9/hook")
     await h.executor.run_until_idle()
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from runback.core.ids import webhook_id
 from runback.core.payload import run_callback_body
-from runback.core.records import Delivery, Run
+from runback.core.records import Delivery, JsonText, Run
 from runback.core.retry import Random, RetryPolicy
 from runback.core.states import DeliveryStatus
 
@@ -50,9 +50,16 @@ _FINAL_REASONS = frozenset({FailureReason.GONE, FailureReason.BLOCKED_URL})
 
 
 def new_delivery(
-    run: Run, *, delivery_id: UUID, now: datetime, policy: RetryPolicy, is_automatic: bool
+    run: Run,
+    *,
+    delivery_id: UUID,
+    now: datetime,
+    policy: RetryPolicy,
+    is_automatic: bool,
+    output: JsonText | None = None,
 ) -> Delivery:
-    """A pending delivery of ``run``'s callback, its body frozen now, due at once."""
+    """A pending delivery of ``run``'s callback, its body frozen now, due at once;
+    ``output`` replaces the run's stored output (see ``run_callback_body``)."""
     if run.callback_url is None:
         raise ValueError(f"run {run.id} has no callback_url")
     return Delivery(
@@ -62,7 +69,7 @@ def new_delivery(
         batch_id=None,
         callback_url=run.callback_url,
         webhook_id=webhook_id(run.id),
-        payload_bytes=run_callback_body(run),
+        payload_bytes=run_callback_body(run, output=output),
         is_automatic=is_automatic,
         status=DeliveryStatus.PENDING,
         failure_reason_code=None,

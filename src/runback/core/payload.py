@@ -40,8 +40,9 @@ def callback_event(status: RunStatus) -> str:
         raise ValueError(f"a run in status {status} has no callback yet") from None
 
 
-def run_callback_body(run: Run) -> bytes:
-    """The frozen body of the callback about a terminal run."""
+def run_callback_body(run: Run, *, output: JsonText | None = None) -> bytes:
+    """The frozen body of the callback about a terminal run; ``output`` replaces the run's
+    stored output (with its files' freshly signed URLs)."""
     if run.completed_at is None:
         raise ValueError(f"run {run.id} has not completed")
     return orjson.dumps(
@@ -49,7 +50,7 @@ def run_callback_body(run: Run) -> bytes:
             "event": callback_event(run.status),
             "run_id": str(run.id),
             "status": run.status.value,
-            "output": None if run.status is RunStatus.CANCELED else raw(run.output),
+            "output": None if run.status is RunStatus.CANCELED else raw(output or run.output),
             "duration_ms": whole_ms(run.created_at, run.completed_at),
             "created_at": isoformat(run.created_at),
             "completed_at": isoformat(run.completed_at),

@@ -35,6 +35,11 @@ class RetryPolicy:
     def max_attempts(self) -> int:
         return len(self.delays) + 1
 
+    @property
+    def window(self) -> float:
+        """Seconds from the first attempt to the last, at most (with the largest jitter)."""
+        return sum(self.delays) * (1 + self.jitter)
+
     def delay_after(self, attempt_number: int, random: Random) -> float | None:
         """Seconds to wait after failed attempt ``attempt_number`` (1-based); None: give up."""
         if attempt_number >= self.max_attempts:

@@ -25,6 +25,7 @@ def new_run(
     callback_url: str | None = None,
     metadata: JsonText | None = None,
     client_ref: str | None = None,
+    output_url_ttl: int | None = None,
 ) -> Run:
     """A run as it is submitted: queued, never executed."""
     return Run(
@@ -45,6 +46,7 @@ def new_run(
         started_at=None,
         completed_at=None,
         updated_at=now,
+        output_url_ttl=output_url_ttl,
     )
 
 
@@ -60,6 +62,11 @@ class Ending:
     @classmethod
     def failed(cls, code: str, message: str) -> Ending:
         return cls(RunStatus.FAILED, failure_output(code, message), code, message)
+
+    @classmethod
+    def partial(cls, code: str, message: str) -> Ending:
+        """Some outputs landed, then the model failed."""
+        return cls(RunStatus.PARTIAL_SUCCEEDED, failure_output(code, message), code, message)
 
     @classmethod
     def canceled(cls) -> Ending:

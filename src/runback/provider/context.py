@@ -1,33 +1,158 @@
-"""What a running model sees of its run.
+"""What a running model sees of its run, and how it talks back.
 
-The context is the one argument that grows: output files, progress, logs, cancellation and
-input schemas arrive as its methods and attributes, so a model's signature never changes.
+The context is the one argument that grows: a model's signature never changes. Async models
+get a ``RunContext``; plain ``def`` models run in a worker thread and get a
+``SyncRunContext``, the same context with blocking methods (the sync caller's edge).
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol, TypeVar
 from uuid import UUID
+
+from runback.core.records import OutputFile, Run
+from runback.provider.outputs import OutputData, Outputs
+
+T = TypeVar("T")
+
+DEFAULT_FETCH_LIMIT = 20 * 1024 * 1024
+DEFAULT_FETCH_TIMEOUT = 10.0
+
+
+class Fetcher(Protocol):
+    """Fetches an input URL through the URL policy, within a size and a time limit."""
+
+    async def fetch(self, url: str, *, max_bytes: int, seconds: float) -> bytes: ...
 
 
 class RunContext:
     """The run a model is executing, and the means to talk back to runback."""
 
-    __slots__ = ("deadline", "execution", "model", "organization_id", "run_id")
-
     def __init__(
         self,
         *,
-        run_id: UUID,
-        model: str,
-        organization_id: UUID,
-        execution: int,
+        run: Run,
         deadline: datetime,
+        outputs: Outputs,
+        fetcher: Fetcher,
     ) -> None:
-        self.run_id = run_id
-        self.model = model
-        self.organization_id = organization_id
-        self.execution = execution
-        """1 for the first start; more when a crash interrupted an earlier one."""
+        self._run = run
+        self._outputs = outputs
+        self._fetcher = fetcher
+        self._saved: list[OutputFile] = []
+        self._cancelled = threading.Event()
         self.deadline = deadline
         """When the run's timeout fires."""
+
+    @property
+    def run_id(self) -> UUID:
+        return self._run.id
+
+    @property
+    def model(self) -> str:
+        return self._run.model
+
+    @property
+    def organization_id(self) -> UUID:
+        return self._run.organization_id
+
+    @property
+    def execution(self) -> int:
+        """1 for the first start; more when a crash interrupted an earlier one."""
+        return self._run.execution_count
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run was cancelled: a sync model should stop and return soon."""
+        return self._cancelled.is_set()
+
+    @property
+    def saved(self) -> list[OutputFile]:
+        """The output files saved so far."""
+        return list(self._saved)
+
+    def cancel(self) -> None:
+        """Mark the run cancelled (runback calls this; models read ``cancelled``)."""
+        self._cancelled.set()
+
+    async def save_output(
+        self, data: OutputData, *, content_type: str, type: str | None = None
+    ) -> OutputFile:
+        """Save one output file (bytes, a path or a stream); it becomes an entry of
+        ``output.outputs`` with a presigned URL. ``type`` defaults from the content type."""
+        saved = await self._outputs.save(
+            run=self._run,
+            position=len(self._saved),
+            data=data,
+            content_type=content_type,
+            type=type,
+        )
+        self._saved.append(saved)
+        return saved
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        max_bytes: int = DEFAULT_FETCH_LIMIT,
+        timeout: float = DEFAULT_FETCH_TIMEOUT,  # noqa: ASYNC109 (passed to the fetcher)
+    ) -> bytes:
+        """The body of ``url``, fetched through runback's URL policy and limits."""
+        return await self._fetcher.fetch(url, max_bytes=max_bytes, seconds=timeout)
+
+
+class SyncRunContext:
+    """A ``RunContext`` for a model running in a worker thread: the same, blocking."""
+
+    def __init__(self, context: RunContext, loop: asyncio.AbstractEventLoop) -> None:
+        self.context = context
+        self._loop = loop
+
+    def _wait(self, work: Callable[[], Awaitable[T]]) -> T:
+        async def run() -> T:
+            return await work()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+
+    @property
+    def run_id(self) -> UUID:
+        return self.context.run_id
+
+    @property
+    def model(self) -> str:
+        return self.context.model
+
+    @property
+    def execution(self) -> int:
+        return self.context.execution
+
+    @property
+    def deadline(self) -> datetime:
+        return self.context.deadline
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run was cancelled or timed out: stop and return soon."""
+        return self.context.cancelled
+
+    def save_output(
+        self, data: OutputData, *, content_type: str, type: str | None = None
+    ) -> OutputFile:
+        """``RunContext.save_output``, blocking."""
+        return self._wait(
+            lambda: self.context.save_output(data, content_type=content_type, type=type)
+        )
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        max_bytes: int = DEFAULT_FETCH_LIMIT,
+        timeout: float = DEFAULT_FETCH_TIMEOUT,
+    ) -> bytes:
+        """``RunContext.fetch``, blocking."""
+        return self._wait(lambda: self.context.fetch(url, max_bytes=max_bytes, timeout=timeout))

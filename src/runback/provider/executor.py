@@ -1,19 +1,26 @@
 """The executor: claims queued runs, runs their models, and ends them through the outbox.
 
-A crash while a model runs is handled at the next start by ``recover``: a run that may run
-again is queued again, one that has used its executions fails with ``interrupted``. A cancel
-request cancels the model's task; the run then ends ``canceled`` however the model reacts.
+Async models run on the event loop; plain ``def`` models in a bounded thread pool. Each model
+may cap how many of its runs execute at once: claims skip a model at its cap, so its runs
+wait in ``queued`` without holding up other models. A crash while a model runs is handled at
+the next start by ``recover``: a run that may run again is queued again (the files its
+interrupted execution saved are discarded), one that has used its executions fails with
+``interrupted``. A cancel cancels an async model's task, or tells a sync model through its
+context; the run ends ``canceled`` however the model then ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import orjson
+from pydantic import ValidationError
 
 from runback.core.clock import Clock
 from runback.core.payload import dumps
@@ -21,8 +28,9 @@ from runback.core.records import Run
 from runback.core.runs import Ending
 from runback.core.states import RunStatus
 from runback.errors import ModelError
-from runback.provider.context import RunContext
+from runback.provider.context import Fetcher, RunContext, SyncRunContext
 from runback.provider.outbox import Outbox
+from runback.provider.outputs import Outputs
 from runback.provider.registry import Model, ModelRegistry
 from runback.provider.worker import Worker
 from runback.store import Store
@@ -40,21 +48,29 @@ class Executor(Worker):
         *,
         store: Store,
         outbox: Outbox,
+        outputs: Outputs,
+        fetcher: Fetcher,
         registry: ModelRegistry,
         clock: Clock,
         worker_id: str,
         max_concurrency: int,
         default_timeout: float,
         poll_interval: float,
+        threads: int = 8,
     ) -> None:
         super().__init__(capacity=max_concurrency, poll_interval=poll_interval)
         self._store = store
         self._outbox = outbox
+        self._outputs = outputs
+        self._fetcher = fetcher
         self._registry = registry
         self._clock = clock
         self._worker_id = worker_id
         self._default_timeout = default_timeout
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="model")
         self._running: dict[UUID, asyncio.Task[Any]] = {}
+        self._contexts: dict[UUID, RunContext] = {}
+        self._per_model: Counter[str] = Counter()
         self._cancel_requested: set[UUID] = set()
 
     async def run_until_idle(self) -> None:
@@ -64,18 +80,26 @@ class Executor(Worker):
 
     async def close(self) -> None:
         """Stop the running models and queue their runs again: a shutdown is not a crash,
-        so it does not use up one of their executions."""
+        so it does not use up one of their executions. Sync models cannot be interrupted;
+        their threads are abandoned."""
         held = list(self._running)
+        for context in self._contexts.values():
+            context.cancel()
         await super().close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
         if held:
             await self._store.runs.hand_back(held, now=self._clock.now())
 
     def cancel(self, run_id: UUID) -> asyncio.Task[Any] | None:
         """Cancel a run this executor holds; answers its task, to await, if it has started."""
         self._cancel_requested.add(run_id)
+        context = self._contexts.get(run_id)
+        if context is not None:
+            context.cancel()
         task = self._running.get(run_id)
-        if task is not None:
-            task.cancel()
+        model = self._registry.get(context.model) if context is not None else None
+        if task is not None and (model is None or model.is_async):
+            task.cancel()  # a sync model is told through its context, then returns
         return task
 
     async def recover(self, *, max_executions: int) -> int:
@@ -96,15 +120,33 @@ class Executor(Worker):
         return self._poll_interval
 
     async def _start_queued(self) -> int:
-        room = self.room
-        if room <= 0:
-            return 0
+        """Claim as many queued runs as there is room for, each model within its cap."""
+        started = 0
+        capped = [m for m in self._registry if m.concurrency is not None]
+        for model in capped:
+            assert model.concurrency is not None
+            room = min(self.room, model.concurrency - self._per_model[model.name])
+            if room > 0:
+                started += await self._claim(room, model=model.name)
+        if self.room > 0:
+            started += await self._claim(self.room, exclude_models=[m.name for m in capped])
+        return started
+
+    async def _claim(
+        self, limit: int, *, model: str | None = None, exclude_models: list[str] | None = None
+    ) -> int:
         now = self._clock.now()
         lease = timedelta(seconds=self._default_timeout) + _LEASE_MARGIN
         claimed = await self._store.runs.claim_queued(
-            worker=self._worker_id, limit=room, now=now, lease_until=now + lease
+            worker=self._worker_id,
+            limit=limit,
+            now=now,
+            lease_until=now + lease,
+            model=model,
+            exclude_models=exclude_models or (),
         )
         for run in claimed:
+            self._per_model[run.model] += 1
             self._spawn(self._execute(run), name=f"run {run.id}")
         return len(claimed)
 
@@ -117,7 +159,7 @@ class Executor(Worker):
                 ending = await self._outcome(run)
             except asyncio.CancelledError:
                 if run.id not in self._cancel_requested:
-                    raise  # shutting down: the run is recovered at the next start
+                    raise  # shutting down: the run is handed back or recovered
                 task.uncancel()
                 ending = Ending.canceled()
             if run.id in self._cancel_requested:
@@ -125,7 +167,9 @@ class Executor(Worker):
             await self._outbox.end(run, ending)
         finally:
             del self._running[run.id]
+            self._contexts.pop(run.id, None)
             self._cancel_requested.discard(run.id)
+            self._per_model[run.model] -= 1
 
     async def _outcome(self, run: Run) -> Ending:
         if run.id in self._cancel_requested:
@@ -133,41 +177,72 @@ class Executor(Worker):
         model = self._registry.get(run.model)
         if model is None:
             return Ending.failed("model_unavailable", f"model {run.model} is not served here")
+        if run.execution_count > 1:
+            await self._outputs.discard(run.id)  # what an interrupted execution saved
         timeout = model.timeout or self._default_timeout
+        context = RunContext(
+            run=run,
+            deadline=self._clock.now() + timedelta(seconds=timeout),
+            outputs=self._outputs,
+            fetcher=self._fetcher,
+        )
+        self._contexts[run.id] = context
         try:
-            return Ending(RunStatus.SUCCEEDED, await self._call(model, run, timeout))
+            return Ending(RunStatus.SUCCEEDED, await self._call(model, run, context, timeout))
         except TimeoutError:
+            context.cancel()  # a sync model may still be running: ask it to stop
             message = f"model {model.name} did not finish within {timeout:g} s"
             return Ending.failed("timeout", message)
         except ModelError as exc:
+            if exc.partial and context.saved:
+                return Ending.partial(exc.code, str(exc))
             return Ending.failed(exc.code, str(exc))
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("model %s failed run %s: %s", model.name, run.id, message)
             return Ending.failed("model_error", message)
 
-    async def _call(self, model: Model, run: Run, seconds: float) -> str:
-        context = RunContext(
-            run_id=run.id,
-            model=model.name,
-            organization_id=run.organization_id,
-            execution=run.execution_count,
-            deadline=self._clock.now() + timedelta(seconds=seconds),
-        )
-        arguments: dict[str, Any] = orjson.loads(run.input)
+    async def _call(self, model: Model, run: Run, context: RunContext, seconds: float) -> str:
+        argument = _input_of(model, run)
         async with asyncio.timeout(seconds):
-            result = await model.function(arguments, context)
-        if result is None:
-            result = {}
-        if not isinstance(result, dict):
-            raise ModelError(
-                f"model {model.name} returned {type(result).__name__}, not a JSON object",
-                code="invalid_output",
-            )
-        try:
-            return dumps(result)
-        except TypeError as exc:
-            raise ModelError(
-                f"model {model.name} returned an output that is not JSON: {exc}",
-                code="invalid_output",
-            ) from None
+            if model.is_async:
+                result = await model.function(argument, context)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(
+                    self._threads, model.function, argument, SyncRunContext(context, loop)
+                )
+        return _output_of(model, result if result is not None else {}, context)
+
+
+def _input_of(model: Model, run: Run) -> Any:
+    if model.input_model is None:
+        return orjson.loads(run.input)
+    try:
+        return model.input_model.model_validate_json(run.input)
+    except ValidationError as exc:
+        raise ModelError(
+            f"the input no longer fits model {model.name}: {exc.errors()[0]['msg']}",
+            code="invalid_input",
+        ) from None
+
+
+def _output_of(model: Model, result: Any, context: RunContext) -> str:
+    if not isinstance(result, dict):
+        raise ModelError(
+            f"model {model.name} returned {type(result).__name__}, not a JSON object",
+            code="invalid_output",
+        )
+    if context.saved and "outputs" in result:
+        raise ModelError(
+            f"model {model.name} saved files and returned its own 'outputs': the key is "
+            "runback's when files are saved",
+            code="invalid_output",
+        )
+    try:
+        return dumps(result)
+    except TypeError as exc:
+        raise ModelError(
+            f"model {model.name} returned an output that is not JSON: {exc}",
+            code="invalid_output",
+        ) from None

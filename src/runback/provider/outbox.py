@@ -17,6 +17,7 @@ from runback.core.retry import RetryPolicy
 from runback.core.runs import Ending, end_run
 from runback.core.states import RunStatus
 from runback.errors import ConflictError
+from runback.provider.outputs import Outputs
 from runback.store import Store
 
 
@@ -27,22 +28,25 @@ class Outbox:
         self,
         *,
         store: Store,
+        outputs: Outputs,
         clock: Clock,
         retry_policy: RetryPolicy,
         on_delivery: Callable[[], None],
     ) -> None:
         self._store = store
+        self._outputs = outputs
         self._clock = clock
         self._retry_policy = retry_policy
         self._on_delivery = on_delivery
 
-    def _delivery(self, run: Run, *, is_automatic: bool) -> Delivery:
+    async def _delivery(self, run: Run, *, is_automatic: bool) -> Delivery:
         return new_delivery(
             run,
             delivery_id=new_id(),
             now=self._clock.now(),
             policy=self._retry_policy,
             is_automatic=is_automatic,
+            output=await self._outputs.render_one(run),
         )
 
     async def end(
@@ -51,7 +55,9 @@ class Outbox:
         """End ``run`` if it is still ``expected``; answer the ended run, or None if it was
         not (another writer ended or moved it first)."""
         done = end_run(run, ending, now=self._clock.now())
-        delivery = None if done.callback_url is None else self._delivery(done, is_automatic=True)
+        delivery = None
+        if done.callback_url is not None:
+            delivery = await self._delivery(done, is_automatic=True)
         if not await self._store.runs.finish(done, delivery, expected=expected):
             return None
         if delivery is not None:
@@ -69,7 +75,7 @@ class Outbox:
             raise ConflictError(
                 f"run {run.id} has no callback_url to deliver to", code="NO_CALLBACK_URL"
             )
-        delivery = self._delivery(run, is_automatic=False)
+        delivery = await self._delivery(run, is_automatic=False)
         await self._store.deliveries.insert(delivery)
         self._on_delivery()
         return delivery

@@ -1,21 +1,28 @@
-"""Models: ``async def`` functions registered under an ``owner/name``.
+"""Models: functions registered under an ``owner/name``.
 
-A model takes the run's input (a JSON object) and a ``RunContext`` and returns its output (a
-JSON object). Raising ``ModelError`` fails the run with the chosen ``failure_code``; any
-other exception fails it with ``model_error``; running past its timeout, with ``timeout``.
+A model takes the run's input and a context and returns its output (a JSON object). An
+``async def`` model runs on the event loop and gets a ``RunContext``; a plain ``def`` model runs
+in a bounded thread pool and gets a ``SyncRunContext``. With an ``input_model`` (pydantic), the
+input is validated when the run is submitted (a ``422`` names each bad field) and the model
+receives the validated instance instead of a dict. Raising ``ModelError`` fails the run with
+the chosen ``failure_code``; any other exception fails it with ``model_error``; running past
+its timeout, with ``timeout``.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runback.errors import ConfigError
-from runback.provider.context import RunContext
+from pydantic import BaseModel
 
-ModelFunction = Callable[[dict[str, Any], RunContext], Awaitable[dict[str, Any] | None]]
+from runback.errors import ConfigError
+
+ModelFunction = Callable[..., Any]
+"""``async def f(input, context) -> dict`` or ``def f(input, context) -> dict``."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)+")
 
@@ -28,6 +35,21 @@ class Model:
     function: ModelFunction
     timeout: float | None
     description: str
+    input_model: type[BaseModel] | None = None
+    concurrency: int | None = None
+    """Runs of this model executing at once, at most; more wait in ``queued``."""
+    url_ttl: float | None = None
+    """Seconds its output URLs stay valid, overriding the deployment's rule."""
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON schema of the input: the input model's, else any JSON object."""
+        if self.input_model is None:
+            return {"type": "object"}
+        return self.input_model.model_json_schema()
 
 
 class ModelRegistry:
@@ -43,6 +65,9 @@ class ModelRegistry:
         *,
         timeout: float | None = None,
         description: str | None = None,
+        input_model: type[BaseModel] | None = None,
+        concurrency: int | None = None,
+        url_ttl: float | None = None,
     ) -> Model:
         """Register ``function`` as model ``name`` (``owner/name``, more segments allowed)."""
         if not _NAME.fullmatch(name):
@@ -52,23 +77,54 @@ class ModelRegistry:
             )
         if name in self._models:
             raise ConfigError(f"model {name} is registered twice")
-        if timeout is not None and timeout <= 0:
-            raise ConfigError(f"model {name}: timeout must be positive")
+        for setting, value in (("timeout", timeout), ("url_ttl", url_ttl)):
+            if value is not None and value <= 0:
+                raise ConfigError(f"model {name}: {setting} must be positive")
+        if concurrency is not None and concurrency < 1:
+            raise ConfigError(f"model {name}: concurrency must be at least 1")
         doc = description if description is not None else (function.__doc__ or "")
-        model = Model(name, function, timeout, doc.strip().split("\n")[0])
+        model = Model(
+            name=name,
+            function=function,
+            timeout=timeout,
+            description=doc.strip().split("\n")[0],
+            input_model=input_model,
+            concurrency=concurrency,
+            url_ttl=url_ttl,
+        )
         self._models[name] = model
         return model
 
     def model(
-        self, name: str, *, timeout: float | None = None
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        input_model: type[BaseModel] | None = None,
+        concurrency: int | None = None,
+        url_ttl: float | None = None,
     ) -> Callable[[ModelFunction], ModelFunction]:
         """Decorator form of ``register``."""
 
         def decorate(function: ModelFunction) -> ModelFunction:
-            self.register(name, function, timeout=timeout)
+            self.register(
+                name,
+                function,
+                timeout=timeout,
+                input_model=input_model,
+                concurrency=concurrency,
+                url_ttl=url_ttl,
+            )
             return function
 
         return decorate
+
+    def include(self, other: ModelRegistry) -> None:
+        """Add every model of ``other`` (a user's module's registry)."""
+        for model in other:
+            if model.name in self._models:
+                raise ConfigError(f"model {model.name} is registered twice")
+            self._models[model.name] = model
 
     def get(self, name: str) -> Model | None:
         return self._models.get(name)

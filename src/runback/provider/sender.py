@@ -83,12 +83,17 @@ class AiohttpSender:
             await self._session.close()
             self._session = None
 
-    async def send(self, request: OutboundRequest) -> SendResult:
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session, to share with other outbound callers (input fetches)."""
         if self._session is None:
             raise RuntimeError("AiohttpSender is used outside its 'async with' block")
+        return self._session
+
+    async def send(self, request: OutboundRequest) -> SendResult:
         started = time.perf_counter()
         try:
-            async with self._session.post(
+            async with self.session.post(
                 URL(request.url, encoded=True),
                 data=request.body,
                 headers=request.headers,

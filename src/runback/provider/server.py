@@ -8,7 +8,6 @@ and start the workers, so nothing accepted before a crash waits for a lease to e
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import socket
@@ -17,16 +16,13 @@ from collections.abc import Callable
 import uvicorn
 
 from runback.core.clock import Clock, SystemClock
-from runback.core.retry import DEFAULT_RETRY_POLICY
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import ConfigError
 from runback.provider.api.app import create_app
-from runback.provider.api.deps import ApiDeps
 from runback.provider.datadir import DataDirLock, prepare_data_dir
-from runback.provider.dispatcher import Dispatcher
-from runback.provider.executor import Executor
-from runback.provider.outbox import Outbox
+from runback.provider.fetcher import AiohttpFetcher
 from runback.provider.registry import ModelRegistry
+from runback.provider.runtime import assemble, blob_store
 from runback.provider.sender import AiohttpSender
 from runback.settings import Settings
 from runback.store import Store, open_store
@@ -84,49 +80,21 @@ async def serve(settings: Settings, *, registry: ModelRegistry, say: Print = pri
             AiohttpSender(max_connections=settings.max_in_flight_deliveries) as sender,
         ):
             clock = SystemClock()
-            worker = f"{socket.gethostname()}:{os.getpid()}"
-            dispatcher = Dispatcher(
+            runtime = await assemble(
+                settings,
                 store=store,
                 sender=sender,
-                clock=clock,
-                random=random.random,
-                url_policy=url_policy,
-                worker_id=worker,
-                max_in_flight=settings.max_in_flight_deliveries,
-                attempt_timeout=settings.attempt_timeout,
-                lease_seconds=settings.lease_seconds,
-                poll_interval=settings.poll_interval,
-            )
-            outbox = Outbox(
-                store=store,
-                clock=clock,
-                retry_policy=DEFAULT_RETRY_POLICY,
-                on_delivery=dispatcher.wake,
-            )
-            executor = Executor(
-                store=store,
-                outbox=outbox,
+                fetcher=AiohttpFetcher(sender.session, url_policy=url_policy),
+                blobs=blob_store(settings),
                 registry=registry,
                 clock=clock,
-                worker_id=worker,
-                max_concurrency=settings.max_concurrent_runs,
-                default_timeout=settings.model_timeout,
-                poll_interval=settings.poll_interval,
+                random=random.random,
+                public_url=settings.public_url or _url_of(sock),
             )
+            executor, dispatcher = runtime.executor, runtime.dispatcher
             await store.deliveries.release_claims(now=clock.now())
             await executor.recover(max_executions=settings.run_max_executions)
-            app = create_app(
-                ApiDeps(
-                    store=store,
-                    outbox=outbox,
-                    registry=registry,
-                    clock=clock,
-                    url_policy=url_policy,
-                    max_body_bytes=settings.max_body_bytes,
-                    on_run_created=executor.wake,
-                    cancel_running=executor.cancel,
-                )
-            )
+            app = create_app(runtime.api)
             server = uvicorn.Server(
                 uvicorn.Config(
                     app,

@@ -63,6 +63,14 @@ class OutputStore:
                 found[output.run_id].append(output)
         return found
 
+    async def remove_for_run(self, run_id: UUID) -> list[OutputFile]:
+        """Forget a run's output files; answers them, for their blobs to be deleted."""
+        async with self._db.write() as conn:
+            rows = await conn.execute(
+                run_outputs.delete().where(run_outputs.c.run_id == run_id).returning(*run_outputs.c)
+            )
+            return [_output(row) for row in rows]
+
     async def by_key(self, key: str) -> OutputFile | None:
         async with self._db.read() as conn:
             row = (await conn.execute(select(run_outputs).where(run_outputs.c.key == key))).first()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -151,21 +152,28 @@ class RunStore:
         return None if row is None else _run(row)
 
     async def claim_queued(
-        self, *, worker: str, limit: int, now: datetime, lease_until: datetime
+        self,
+        *,
+        worker: str,
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        model: str | None = None,
+        exclude_models: Collection[str] = (),
     ) -> list[Run]:
-        """Move up to ``limit`` of the oldest queued runs to ``running`` for ``worker``.
+        """Move up to ``limit`` of the oldest queued runs (of ``model``, or of any model but
+        ``exclude_models``) to ``running`` for ``worker``.
 
         ``dispatching`` is the state in between: claimed, model not yet started. Both steps
         happen in one transaction here because this executor starts every run it claims
         at once; the state exists for executors that will hold claimed runs back.
         """
-        oldest = (
-            select(runs.c.id)
-            .where(runs.c.status == RunStatus.QUEUED.value)
-            .order_by(runs.c.created_at)
-            .limit(limit)
-            .scalar_subquery()
-        )
+        queued = select(runs.c.id).where(runs.c.status == RunStatus.QUEUED.value)
+        if model is not None:
+            queued = queued.where(runs.c.model == model)
+        if exclude_models:
+            queued = queued.where(runs.c.model.not_in(list(exclude_models)))
+        oldest = queued.order_by(runs.c.created_at).limit(limit).scalar_subquery()
         lease = {"claimed_by": worker, "lease_until": lease_until, "updated_at": now}
         async with self._db.write() as conn:
             claimed = (

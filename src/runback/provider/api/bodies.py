@@ -38,21 +38,28 @@ _MESSAGES = {
 _SOURCES = frozenset({"body", "query", "path", "header"})
 
 
-def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
-    """pydantic's errors as the envelope's ``errors[]``: a dotted field path and a message."""
+def field_errors(
+    errors: Iterable[Mapping[str, Any]], *, prefix: str | None = None
+) -> list[FieldError]:
+    """pydantic's errors as the envelope's ``errors[]``: a dotted field path and a message;
+    ``prefix`` names where the validated value sits (``input`` for a model's input)."""
     found: list[FieldError] = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
         if location and location[0] in _SOURCES:
             location = location[1:]
+        if prefix is not None:
+            location.insert(0, prefix)
         field = ".".join(location) or "body"
         message = _MESSAGES.get(error.get("type", ""), str(error.get("msg", "is invalid")))
         found.append({"field": field, "message": message})
     return found
 
 
-def validation_error(errors: Iterable[Mapping[str, Any]]) -> ValidationFailedError:
-    listed = field_errors(errors)
+def validation_error(
+    errors: Iterable[Mapping[str, Any]], *, prefix: str | None = None
+) -> ValidationFailedError:
+    listed = field_errors(errors, prefix=prefix)
     summary = "; ".join(f"{e['field']} {e['message']}" for e in listed)
     return ValidationFailedError(f"the request is invalid: {summary}", errors=listed)
 

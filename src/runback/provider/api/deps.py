@@ -11,10 +11,12 @@ from uuid import UUID
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from runback.blobs import BlobStore
 from runback.core.clock import Clock
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import BadRequestError, PermissionDeniedError, UnauthorizedError
 from runback.provider.outbox import Outbox
+from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
 from runback.store import Store
 
@@ -25,6 +27,9 @@ class ApiDeps:
 
     store: Store
     outbox: Outbox
+    outputs: Outputs
+    blobs: BlobStore
+    file_secret: bytes
     registry: ModelRegistry
     clock: Clock
     url_policy: UrlPolicy

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runback.core.clock import to_utc
 from runback.core.ids import new_id
@@ -18,7 +18,7 @@ from runback.core.records import Run
 from runback.core.runs import Ending, new_run
 from runback.core.states import RunStatus
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
-from runback.provider.api.bodies import read_json
+from runback.provider.api.bodies import read_json, validation_error
 from runback.provider.api.deps import CurrentCaller, Deps, uuid_or_none
 from runback.provider.api.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from runback.provider.api.views import json_response, run_view
@@ -40,6 +40,8 @@ class RunCreate(BaseModel):
     callback_url: str | None = None
     metadata: dict[str, Any] | None = None
     client_ref: str | None = Field(default=None, max_length=256)
+    output_url_ttl: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)
+    """Seconds the run's output URLs stay valid, from 1 minute to 30 days."""
 
 
 IdempotencyKey = Annotated[
@@ -86,9 +88,15 @@ async def create_run(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Submit a run; answered at once with the queued run, before any work starts."""
-    if deps.registry.get(model) is None:
+    served = deps.registry.get(model)
+    if served is None:
         raise NotFoundError(f"model {model} is not served here", code="MODEL_UNAVAILABLE")
     body = await read_json(request, RunCreate, limit=deps.max_body_bytes)
+    if served.input_model is not None:
+        try:
+            served.input_model.model_validate(body.input)
+        except ValidationError as exc:
+            raise validation_error(exc.errors(), prefix="input") from None
     if body.callback_url is not None:
         try:
             deps.url_policy.check(body.callback_url)
@@ -104,6 +112,7 @@ async def create_run(
         callback_url=body.callback_url,
         metadata=None if body.metadata is None else dumps(body.metadata),
         client_ref=body.client_ref,
+        output_url_ttl=body.output_url_ttl,
     )
     idempotency = None
     if idempotency_key is not None:
@@ -148,13 +157,18 @@ async def list_runs(
     found, after = await deps.store.runs.page(
         caller.organization_id, filters=filters, after=decode_cursor(cursor), limit=limit
     )
-    return json_response(page([run_view(run) for run in found], after))
+    outputs = await deps.outputs.render(found)
+    return json_response(page([run_view(run, output=outputs[run.id]) for run in found], after))
+
+
+async def _shown(deps: Deps, run: Run) -> Response:
+    return json_response(run_view(run, output=await deps.outputs.render_one(run)))
 
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """One run, as it stands now."""
-    return json_response(run_view(await run_of(deps, caller, run_id)))
+    return await _shown(deps, await run_of(deps, caller, run_id))
 
 
 @router.post("/runs/{run_id}/cancel")
@@ -165,11 +179,11 @@ async def cancel_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response
     if run.status is RunStatus.QUEUED:
         ended = await deps.outbox.end(run, Ending.canceled(), expected=RunStatus.QUEUED)
         if ended is not None:
-            return json_response(run_view(ended))
+            return await _shown(deps, ended)
         run = await run_of(deps, caller, run_id)  # claimed meanwhile: cancel it running
     if not run.status.is_terminal:
         task = deps.cancel_running(run.id)
         if task is not None:
             await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
         run = await run_of(deps, caller, run_id)
-    return json_response(run_view(run))
+    return await _shown(deps, run)

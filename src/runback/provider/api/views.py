@@ -12,7 +12,7 @@ from fastapi import Response
 
 from runback.core.clock import isoformat, whole_ms
 from runback.core.payload import raw
-from runback.core.records import Attempt, CallbackSecret, Delivery, Run
+from runback.core.records import Attempt, CallbackSecret, Delivery, JsonText, Run
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
@@ -24,13 +24,14 @@ def _id(value: object | None) -> str | None:
     return None if value is None else str(value)
 
 
-def run_view(run: Run) -> dict[str, Any]:
+def run_view(run: Run, *, output: JsonText | None = None) -> dict[str, Any]:
+    """A run; ``output`` replaces its stored output (rendered with its files' URLs)."""
     return {
         "id": str(run.id),
         "model": run.model,
         "status_code": run.status.value,
         "input": raw(run.input),
-        "output": raw(run.output),
+        "output": raw(output or run.output),
         "metadata": raw(run.metadata),
         "client_ref": run.client_ref,
         "callback_url": run.callback_url,
@@ -44,6 +45,7 @@ def run_view(run: Run) -> dict[str, Any]:
         "failure_code": run.failure_code,
         "failure_message": run.failure_message,
         "batch_id": _id(run.batch_id),
+        "output_url_ttl": run.output_url_ttl,
     }
 
 

@@ -1,0 +1,159 @@
+"""Output files: saved through a run's context, shown as presigned, expiring URLs.
+
+A file is written to blob storage first and recorded in the database after, so a recorded
+file always exists whole. URLs are never stored: each callback payload and each API answer
+signs them afresh, so a redelivery carries URLs that work for a full lifetime again. The
+lifetime is, in order: the run's own ``output_url_ttl``, its model's, the deployment's, or by
+default the longer of 24 h and the callback's retry window (so the last retry still carries
+URLs that work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from runback.blobs import BlobStore
+from runback.core.clock import Clock, isoformat
+from runback.core.file_urls import sign_file_url
+from runback.core.ids import new_id
+from runback.core.records import JsonText, OutputFile, Run
+from runback.core.retry import RetryPolicy
+from runback.store import Store
+
+OutputData = bytes | Path | AsyncIterable[bytes]
+"""What a model may save: bytes, a file's path, or a stream of chunks."""
+
+MIN_URL_LIFETIME = timedelta(hours=24)
+_TYPES = ("image", "video", "audio")
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "video/mp4": ".mp4",
+}
+_FILE_CHUNK = 256 * 1024
+
+
+def output_type(content_type: str) -> str:
+    """``image``, ``video``, ``audio`` or ``file``, from a content type."""
+    major = content_type.split("/", 1)[0].lower()
+    return major if major in _TYPES else "file"
+
+
+async def _read_file(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as file:
+        while chunk := await asyncio.to_thread(file.read, _FILE_CHUNK):
+            yield chunk
+
+
+class Outputs:
+    """Saves runs' output files and links to them."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        blobs: BlobStore,
+        clock: Clock,
+        public_url: str,
+        file_secret: bytes,
+        retry_policy: RetryPolicy,
+        deployment_ttl: float | None,
+        model_ttl: Callable[[str], float | None],
+        max_bytes: int,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._clock = clock
+        self._public_url = public_url
+        self._file_secret = file_secret
+        self._default_ttl = max(MIN_URL_LIFETIME, timedelta(seconds=retry_policy.window))
+        self._deployment_ttl = deployment_ttl
+        self._model_ttl = model_ttl
+        self._max_bytes = max_bytes
+
+    async def save(
+        self,
+        *,
+        run: Run,
+        position: int,
+        data: OutputData,
+        content_type: str,
+        type: str | None = None,
+    ) -> OutputFile:
+        """Write one output file of ``run`` and record it."""
+        file_id = new_id()
+        extension = _EXTENSIONS.get(content_type, "")
+        key = f"runs/{run.id}/{position:04d}-{file_id.hex}{extension}"
+        source = _read_file(data) if isinstance(data, Path) else data
+        stored = await self._blobs.put(key, source, max_bytes=self._max_bytes)
+        output = OutputFile(
+            id=file_id,
+            run_id=run.id,
+            organization_id=run.organization_id,
+            position=position,
+            type=type or output_type(content_type),
+            key=key,
+            content_type=content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            created_at=self._clock.now(),
+        )
+        await self._store.outputs.add(output)
+        return output
+
+    async def discard(self, run_id: UUID) -> None:
+        """Forget the files an interrupted execution of a run saved."""
+        for output in await self._store.outputs.remove_for_run(run_id):
+            await self._blobs.delete(output.key)
+
+    def lifetime(self, run: Run) -> timedelta:
+        """How long ``run``'s output URLs stay valid."""
+        for seconds in (run.output_url_ttl, self._model_ttl(run.model), self._deployment_ttl):
+            if seconds is not None:
+                return timedelta(seconds=seconds)
+        return self._default_ttl
+
+    async def url(self, output: OutputFile, *, expires_at: datetime) -> str:
+        presigned = await self._blobs.presigned_url(output.key, expires_at - self._clock.now())
+        return presigned or sign_file_url(
+            base_url=self._public_url,
+            key=output.key,
+            expires_at=expires_at,
+            secret=self._file_secret,
+        )
+
+    async def render(self, runs: list[Run]) -> dict[UUID, JsonText | None]:
+        """Each run's ``output`` with its files' entries under ``outputs``, freshly signed."""
+        files = await self._store.outputs.for_runs(run.id for run in runs if run.output)
+        rendered: dict[UUID, JsonText | None] = {}
+        for run in runs:
+            found = files.get(run.id)
+            if not found or run.output is None:
+                rendered[run.id] = run.output
+                continue
+            expires_at = self._clock.now() + self.lifetime(run)
+            output: dict[str, Any] = orjson.loads(run.output)
+            output["outputs"] = [
+                {
+                    "type": f.type,
+                    "url": await self.url(f, expires_at=expires_at),
+                    "content_type": f.content_type,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "expires_at": isoformat(expires_at),
+                }
+                for f in found
+            ]
+            rendered[run.id] = orjson.dumps(output).decode()
+        return rendered
+
+    async def render_one(self, run: Run) -> JsonText | None:
+        return (await self.render([run]))[run.id]

@@ -1,0 +1,135 @@
+"""Assembling the serving half from settings and seams: one place that wires the parts.
+
+``runback serve`` and the tests that need the whole machine build it here, so the wiring is
+written once. Seams (store, sender, fetcher, blobs, clock, random) come in as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from runback.blobs import BlobStore
+from runback.core.clock import Clock
+from runback.core.retry import DEFAULT_RETRY_POLICY, Random, RetryPolicy
+from runback.core.urlpolicy import UrlPolicy
+from runback.provider.api.deps import ApiDeps
+from runback.provider.context import Fetcher
+from runback.provider.dispatcher import Dispatcher
+from runback.provider.executor import Executor
+from runback.provider.outbox import Outbox
+from runback.provider.outputs import Outputs
+from runback.provider.registry import ModelRegistry
+from runback.provider.sender import Sender
+from runback.settings import Settings
+from runback.store import Store
+
+FILES_KEY = "files"
+"""The name of the signing key of ``/files`` URLs in the ``signing_keys`` table."""
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The blob store the settings name: an S3-compatible bucket, or ``<data dir>/files``."""
+    if settings.s3_bucket is not None:
+        return BlobStore.s3(
+            bucket=settings.s3_bucket,
+            endpoint=settings.s3_endpoint,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            presign=settings.s3_presign,
+        )
+    return BlobStore.local(settings.data_dir / "files")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """The parts of a serving process, wired together."""
+
+    outputs: Outputs
+    outbox: Outbox
+    executor: Executor
+    dispatcher: Dispatcher
+    api: ApiDeps
+
+
+async def assemble(
+    settings: Settings,
+    *,
+    store: Store,
+    sender: Sender,
+    fetcher: Fetcher,
+    blobs: BlobStore,
+    registry: ModelRegistry,
+    clock: Clock,
+    random: Random,
+    public_url: str,
+    retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+) -> Runtime:
+    """Wire the executor, dispatcher, outbox, outputs and API over the given seams."""
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    url_policy = UrlPolicy.from_allow_list(settings.callback_allow)
+    file_secret = await store.outputs.signing_key(FILES_KEY, now=clock.now())
+    dispatcher = Dispatcher(
+        store=store,
+        sender=sender,
+        clock=clock,
+        random=random,
+        url_policy=url_policy,
+        worker_id=worker,
+        max_in_flight=settings.max_in_flight_deliveries,
+        attempt_timeout=settings.attempt_timeout,
+        lease_seconds=settings.lease_seconds,
+        poll_interval=settings.poll_interval,
+    )
+
+    def model_ttl(name: str) -> float | None:
+        model = registry.get(name)
+        return None if model is None else model.url_ttl
+
+    outputs = Outputs(
+        store=store,
+        blobs=blobs,
+        clock=clock,
+        public_url=public_url,
+        file_secret=file_secret,
+        retry_policy=retry_policy,
+        deployment_ttl=settings.output_url_ttl,
+        model_ttl=model_ttl,
+        max_bytes=settings.max_output_bytes,
+    )
+    outbox = Outbox(
+        store=store,
+        outputs=outputs,
+        clock=clock,
+        retry_policy=retry_policy,
+        on_delivery=dispatcher.wake,
+    )
+    executor = Executor(
+        store=store,
+        outbox=outbox,
+        outputs=outputs,
+        fetcher=fetcher,
+        registry=registry,
+        clock=clock,
+        worker_id=worker,
+        max_concurrency=settings.max_concurrent_runs,
+        default_timeout=settings.model_timeout,
+        poll_interval=settings.poll_interval,
+        threads=settings.model_threads,
+    )
+    api = ApiDeps(
+        store=store,
+        outbox=outbox,
+        outputs=outputs,
+        blobs=blobs,
+        file_secret=file_secret,
+        registry=registry,
+        clock=clock,
+        url_policy=url_policy,
+        max_body_bytes=settings.max_body_bytes,
+        on_run_created=executor.wake,
+        cancel_running=executor.cancel,
+    )
+    return Runtime(outputs, outbox, executor, dispatcher, api)
