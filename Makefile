@@ -26,8 +26,8 @@ test: $(VENV)/.dev  ## the whole suite
 	$(BIN)/pytest
 
 check: $(VENV)/.dev  ## format, lint, types
-	$(BIN)/ruff format --check src tests $(wildcard bench)
-	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests examples $(wildcard bench)
+	$(BIN)/ruff check src tests examples $(wildcard bench)
 	$(BIN)/mypy
 
 soak: $(VENV)/.dev  ## the long versions of the chaos and load tests

@@ -17,7 +17,7 @@ from runback.errors import (
     StoreError,
     UrlRefusedError,
 )
-from runback.provider.context import RunContext
+from runback.provider.context import RunContext, SyncRunContext
 from runback.provider.registry import Model, ModelRegistry
 from runback.settings import Settings
 
@@ -38,6 +38,7 @@ __all__ = [
     "SchemaTooNewError",
     "Settings",
     "StoreError",
+    "SyncRunContext",
     "UrlPolicy",
     "UrlRefusedError",
     "__version__",

@@ -21,6 +21,7 @@ from runback.core.records import ApiKey, Organization
 from runback.errors import RunbackError
 from runback.models import register_builtins
 from runback.provider.datadir import prepare_data_dir
+from runback.provider.discovery import load_models
 from runback.provider.registry import ModelRegistry
 from runback.provider.server import serve as serve_forever
 from runback.settings import Settings, load_settings
@@ -85,6 +86,13 @@ def serve(
     access_log: Annotated[
         bool | None, typer.Option("--access-log", help="Log every request")
     ] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--models",
+            help="A module whose models to serve; repeat for several [env RUNBACK_MODELS]",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API, run models and deliver callbacks, in one process."""
     settings = _settings(
@@ -93,6 +101,7 @@ def serve(
         data_dir=data_dir,
         callback_allow=callback_allow,
         access_log=access_log,
+        models=tuple(models) if models else None,
     )
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -100,6 +109,13 @@ def serve(
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     registry = register_builtins(ModelRegistry())
+    try:
+        loaded = load_models(registry, settings.models)
+    except RunbackError as exc:
+        typer.echo(f"runback: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if loaded:
+        logging.getLogger("runback").info("models from %s", ", ".join(loaded))
 
     def say(text: str) -> None:
         print(text, flush=True)

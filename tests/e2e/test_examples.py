@@ -6,10 +6,13 @@ import asyncio
 import json
 import os
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver
-from support.waiting import wait_for
+from support.waiting import eventually, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -36,3 +39,43 @@ async def test_the_first_run_example_ends_with_a_succeeded_run_and_a_callback(
     assert final["status_code"] == "succeeded"
     assert final["output"] == {"hello": "world"}
     assert json.loads(receiver.requests[0].body)["run_id"] == final["id"]
+
+
+async def test_the_example_models_module_is_served_and_both_models_run(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
+    env = {"PYTHONPATH": str(EXAMPLES), "RUNBACK_MODELS": "acme_models"}
+    with ServeProcess(data_dir, env=env) as server:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {key}"}
+        ) as client:
+            listed = (await client.get("/v1/models")).json()["items"]
+            names = {m["name"]: m for m in listed}
+            assert names["acme/greet"]["input_schema"]["properties"]["times"]["maximum"] == 10
+            assert names["acme/count"]["is_async"] is False
+
+            refused = await client.post(
+                "/v1/models/acme/greet/runs", json={"input": {"name": "", "times": 11}}
+            )
+            assert [e["field"] for e in refused.json()["errors"]] == ["input.name", "input.times"]
+
+            greet = await _finished(client, "acme/greet", {"name": "Ada", "times": 2})
+            count = await _finished(client, "acme/count", {"text": "one two three"})
+
+    assert greet["output"]["greeting"] == "Hello, Ada! Hello, Ada!"
+    [entry] = greet["output"]["outputs"]
+    assert (entry["content_type"], entry["size"]) == ("text/plain", 23)
+    assert count["output"] == {"words": 3}
+
+
+async def _finished(client: httpx.AsyncClient, model: str, input: dict[str, Any]) -> Any:
+    run_id = (await client.post(f"/v1/models/{model}/runs", json={"input": input})).json()["id"]
+    run: dict[str, Any] = {}
+
+    async def ended() -> bool:
+        nonlocal run
+        run = (await client.get(f"/v1/runs/{run_id}")).json()
+        return run["status_code"] not in ("queued", "dispatching", "running")
+
+    await eventually(ended, timeout=20, what=f"{model} ends")
+    return run

@@ -21,6 +21,7 @@ def test_the_public_names_are_pinned() -> None:
         "SchemaTooNewError",
         "Settings",
         "StoreError",
+        "SyncRunContext",
         "UrlPolicy",
         "UrlRefusedError",
         "__version__",

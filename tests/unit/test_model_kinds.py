@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from typing import Any
+from uuid import UUID
 
 import orjson
 import pytest
@@ -125,11 +126,8 @@ async def test_cancelling_a_running_sync_model_ends_its_run_canceled_when_it_ret
 
     assert saw_cancel.is_set()
     assert response.json()["status_code"] == "canceled"
-    [delivery] = await api.harness.store.deliveries.for_run(
-        api.harness.runtime.api.store and __import__("uuid").UUID(run_id),
-        organization_id=api.harness.organization_id,
-    )
-    assert orjson.loads(delivery[0].payload_bytes)["event"] == "run.cancelled"
+    delivery, _ = await api.harness.only_delivery(UUID(run_id))
+    assert orjson.loads(delivery.payload_bytes)["event"] == "run.cancelled"
 
 
 class Upscale(BaseModel):

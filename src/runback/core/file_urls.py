@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import datetime
 from urllib.parse import quote
 
 from runback.errors import RunbackError
 
 FILES_PATH = "/files/"
+_EXPIRES = re.compile(r"[0-9]{1,12}", re.ASCII)
+_SIGNATURE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 
 class FileUrlError(RunbackError):
@@ -37,8 +40,10 @@ def check_file_url(
     *, key: str, expires: str | None, signature: str | None, secret: bytes, now: datetime
 ) -> None:
     """Raise ``FileUrlError`` unless ``signature`` signs ``key`` until ``expires`` > ``now``."""
-    if expires is None or signature is None or not expires.isdigit():
+    if expires is None or signature is None:
         raise FileUrlError("the URL is not signed: ask for the run's output URLs again")
+    if not _EXPIRES.fullmatch(expires) or not _SIGNATURE.fullmatch(signature):
+        raise FileUrlError("the URL's signature does not match: it was altered or is not ours")
     if not hmac.compare_digest(_signature(secret, key, int(expires)), signature):
         raise FileUrlError("the URL's signature does not match: it was altered or is not ours")
     if int(expires) <= now.timestamp():

@@ -1,4 +1,5 @@
-"""The built-in demo models: ``runback/echo``, ``runback/sleep``, ``runback/fail``."""
+"""The built-in demo models: ``runback/echo``, ``runback/sleep``, ``runback/fail`` and
+``runback/thumbnail``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 from typing import Any
 
 from runback.errors import ModelError
+from runback.models import thumbnail
 from runback.provider.context import RunContext
 from runback.provider.registry import ModelRegistry
 
@@ -41,4 +43,11 @@ def register_builtins(registry: ModelRegistry) -> ModelRegistry:
     registry.register("runback/echo", echo)
     registry.register("runback/sleep", sleep, timeout=MAX_SLEEP_SECONDS + 60)
     registry.register("runback/fail", fail)
+    registry.register(
+        "runback/thumbnail",
+        thumbnail.thumbnail,
+        timeout=thumbnail.TIMEOUT,
+        input_model=thumbnail.ThumbnailInput,
+        concurrency=thumbnail.CONCURRENCY,
+    )
     return registry

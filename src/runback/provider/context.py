@@ -44,6 +44,7 @@ class RunContext:
         self._outputs = outputs
         self._fetcher = fetcher
         self._saved: list[OutputFile] = []
+        self._positions = 0
         self._cancelled = threading.Event()
         self.deadline = deadline
         """When the run's timeout fires."""
@@ -84,9 +85,11 @@ class RunContext:
     ) -> OutputFile:
         """Save one output file (bytes, a path or a stream); it becomes an entry of
         ``output.outputs`` with a presigned URL. ``type`` defaults from the content type."""
+        position = self._positions
+        self._positions += 1  # taken before the await: concurrent saves keep their order
         saved = await self._outputs.save(
             run=self._run,
-            position=len(self._saved),
+            position=position,
             data=data,
             content_type=content_type,
             type=type,
