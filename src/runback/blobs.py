@@ -14,6 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import obstore
 from obstore.exceptions import BaseError as ObstoreError
@@ -122,11 +123,17 @@ class BlobStore:
         self, key: str, *, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
         """The bytes of a blob from ``start`` up to ``end`` (exclusive), in chunks."""
-        options = {"range": (start, end)} if end is not None else {"range": {"offset": start}}
+        options: dict[str, Any] = {}
+        if end is not None:
+            options["range"] = (start, end)
+        elif start > 0:  # an empty blob has no offset 0: ask for no range at all
+            options["range"] = {"offset": start}
         try:
             result = await obstore.get_async(self._store, key, options=options)  # type: ignore[arg-type]
             async for chunk in result.stream(min_chunk_size=_CHUNK):
                 yield bytes(chunk)
+        except (ObstoreNotFound, FileNotFoundError):
+            raise BlobError(f"there is no blob {key}") from None
         except ObstoreError as exc:
             raise BlobError(f"reading {key} failed: {exc}") from exc
 

@@ -18,7 +18,7 @@ from runback.errors import (
     SecretInUseError,
     StoreError,
 )
-from runback.provider.api import callback_secrets, callbacks, models, runs
+from runback.provider.api import callback_secrets, callbacks, files, models, runs
 from runback.provider.api.bodies import validation_error
 from runback.provider.api.deps import ApiDeps
 from runback.provider.api.views import json_response
@@ -74,6 +74,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)
     app.include_router(models.router)
+    app.include_router(files.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StoreError, _store_refused)
     app.add_exception_handler(RequestValidationError, _request_invalid)
