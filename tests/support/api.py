@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from runback.blobs import BlobStore
 from runback.models import register_builtins
 from runback.provider.api.app import create_app
 from runback.provider.registry import ModelRegistry
@@ -70,6 +71,7 @@ async def api_client(
     *,
     registry: ModelRegistry | None = None,
     handler: Handler | None = None,
+    blobs: BlobStore | None = None,
 ) -> AsyncIterator[Api]:
     """An ``Api`` over a fresh harness; its key belongs to the default organization.
     ``handler`` answers the callbacks (200 by default)."""
@@ -80,6 +82,7 @@ async def api_client(
         registry=registry,
         handler=handler or (lambda _request: respond(200)),
         callback_allow=("127.0.0.0/8",),
+        blobs=blobs,
     )
     key = await store.accounts.create_api_key([harness.organization_id], now=clock.now())
     woken: list[bool] = []

@@ -78,11 +78,12 @@ async def make_harness(
     random: Random = lambda: 0.5,
     default_timeout: float = 30.0,
     max_concurrency: int = 16,
+    blobs: BlobStore | None = None,
 ) -> Harness:
     organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
     sender = HandlerSender(handler)
     fetcher = MapFetcher()
-    blobs = BlobStore.memory()
+    blobs = blobs or BlobStore.memory()
     settings = Settings(
         callback_allow=callback_allow,
         max_in_flight_deliveries=64,
