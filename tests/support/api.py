@@ -13,6 +13,7 @@ from runback.blobs import BlobStore
 from runback.models import register_builtins
 from runback.provider.api.app import create_app
 from runback.provider.registry import ModelRegistry
+from runback.provider.sender import OutboundRequest
 from runback.store import Store
 from runback.testing import Handler, ManualClock, respond
 from support.harness import Harness, make_harness
@@ -56,6 +57,15 @@ class Api:
         self, path: str, body: dict[str, Any] | None = None, key: str | None = None
     ) -> httpx.Response:
         return await self.client.post(path, json=body, headers=self.auth(key))
+
+    async def deliver_one(self) -> OutboundRequest:
+        """Run one echo run with a callback to its end; answer the request its attempt sent."""
+        sent = len(self.harness.sender.requests)
+        await self.run_id()
+        await self.harness.executor.run_until_idle()
+        await self.harness.dispatcher.deliver_due()
+        [request] = self.harness.sender.requests[sent:]
+        return request
 
     async def other_organization_key(self, name: str = "other") -> str:
         """A key of a new organization that shares nothing with this one."""

@@ -66,16 +66,6 @@ async def _delete(api: Api, secret_id: str) -> None:
     assert response.status_code == 200, response.text
 
 
-async def _deliver_one(api: Api) -> OutboundRequest:
-    """Run one echo run with a callback to its end and answer the request its attempt sent."""
-    sent = len(api.harness.sender.requests)
-    await api.run_id()
-    await api.harness.executor.run_until_idle()
-    await api.harness.dispatcher.deliver_due()
-    [request] = api.harness.sender.requests[sent:]
-    return request
-
-
 PHASES = ("before", "cutover", "promoted", "old deleted")
 
 
@@ -83,7 +73,7 @@ async def _rotate_to(api: Api, phase: str) -> dict[str, str]:
     """Take the organization through the rotation up to ``phase``, a callback delivered at
     the start; answers the plain secrets by role (``old``, ``new``)."""
     old = await _create(api, "old")
-    await _deliver_one(api)
+    await api.deliver_one()
     plain = {"old": old["plain_secret"]}
     steps = PHASES.index(phase)
     if steps >= 1:  # a second secret, not current: receivers start accepting it
@@ -114,7 +104,7 @@ async def test_a_receiver_holding_one_secret_verifies_webhook_signature_while_it
 ) -> None:
     plain = await _rotate_to(api, phase)
 
-    request = await _deliver_one(api)
+    request = await api.deliver_one()
 
     assert _verifies(request, plain[holder]) is accepted
 
@@ -133,7 +123,7 @@ async def test_runflow_signature_is_made_with_the_current_secret_alone(
 ) -> None:
     plain = await _rotate_to(api, phase)
 
-    request = await _deliver_one(api)
+    request = await api.deliver_one()
 
     assert [role for role, secret in plain.items() if _signed_by(request, secret)] == [signer]
 
@@ -152,7 +142,7 @@ async def test_webhook_signature_has_one_entry_per_active_secret(
 ) -> None:
     await _rotate_to(api, phase)
 
-    request = await _deliver_one(api)
+    request = await api.deliver_one()
 
     entries = request.headers["webhook-signature"].split(" ")
     assert len(entries) == count

@@ -39,16 +39,6 @@ async def _listed(api: Api) -> list[dict[str, Any]]:
     return items
 
 
-async def _deliver_one(api: Api) -> OutboundRequest:
-    """Run one echo run with a callback to its end and answer the request its attempt sent."""
-    sent = len(api.harness.sender.requests)
-    await api.run_id()
-    await api.harness.executor.run_until_idle()
-    await api.harness.dispatcher.deliver_due()
-    [request] = api.harness.sender.requests[sent:]
-    return request
-
-
 def _signatures(request: OutboundRequest) -> list[str]:
     return request.headers["webhook-signature"].split(" ")
 
@@ -271,7 +261,7 @@ class TestDelete:
 
 class TestSigning:
     async def test_without_any_secret_callbacks_go_unsigned(self, api: Api) -> None:
-        request = await _deliver_one(api)
+        request = await api.deliver_one()
 
         assert "Runflow-Signature" not in request.headers
         assert "webhook-signature" not in request.headers
@@ -281,7 +271,7 @@ class TestSigning:
         only = await _create(api, "only")
         await _delete(api, only["id"])
 
-        request = await _deliver_one(api)
+        request = await api.deliver_one()
 
         assert "Runflow-Signature" not in request.headers
         assert "webhook-signature" not in request.headers
@@ -289,11 +279,11 @@ class TestSigning:
     async def test_a_deleted_secret_never_signs_again(self, api: Api) -> None:
         old = await _create(api, "old")
         new = await _create(api, "new")
-        before = await _deliver_one(api)
+        before = await api.deliver_one()
         await _patch(api, new["id"], {"is_current": True})
         await _delete(api, old["id"])
 
-        after = await _deliver_one(api)
+        after = await api.deliver_one()
 
         assert len(_signatures(after)) == len(_signatures(before)) - 1
         assert _signatures(after) == [_standard(after, new["plain_secret"])]
@@ -307,7 +297,7 @@ class TestSigning:
         old = await _create(api, "old")
         new = await _create(api, "new")
 
-        request = await _deliver_one(api)
+        request = await api.deliver_one()
 
         assert sorted(_signatures(request)) == sorted(
             _standard(request, s["plain_secret"]) for s in (old, new)
@@ -321,7 +311,7 @@ class TestSigning:
         assert created["last_used_at"] is None
         sent_at = api.harness.clock.advance(30)
 
-        await _deliver_one(api)
+        await api.deliver_one()
 
         shown = (await api.get(f"/v1/callback-secrets/{created['id']}")).json()
         assert shown["last_used_at"] == isoformat(sent_at)

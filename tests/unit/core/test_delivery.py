@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -20,7 +19,8 @@ from runback.core.delivery import (
 from runback.core.payload import run_callback_body
 from runback.core.records import Run
 from runback.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
-from runback.core.states import DeliveryStatus, RunStatus
+from runback.core.states import DeliveryStatus
+from support.factories import ended_run
 
 NOW = datetime(2026, 5, 6, 10, 2, tzinfo=UTC)
 RUN_ID = UUID("0193b7e4-8c1a-7d2e-9f3a-1b2c3d4e5f60")
@@ -30,26 +30,16 @@ DELIVERY_ID = UUID("0193b7e4-9000-7000-8000-000000000001")
 def make_run(**changes: Any) -> Run:
     """A succeeded run with a callback; ``changes`` replace any field."""
     created = NOW - timedelta(minutes=2)
-    run = Run(
-        id=RUN_ID,
-        organization_id=UUID(int=1),
-        model="runback/echo",
-        status=RunStatus.SUCCEEDED,
-        input='{"prompt":"a cat"}',
-        output='{"outputs":[]}',
-        metadata='{"order":"A-17"}',
-        client_ref="my-own-id",
-        callback_url="https://receiver.example/hook?token=abc",
-        failure_code=None,
-        failure_message=None,
-        batch_id=None,
-        execution_count=1,
-        created_at=created,
-        started_at=created,
-        completed_at=NOW - timedelta(seconds=1),
-        updated_at=NOW - timedelta(seconds=1),
-    )
-    return replace(run, **changes)
+    fields: dict[str, Any] = {
+        "id": RUN_ID,
+        "client_ref": "my-own-id",
+        "callback_url": "https://receiver.example/hook?token=abc",
+        "created_at": created,
+        "started_at": created,
+        "completed_at": NOW - timedelta(seconds=1),
+        "updated_at": NOW - timedelta(seconds=1),
+    }
+    return ended_run(**(fields | changes))
 
 
 def half() -> float:

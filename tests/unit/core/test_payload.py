@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
@@ -13,6 +12,7 @@ import pytest
 from runback.core.payload import failure_output, run_callback_body
 from runback.core.records import Run
 from runback.core.states import RunStatus
+from support.factories import ended_run
 
 RUN_ID = UUID("0193b7e4-8c1a-7d2e-9f3a-1b2c3d4e5f60")
 CREATED_AT = datetime(2026, 5, 6, 10, 0, 0, 123456, tzinfo=UTC)
@@ -23,26 +23,16 @@ METADATA = '{"order":"A-17","note":"café ☕"}'
 
 def make_run(**changes: Any) -> Run:
     """A succeeded run with a callback; ``changes`` replace any field."""
-    run = Run(
-        id=RUN_ID,
-        organization_id=UUID(int=1),
-        model="runback/echo",
-        status=RunStatus.SUCCEEDED,
-        input='{"prompt":"a cat"}',
-        output=OUTPUT,
-        metadata=METADATA,
-        client_ref=None,
-        callback_url="https://receiver.example/hook",
-        failure_code=None,
-        failure_message=None,
-        batch_id=None,
-        execution_count=1,
-        created_at=CREATED_AT,
-        started_at=CREATED_AT + timedelta(seconds=1),
-        completed_at=COMPLETED_AT,
-        updated_at=COMPLETED_AT,
-    )
-    return replace(run, **changes)
+    fields: dict[str, Any] = {
+        "id": RUN_ID,
+        "output": OUTPUT,
+        "metadata": METADATA,
+        "created_at": CREATED_AT,
+        "started_at": CREATED_AT + timedelta(seconds=1),
+        "completed_at": COMPLETED_AT,
+        "updated_at": COMPLETED_AT,
+    }
+    return ended_run(**(fields | changes))
 
 
 def body_of(run: Run) -> dict[str, Any]:
