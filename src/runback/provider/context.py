@@ -11,11 +11,13 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from uuid import UUID
 
 from runback.core.records import OutputFile, Run
-from runback.provider.outputs import OutputData, Outputs
+
+if TYPE_CHECKING:  # the context is part of the light public API: no store import at run time
+    from runback.provider.outputs import OutputData, Outputs
 
 T = TypeVar("T")
 
