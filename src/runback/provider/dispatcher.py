@@ -23,7 +23,7 @@ from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
 from runback.provider.batching import GroupCommit
 from runback.provider.sender import OutboundRequest, Sender
-from runback.provider.worker import Worker
+from runback.worker import Worker
 from runback.store import AttemptOutcome, Store
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from runback.provider.context import Fetcher, RunContext, SyncRunContext
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import Model, ModelRegistry
-from runback.provider.worker import Worker
+from runback.worker import Worker
 from runback.store import Store
 
 log = logging.getLogger(__name__)
