@@ -18,9 +18,9 @@ import uvloop
 
 from runback.core.clock import SystemClock
 from runback.core.records import ApiKey, Organization
+from runback.datadir import prepare_data_dir
 from runback.errors import RunbackError
 from runback.models import register_builtins
-from runback.provider.datadir import prepare_data_dir
 from runback.provider.discovery import load_models
 from runback.provider.registry import ModelRegistry
 from runback.provider.server import serve as serve_forever

@@ -23,8 +23,8 @@ from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
 from runback.provider.batching import GroupCommit
 from runback.provider.sender import OutboundRequest, Sender
-from runback.worker import Worker
 from runback.store import AttemptOutcome, Store
+from runback.worker import Worker
 
 log = logging.getLogger(__name__)
 

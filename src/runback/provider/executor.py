@@ -32,8 +32,8 @@ from runback.provider.context import Fetcher, RunContext, SyncRunContext
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import Model, ModelRegistry
-from runback.worker import Worker
 from runback.store import Store
+from runback.worker import Worker
 
 log = logging.getLogger(__name__)
 

@@ -7,19 +7,14 @@ and start the workers, so nothing accepted before a crash waits for a lease to e
 
 from __future__ import annotations
 
-import asyncio
 import random
-import signal
-import socket
 from collections.abc import Callable
-
-import uvicorn
 
 from runback.core.clock import Clock, SystemClock
 from runback.core.urlpolicy import UrlPolicy
-from runback.errors import ConfigError
+from runback.datadir import DataDirLock, prepare_data_dir
+from runback.http_server import bind, serve_app, url_of
 from runback.provider.api.app import create_app
-from runback.provider.datadir import DataDirLock, prepare_data_dir
 from runback.provider.fetcher import AiohttpFetcher
 from runback.provider.registry import ModelRegistry
 from runback.provider.runtime import assemble, blob_store
@@ -28,22 +23,6 @@ from runback.settings import Settings
 from runback.store import Store, open_store
 
 Print = Callable[[str], None]
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, or a ``ConfigError`` saying why it cannot be had."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family, backlog=2048)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
-        ) from None
-
-
-def _url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 async def _greet(store: Store, clock: Clock, settings: Settings, url: str, say: Print) -> None:
@@ -62,10 +41,6 @@ async def _greet(store: Store, clock: Clock, settings: Settings, url: str, say: 
         )
     else:
         say(f"another API key: runback keys create --data-dir {settings.data_dir}")
-
-
-def _ignore_signal(signum: int, frame: object) -> None:
-    """uvicorn re-raises the signal that stopped it; by then the shutdown is ours to finish."""
 
 
 async def serve(settings: Settings, *, registry: ModelRegistry, say: Print = print) -> None:
@@ -89,32 +64,15 @@ async def serve(settings: Settings, *, registry: ModelRegistry, say: Print = pri
                 registry=registry,
                 clock=clock,
                 random=random.random,
-                public_url=settings.public_url or _url_of(sock),
+                public_url=settings.public_url or url_of(sock),
             )
-            executor, dispatcher = runtime.executor, runtime.dispatcher
             await store.deliveries.release_claims(now=clock.now())
-            await executor.recover(max_executions=settings.run_max_executions)
+            await runtime.executor.recover(max_executions=settings.run_max_executions)
             app = create_app(runtime.api)
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    app,
-                    http="httptools",
-                    lifespan="off",
-                    log_config=None,
-                    access_log=settings.access_log,
-                    server_header=False,
-                )
+            await _greet(store, clock, settings, url_of(sock), say)
+            await serve_app(
+                app,
+                sock,
+                access_log=settings.access_log,
+                workers=[runtime.executor, runtime.dispatcher],
             )
-            await _greet(store, clock, settings, _url_of(sock), say)
-            workers = [
-                asyncio.create_task(executor.run_forever(), name="executor"),
-                asyncio.create_task(dispatcher.run_forever(), name="dispatcher"),
-            ]
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, _ignore_signal)
-            try:
-                await server.serve(sockets=[sock])
-            finally:
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from runback.store.accounts import AccountStore
 from runback.store.database import Database, SqliteSync
 from runback.store.deliveries import AttemptOutcome, DeliveryStore
+from runback.store.inbox import CopyDraft, EventDraft, InboxStore
 from runback.store.migrate import head_revision, migrate
 from runback.store.outputs import OutputStore
 from runback.store.runs import Idempotency, RunFilter, RunStore
@@ -24,6 +25,7 @@ class Store:
         self.deliveries = DeliveryStore(database)
         self.secrets = SecretStore(database)
         self.outputs = OutputStore(database)
+        self.inbox = InboxStore(database)
 
 
 @asynccontextmanager
@@ -41,7 +43,9 @@ async def open_store(
 
 __all__ = [
     "AttemptOutcome",
+    "CopyDraft",
     "Database",
+    "EventDraft",
     "Idempotency",
     "RunFilter",
     "Store",

@@ -1,0 +1,67 @@
+"""Running an HTTP app beside background workers: shared by ``serve`` and ``receive``.
+
+The socket is bound by us (not uvicorn), so a port in use is one clear error and ``--port 0``
+reports the port it got. uvicorn handles SIGINT/SIGTERM by stopping to accept requests; then
+the workers are cancelled (each hands its claims back) and the function returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Sequence
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from runback.errors import ConfigError
+from runback.worker import Worker
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or a ``ConfigError`` saying why it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
+        ) from None
+
+
+def url_of(sock: socket.socket) -> str:
+    """The base URL of a listening socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """uvicorn re-raises the signal that stopped it; by then the shutdown is ours to finish."""
+
+
+async def serve_app(
+    app: ASGIApp, sock: socket.socket, *, access_log: bool, workers: Sequence[Worker]
+) -> None:
+    """Serve ``app`` on ``sock`` and run ``workers`` until SIGINT or SIGTERM."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            http="httptools",
+            lifespan="off",
+            log_config=None,
+            access_log=access_log,
+            server_header=False,
+        )
+    )
+    tasks = [
+        asyncio.create_task(worker.run_forever(), name=type(worker).__name__) for worker in workers
+    ]
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _ignore_signal)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,395 @@
+"""The inbox of ``runback receive``: events, raw receipts, output copies, handler outcomes.
+
+``accept`` is the whole of a request's write: the receipt, the event (new, or the existing
+one of the same dedupe key) and its copies commit in one transaction before the receiver
+answers. Writes are serialised, so concurrent duplicates find the first one's event: one
+event, one set of copies, one handler run, however many times a callback arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runback.core.ids import new_id
+from runback.core.inbox import Copy, CopyState, HandlerState, InboxEvent, Receipt
+from runback.store.database import Database
+from runback.store.rows import to_record
+from runback.store.schema import inbox_copies, inbox_events, inbox_receipts
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """What a newly received callback says about itself."""
+
+    source: str
+    dedupe_key: str
+    event: str | None
+    run_id: str | None
+    batch_id: str | None
+    headshots_id: str | None
+    task_uuid: str | None
+    status: str | None
+    webhook_id: str | None
+    wants_handler: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CopyDraft:
+    """An output URL found in a callback."""
+
+    path: str
+    url: str
+    expires_at: datetime
+    expected_sha256: str | None
+
+
+def _event(row: Row[Any]) -> InboxEvent:
+    return to_record(InboxEvent, row, handler_state=HandlerState(row.handler_state))
+
+
+def _copy(row: Row[Any]) -> Copy:
+    return to_record(Copy, row, state=CopyState(row.state))
+
+
+def _receipt(row: Row[Any]) -> Receipt:
+    return to_record(Receipt, row)
+
+
+class InboxStore:
+    """The ``inbox_events``, ``inbox_receipts`` and ``inbox_copies`` tables."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def accept(
+        self, receipt: Receipt, draft: EventDraft, copies: Sequence[CopyDraft]
+    ) -> tuple[UUID, bool]:
+        """Commit a verified callback; answers its event's id and whether it is a duplicate."""
+        now = receipt.received_at
+        async with self._db.write() as conn:
+            found = (
+                await conn.execute(
+                    select(inbox_events.c.id).where(
+                        inbox_events.c.source == draft.source,
+                        inbox_events.c.dedupe_key == draft.dedupe_key,
+                    )
+                )
+            ).first()
+            duplicate = found is not None
+            event_id = found.id if found is not None else new_id()
+            if duplicate:
+                await conn.execute(
+                    update(inbox_events)
+                    .where(inbox_events.c.id == event_id)
+                    .values(receipt_count=inbox_events.c.receipt_count + 1, last_received_at=now)
+                )
+            else:
+                await conn.execute(inbox_events.insert().values(**_new_event(event_id, draft, now)))
+            await conn.execute(inbox_receipts.insert().values(**_receipt_row(receipt, event_id)))
+            await _merge_copies(conn, event_id, copies, now)
+        return event_id, duplicate
+
+    async def reject(self, receipt: Receipt) -> None:
+        """Keep a verified request that is not an event (malformed JSON), for inspection."""
+        async with self._db.write() as conn:
+            await conn.execute(inbox_receipts.insert().values(**_receipt_row(receipt, None)))
+
+    async def claim_copies(
+        self, *, worker: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[Copy]:
+        """Claim up to ``limit`` pending copies due by ``now``, earliest first."""
+        due = (
+            select(inbox_copies.c.id)
+            .where(
+                inbox_copies.c.state == CopyState.PENDING.value,
+                inbox_copies.c.next_attempt_at <= now,
+            )
+            .order_by(inbox_copies.c.next_attempt_at)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        async with self._db.write() as conn:
+            rows = await conn.execute(
+                update(inbox_copies)
+                .where(inbox_copies.c.id.in_(due))
+                .values(
+                    state=CopyState.COPYING.value,
+                    claimed_by=worker,
+                    lease_until=lease_until,
+                    updated_at=now,
+                )
+                .returning(*inbox_copies.c)
+            )
+            return [_copy(row) for row in rows]
+
+    async def finish_copy(self, copy_id: UUID, *, now: datetime, **outcome: Any) -> None:
+        """Record a copy attempt's outcome (``state``, ``attempts``, ``next_attempt_at``,
+        ``last_error`` and, once copied, ``stored_key``, ``size``, ``sha256``,
+        ``content_type``) and release the claim."""
+        state = outcome["state"]
+        values = {
+            **outcome,
+            "state": state.value,
+            "updated_at": now,
+            "claimed_by": None,
+            "lease_until": None,
+        }
+        if state in (CopyState.COPIED, CopyState.LOST):
+            values["completed_at"] = now
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(inbox_copies).where(inbox_copies.c.id == copy_id).values(**values)
+            )
+
+    async def claim_handlers(
+        self, *, worker: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[tuple[InboxEvent, bytes]]:
+        """Claim events whose handlers are due, with the body of their latest receipt."""
+        due = (
+            select(inbox_events.c.id)
+            .where(
+                inbox_events.c.handler_state == HandlerState.PENDING.value,
+                inbox_events.c.handler_next_at <= now,
+            )
+            .order_by(inbox_events.c.handler_next_at)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        async with self._db.write() as conn:
+            rows = await conn.execute(
+                update(inbox_events)
+                .where(inbox_events.c.id.in_(due))
+                .values(
+                    handler_state=HandlerState.RUNNING.value,
+                    claimed_by=worker,
+                    lease_until=lease_until,
+                )
+                .returning(*inbox_events.c)
+            )
+            events = [_event(row) for row in rows]
+            return [(event, await _latest_body(conn, event.id)) for event in events]
+
+    async def finish_handler(
+        self,
+        event_id: UUID,
+        *,
+        state: HandlerState,
+        attempts: int,
+        error: str | None,
+        next_at: datetime | None,
+    ) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(inbox_events)
+                .where(inbox_events.c.id == event_id)
+                .values(
+                    handler_state=state.value,
+                    handler_attempts=attempts,
+                    handler_error=error,
+                    handler_next_at=next_at,
+                    claimed_by=None,
+                    lease_until=None,
+                )
+            )
+
+    async def release_claims(self, *, now: datetime) -> None:
+        """Hand back every claim after a restart (only with the data directory's lock)."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(inbox_copies)
+                .where(inbox_copies.c.state == CopyState.COPYING.value)
+                .values(state=CopyState.PENDING.value, claimed_by=None, lease_until=None)
+            )
+            await conn.execute(
+                update(inbox_events)
+                .where(inbox_events.c.handler_state == HandlerState.RUNNING.value)
+                .values(handler_state=HandlerState.PENDING.value, claimed_by=None, lease_until=None)
+            )
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest time a pending copy or handler is due."""
+        async with self._db.read() as conn:
+            copies = (
+                await conn.execute(
+                    select(inbox_copies.c.next_attempt_at)
+                    .where(inbox_copies.c.state == CopyState.PENDING.value)
+                    .order_by(inbox_copies.c.next_attempt_at)
+                    .limit(1)
+                )
+            ).scalar()
+            handlers = (
+                await conn.execute(
+                    select(inbox_events.c.handler_next_at)
+                    .where(inbox_events.c.handler_state == HandlerState.PENDING.value)
+                    .order_by(inbox_events.c.handler_next_at)
+                    .limit(1)
+                )
+            ).scalar()
+        found: list[datetime] = [d for d in (copies, handlers) if d is not None]
+        return min(found, default=None)
+
+    async def page(
+        self, *, source: str | None, after: tuple[datetime, UUID] | None, limit: int
+    ) -> tuple[list[InboxEvent], tuple[datetime, UUID] | None]:
+        """Events newest first, after the ``(first_received_at, id)`` position ``after``."""
+        query = select(inbox_events)
+        if source is not None:
+            query = query.where(inbox_events.c.source == source)
+        if after is not None:
+            position = tuple_(inbox_events.c.first_received_at, inbox_events.c.id)
+            query = query.where(position < tuple_(*after))
+        query = query.order_by(
+            inbox_events.c.first_received_at.desc(), inbox_events.c.id.desc()
+        ).limit(limit + 1)
+        async with self._db.read() as conn:
+            found = [_event(row) for row in await conn.execute(query)]
+        if len(found) <= limit:
+            return found, None
+        last = found[limit - 1]
+        return found[:limit], (last.first_received_at, last.id)
+
+    async def event(self, event_id: UUID) -> tuple[InboxEvent, list[Receipt], list[Copy]] | None:
+        """One event with its receipts (oldest first) and copies."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(select(inbox_events).where(inbox_events.c.id == event_id))
+            ).first()
+            if row is None:
+                return None
+            receipts = await conn.execute(
+                select(inbox_receipts)
+                .where(inbox_receipts.c.event_id == event_id)
+                .order_by(inbox_receipts.c.received_at, inbox_receipts.c.id)
+            )
+            copies = await conn.execute(
+                select(inbox_copies)
+                .where(inbox_copies.c.event_id == event_id)
+                .order_by(inbox_copies.c.created_at, inbox_copies.c.path)
+            )
+            return _event(row), [_receipt(r) for r in receipts], [_copy(c) for c in copies]
+
+    async def replay(self, event_id: UUID, *, now: datetime) -> bool:
+        """Run an event's handlers again and retry its lost copies; answers if it exists."""
+        async with self._db.write() as conn:
+            found = await conn.execute(
+                update(inbox_events)
+                .where(inbox_events.c.id == event_id)
+                .values(
+                    handler_state=HandlerState.PENDING.value,
+                    handler_attempts=0,
+                    handler_error=None,
+                    handler_next_at=now,
+                )
+            )
+            await conn.execute(
+                update(inbox_copies)
+                .where(
+                    inbox_copies.c.event_id == event_id,
+                    inbox_copies.c.state == CopyState.LOST.value,
+                    inbox_copies.c.expires_at > now,
+                )
+                .values(state=CopyState.PENDING.value, next_attempt_at=now, updated_at=now)
+            )
+            return found.rowcount == 1
+
+
+def _new_event(event_id: UUID, draft: EventDraft, now: datetime) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "source": draft.source,
+        "dedupe_key": draft.dedupe_key,
+        "event": draft.event,
+        "run_id": draft.run_id,
+        "batch_id": draft.batch_id,
+        "headshots_id": draft.headshots_id,
+        "task_uuid": draft.task_uuid,
+        "status": draft.status,
+        "webhook_id": draft.webhook_id,
+        "receipt_count": 1,
+        "handler_state": (HandlerState.PENDING if draft.wants_handler else HandlerState.NONE).value,
+        "handler_attempts": 0,
+        "handler_next_at": now if draft.wants_handler else None,
+        "first_received_at": now,
+        "last_received_at": now,
+    }
+
+
+def _receipt_row(receipt: Receipt, event_id: UUID | None) -> dict[str, Any]:
+    return {
+        "id": receipt.id,
+        "event_id": event_id,
+        "source": receipt.source,
+        "body": receipt.body,
+        "headers": receipt.headers,
+        "scheme": receipt.scheme,
+        "rejected_reason": receipt.rejected_reason,
+        "received_at": receipt.received_at,
+    }
+
+
+async def _merge_copies(
+    conn: AsyncConnection, event_id: UUID, copies: Sequence[CopyDraft], now: datetime
+) -> None:
+    """New paths get a copy; a copy not yet made takes a fresher URL (a redelivery's), and
+    one lost to expiry is tried again with it."""
+    rows = await conn.execute(select(inbox_copies).where(inbox_copies.c.event_id == event_id))
+    existing = {row.path: _copy(row) for row in rows}
+    for draft in copies:
+        known = existing.get(draft.path)
+        if known is None:
+            await conn.execute(inbox_copies.insert().values(**_new_copy(event_id, draft, now)))
+        elif _fresher(known, draft, now):
+            await conn.execute(
+                update(inbox_copies)
+                .where(inbox_copies.c.id == known.id)
+                .values(
+                    source_url=draft.url,
+                    expires_at=draft.expires_at,
+                    state=CopyState.PENDING.value,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+
+
+def _fresher(known: Copy, draft: CopyDraft, now: datetime) -> bool:
+    if draft.expires_at <= now:
+        return False
+    return known.state is CopyState.LOST or (
+        known.state is CopyState.PENDING and draft.url != known.source_url
+    )
+
+
+def _new_copy(event_id: UUID, draft: CopyDraft, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "event_id": event_id,
+        "path": draft.path,
+        "source_url": draft.url,
+        "expires_at": draft.expires_at,
+        "expected_sha256": draft.expected_sha256,
+        "state": CopyState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _latest_body(conn: AsyncConnection, event_id: UUID) -> bytes:
+    body: bytes = (
+        await conn.execute(
+            select(inbox_receipts.c.body)
+            .where(inbox_receipts.c.event_id == event_id)
+            .order_by(inbox_receipts.c.received_at.desc())
+            .limit(1)
+        )
+    ).scalar_one()
+    return body
