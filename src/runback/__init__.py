@@ -3,11 +3,21 @@
 Submit a run with a ``callback_url``; runback answers at once with its id, runs it in the
 background and delivers a signed JSON callback when it ends: durably, with retries and a full
 attempt log. This module holds the public names; everything else is private to the package.
+
+Importing it stays light (no web framework, database driver or server code), so a consumer
+can use ``runback.verify`` or ``runback.receiver`` alone: the names of the serving half load
+on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from runback.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from runback.core.states import DeliveryStatus, RunStatus
 from runback.core.urlpolicy import UrlPolicy
+from runback.core.verification import Verified, Verifier, verify
 from runback.errors import (
     ApiError,
     ConfigError,
@@ -16,10 +26,28 @@ from runback.errors import (
     SchemaTooNewError,
     StoreError,
     UrlRefusedError,
+    VerificationError,
 )
-from runback.provider.context import RunContext, SyncRunContext
-from runback.provider.registry import Model, ModelRegistry
 from runback.settings import Settings
+
+if TYPE_CHECKING:
+    from runback.provider.context import RunContext, SyncRunContext
+    from runback.provider.registry import Model, ModelRegistry
+
+_LAZY = {
+    "Model": "runback.provider.registry",
+    "ModelRegistry": "runback.provider.registry",
+    "RunContext": "runback.provider.context",
+    "SyncRunContext": "runback.provider.context",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runback' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __version__ = "0.1.0"
 
@@ -41,5 +69,9 @@ __all__ = [
     "SyncRunContext",
     "UrlPolicy",
     "UrlRefusedError",
+    "VerificationError",
+    "Verified",
+    "Verifier",
     "__version__",
+    "verify",
 ]

@@ -6,6 +6,7 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
 
     RunbackError
     ├── ConfigError                 bad settings or flags (the CLI prints one line)
+    │   └── InvalidSecretError      a secret not of the form whsec_/whpk_/whsk_ + base64
     ├── StoreError                  the database cannot be used as asked
     │   ├── SchemaTooNewError       written by a newer runback: upgrade before using it
     │   ├── DataDirLockedError      another `runback serve` holds the data directory
@@ -15,6 +16,12 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
     │   ├── SecretInUseError        the current secret cannot go while others remain
     │   └── NotFoundInStoreError    no such organization or key
     ├── UrlRefusedError             an outbound URL fails the URL policy
+    ├── VerificationError           a received callback is not authentic: 401 INVALID_SIGNATURE
+    │   ├── MissingSignatureError   no signature header (or only Runflow-Signature where the
+    │   │                           Standard Webhooks headers are required)
+    │   ├── MalformedSignatureError a signature header that does not parse
+    │   ├── SignatureMismatchError  no secret matches: raw body? right secret?
+    │   └── TimestampOutsideToleranceError  clock skew, or a replayed request
     ├── ModelError                raised by a model to fail its run with a chosen code
     └── ApiError                    answered as {"code", "message", "errors"}
         ├── BadRequestError         400 BAD_REQUEST
@@ -45,6 +52,10 @@ class RunbackError(Exception):
 
 class ConfigError(RunbackError):
     """A setting, flag or environment variable has a value runback cannot use."""
+
+
+class InvalidSecretError(ConfigError):
+    """A callback secret or key not of its documented form (``whsec_``, ``whpk_``, ``whsk_``)."""
 
 
 class StoreError(RunbackError):
@@ -85,6 +96,41 @@ class UrlRefusedError(RunbackError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class VerificationError(RunbackError):
+    """A received callback failed verification: answer ``401``, do not process it.
+
+    The message says what to check; it is safe to send back to the sender. ``status_code`` and
+    ``code`` are what the receiver adapters answer, in the contract's envelope.
+    """
+
+    status_code: ClassVar[int] = 401
+    code: ClassVar[str] = "INVALID_SIGNATURE"
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON body of the ``401``."""
+        return {"code": self.code, "message": str(self), "errors": None}
+
+
+class MissingSignatureError(VerificationError):
+    """No signature header, or only ``Runflow-Signature`` where Standard Webhooks is required."""
+
+
+class MalformedSignatureError(VerificationError):
+    """A signature header that does not parse; ``header`` names it."""
+
+    def __init__(self, message: str, *, header: str) -> None:
+        super().__init__(message)
+        self.header = header
+
+
+class SignatureMismatchError(VerificationError):
+    """Well-formed signatures, but none made by any of the secrets held."""
+
+
+class TimestampOutsideToleranceError(VerificationError):
+    """A genuine signature whose ``webhook-timestamp`` is too far from now."""
 
 
 class ModelError(RunbackError):

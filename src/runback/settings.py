@@ -68,10 +68,31 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
     s3_presign: bool = False
     """Use the bucket's own presigned URLs instead of runback's ``/files`` URLs."""
+    receive_port: int = Field(default=8001, ge=0, le=65535)
+    """``runback receive``'s port (``--port`` there)."""
+    receive_data_dir: Path = Path("runback-receive-data")
+    """``runback receive``'s own data directory and database (``--data-dir`` there)."""
+    receive_secrets: Annotated[tuple[str, ...], NoDecode] = ()
+    """Secrets callbacks are verified with, comma-separated; several during a rotation."""
+    receive_config: Path | None = None
+    """A TOML file of per-source settings (secrets, token, output paths)."""
+    receive_handlers: Annotated[tuple[str, ...], NoDecode] = ()
+    """Modules whose handlers run for received events."""
+    receive_insecure: bool = False
+    """Accept unsigned callbacks from sources without secret or token (development only)."""
+    receive_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    receive_max_copy_bytes: int = Field(default=1024**3, ge=1)
+    receive_copy_concurrency: int = Field(default=16, ge=1, le=10_000)
+    receive_copy_timeout: float = Field(default=300.0, gt=0)
+    """Seconds one copy of an output file may take."""
+    receive_url_ttl: float = Field(default=24 * 3600.0, gt=0)
+    """How long an output URL is taken to live when neither the payload nor the URL says."""
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("callback_allow", "models", mode="before")
+    @field_validator(
+        "callback_allow", "models", "receive_secrets", "receive_handlers", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

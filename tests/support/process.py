@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Self
 
 RUNBACK = [sys.executable, "-m", "runback"]
-_SERVING = re.compile(r"runback serving (http://\S+)")
+_SERVING = re.compile(r"runback (?:serving|receiving at) (http://[^\s/]+)")
 
 
 def cli(
@@ -30,10 +30,19 @@ def cli(
 
 
 class ServeProcess:
-    """``runback serve --port 0`` on a data directory; output goes to a log file."""
+    """``runback serve --port 0`` (or ``receive``) on a data directory; output goes to a log
+    file."""
 
-    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        command: str = "serve",
+        args: tuple[str, ...] = ("--callback-allow", "127.0.0.0/8"),
+    ) -> None:
         self.data_dir = data_dir
+        self._command = (command, "--port", "0", "--data-dir", str(data_dir), *args)
         self.log = data_dir.parent / f"{data_dir.name}-serve.log"
         self._env = {**os.environ, "RUNBACK_POLL_INTERVAL": "0.2", **(env or {})}
         self._process: subprocess.Popen[bytes] | None = None
@@ -44,8 +53,7 @@ class ServeProcess:
         with self.log.open("ab") as log:
             log.write(b"--- start ---\n")
             self._process = subprocess.Popen(
-                [*RUNBACK, "serve", "--port", "0", "--data-dir", str(self.data_dir),
-                 "--callback-allow", "127.0.0.0/8"],
+                [*RUNBACK, *self._command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self._env,

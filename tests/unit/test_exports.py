@@ -24,7 +24,11 @@ def test_the_public_names_are_pinned() -> None:
         "SyncRunContext",
         "UrlPolicy",
         "UrlRefusedError",
+        "VerificationError",
+        "Verified",
+        "Verifier",
         "__version__",
+        "verify",
     }
 
 

@@ -16,15 +16,11 @@ import hmac
 import os
 from collections.abc import Callable, Sequence
 
-from runback.errors import RunbackError
+from runback.errors import InvalidSecretError
 
 SECRET_PREFIX = "whsec_"
 _SECRET_BYTES = 32
 _KEY_PREFIX_CHARS = 10
-
-
-class InvalidSecretError(RunbackError):
-    """A callback secret not of the form ``whsec_<standard base64>``."""
 
 
 def generate_secret(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
@@ -77,10 +73,3 @@ def signature_headers(
             standard_signature(secret, msg_id, timestamp, body) for secret in active
         )
     return headers
-
-
-def verify_runflow_signature(body: bytes, header: str, secrets: Sequence[str]) -> bool:
-    """Whether ``header`` is the ``Runflow-Signature`` of ``body`` under any of ``secrets``."""
-    if len(header) != 64 or header.strip("0123456789abcdef"):
-        return False
-    return any(hmac.compare_digest(runflow_signature(secret, body), header) for secret in secrets)

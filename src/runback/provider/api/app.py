@@ -66,15 +66,9 @@ def _unexpected(_request: Request, exc: Exception) -> Response:
     return json_response({"code": "INTERNAL", "message": message, "errors": None}, 500)
 
 
-def create_app(deps: ApiDeps) -> FastAPI:
-    """The API app, serving ``deps``."""
-    app = FastAPI(title="runback", version="0.1.0", docs_url="/docs", redoc_url=None)
-    app.state.deps = deps
-    app.include_router(runs.router)
-    app.include_router(callbacks.router)
-    app.include_router(callback_secrets.router)
-    app.include_router(models.router)
-    app.include_router(files.router)
+def base_app(title: str) -> FastAPI:
+    """An app that answers every error with the contract's envelope, and ``/healthz``."""
+    app = FastAPI(title=title, version="0.1.0", docs_url="/docs", redoc_url=None)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StoreError, _store_refused)
     app.add_exception_handler(RequestValidationError, _request_invalid)
@@ -86,4 +80,16 @@ def create_app(deps: ApiDeps) -> FastAPI:
         """Answers while the process lives."""
         return json_response({"status": "ok"})
 
+    return app
+
+
+def create_app(deps: ApiDeps) -> FastAPI:
+    """The API app, serving ``deps``."""
+    app = base_app("runback")
+    app.state.deps = deps
+    app.include_router(runs.router)
+    app.include_router(callbacks.router)
+    app.include_router(callback_secrets.router)
+    app.include_router(models.router)
+    app.include_router(files.router)
     return app

@@ -63,18 +63,27 @@ def get_deps(request: Request) -> ApiDeps:
 _bearer = HTTPBearer(auto_error=False, description="an API key: runback keys create")
 
 
-async def get_caller(
-    request: Request,
-    deps: Annotated[ApiDeps, Depends(get_deps)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
+async def key_organizations(
+    store: Store, credentials: HTTPAuthorizationCredentials | None
+) -> list[UUID]:
+    """The organizations of the request's API key; ``401`` without a live key."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError(
             "send 'Authorization: Bearer <api key>'; 'runback keys create' makes a key"
         )
-    organizations = await deps.store.accounts.organizations_of(credentials.credentials)
+    organizations = await store.accounts.organizations_of(credentials.credentials)
     if not organizations:
         raise UnauthorizedError("the API key is unknown or revoked")
+    return organizations
+
+
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def get_caller(
+    request: Request, deps: Annotated[ApiDeps, Depends(get_deps)], credentials: Bearer
+) -> Caller:
+    organizations = await key_organizations(deps.store, credentials)
     chosen = organizations[0]
     header = request.headers.get("x-organization-id")
     if header is not None:

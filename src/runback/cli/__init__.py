@@ -1,0 +1,31 @@
+"""The ``runback`` command line.
+
+Each command builds the one ``Settings`` from its flags and ``RUNBACK_*`` variables, then
+hands it down. Errors runback expects print as one line on stderr, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from runback.cli.accounts import keys_app, orgs_app
+from runback.cli.receive import inbox_app, receive
+from runback.cli.serve import serve
+
+app = typer.Typer(
+    name="runback",
+    help="Long-running jobs that call back.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(serve)
+app.command()(receive)
+app.add_typer(keys_app, name="keys")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(inbox_app, name="inbox")
+
+
+def main() -> None:
+    """The console script's entry point."""
+    app()

@@ -1,0 +1,85 @@
+"""What every command shares: settings from flags, one-line errors, the store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvloop
+
+from runback.core.clock import SystemClock
+from runback.datadir import prepare_data_dir
+from runback.errors import RunbackError
+from runback.settings import Settings, load_settings, sqlite_url
+from runback.store import Store, open_store
+
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Directory of the database [env RUNBACK_DATA_DIR; ./runback-data]"
+    ),
+]
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; an error runback expects is one line and exit status 1."""
+    try:
+        return uvloop.run(coroutine)
+    except RunbackError as exc:
+        typer.echo(f"runback: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def settings_from(**flags: Any) -> Settings:
+    """The settings, flags over ``RUNBACK_*``; a bad value is one line and exit status 2."""
+    try:
+        return load_settings(**flags)
+    except RunbackError as exc:
+        typer.echo(f"runback: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def fail(message: str) -> typer.Exit:
+    """Say ``message`` on one line; raise the answer to end with exit status 2."""
+    typer.echo(f"runback: {message}", err=True)
+    return typer.Exit(2)
+
+
+def setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def with_store(
+    settings: Settings,
+    work: Callable[[Store, datetime], Awaitable[T]],
+    *,
+    data_dir: Path | None = None,
+) -> T:
+    """Open (and migrate) a data directory's database, make sure the default organization
+    exists, and do ``work`` with the store and the time now."""
+    directory = prepare_data_dir(data_dir or settings.data_dir)
+    url = settings.database_url or sqlite_url(directory / "runback.db")
+    async with open_store(url, sqlite_synchronous=settings.sqlite_synchronous) as store:
+        clock = SystemClock()
+        await store.accounts.ensure_default_organization(now=clock.now())
+        return await work(store, clock.now())
+
+
+def when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")

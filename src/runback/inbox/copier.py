@@ -1,0 +1,161 @@
+"""Copying output files out of expiring URLs into the user's storage, in the background.
+
+Each copy streams its URL (through the URL policy, no redirects, within a size and a time
+limit) into blob storage, checks the SHA-256 the payload announced, and records where the
+file now lives. A failed copy is retried with backoff until its URL expires; one that has
+not succeeded by then is ``lost``, said plainly, and never retried again.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import aiohttp
+from yarl import URL
+
+from runback.blobs import BlobError, BlobStore
+from runback.core.clock import Clock
+from runback.core.inbox import Copy, CopyState, next_copy_attempt
+from runback.core.retry import Random
+from runback.core.urlpolicy import UrlPolicy
+from runback.errors import UrlRefusedError
+from runback.store import Store
+from runback.worker import Worker
+
+_CHUNK = 256 * 1024
+
+
+class CopyFailedError(Exception):
+    """One copy attempt failed; the message says why."""
+
+
+def stored_key(copy: Copy) -> str:
+    """Where a copy lands: ``copies/<event id>/<copy id><the URL's extension>``."""
+    extension = posixpath.splitext(urlsplit(copy.source_url).path)[1][:10]
+    return f"copies/{copy.event_id}/{copy.id.hex}{extension}"
+
+
+class Copier(Worker):
+    """Fetches due copies, at most ``capacity`` at once."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        blobs: BlobStore,
+        session: aiohttp.ClientSession,
+        url_policy: UrlPolicy,
+        clock: Clock,
+        random: Random,
+        worker_id: str,
+        capacity: int,
+        poll_interval: float,
+        max_bytes: int,
+        fetch_timeout: float,
+    ) -> None:
+        super().__init__(capacity=capacity, poll_interval=poll_interval)
+        self._store = store
+        self._blobs = blobs
+        self._session = session
+        self._url_policy = url_policy
+        self._clock = clock
+        self._random = random
+        self._worker_id = worker_id
+        self._max_bytes = max_bytes
+        self._fetch_timeout = fetch_timeout
+
+    async def copy_due(self) -> int:
+        """Make every copy due now and wait for them (for tests and tools)."""
+        made = 0
+        while started := await self._start_due():
+            made += started
+            await self._settle()
+        return made
+
+    async def _round(self) -> float:
+        await self._start_due()
+        due = await self._store.inbox.next_due_at()
+        if due is None or self.room <= 0:
+            return self._poll_interval
+        wait = (due - self._clock.now()).total_seconds()
+        return min(max(wait, 0.0), self._poll_interval)
+
+    async def _start_due(self) -> int:
+        if self.room <= 0:
+            return 0
+        now = self._clock.now()
+        lease = now + timedelta(seconds=self._fetch_timeout + 60)
+        claimed = await self._store.inbox.claim_copies(
+            worker=self._worker_id, limit=self.room, now=now, lease_until=lease
+        )
+        for copy in claimed:
+            self._spawn(self._copy(copy), name=f"copy {copy.id}")
+        return len(claimed)
+
+    async def _copy(self, copy: Copy) -> None:
+        attempts = copy.attempts + 1
+        try:
+            if self._clock.now() >= copy.expires_at:
+                raise CopyFailedError("not fetched: the URL had already expired")
+            key, size, sha256, content_type = await self._fetch(copy)
+        except CopyFailedError as exc:
+            await self._failed(copy, attempts, str(exc))
+            return
+        await self._store.inbox.finish_copy(
+            copy.id,
+            now=self._clock.now(),
+            state=CopyState.COPIED,
+            attempts=attempts,
+            next_attempt_at=None,
+            last_error=None,
+            stored_key=key,
+            size=size,
+            sha256=sha256,
+            content_type=content_type,
+        )
+
+    async def _failed(self, copy: Copy, attempts: int, error: str) -> None:
+        now = self._clock.now()
+        due = next_copy_attempt(attempts, now=now, expires_at=copy.expires_at, random=self._random)
+        if due is None:
+            expired = copy.expires_at.isoformat()
+            error = f"the URL expired at {expired} before a copy succeeded; last: {error}"
+        await self._store.inbox.finish_copy(
+            copy.id,
+            now=now,
+            state=CopyState.PENDING if due is not None else CopyState.LOST,
+            attempts=attempts,
+            next_attempt_at=due,
+            last_error=error,
+        )
+
+    async def _fetch(self, copy: Copy) -> tuple[str, int, str, str | None]:
+        try:
+            self._url_policy.check(copy.source_url)
+        except UrlRefusedError as exc:
+            raise CopyFailedError(str(exc)) from None
+        key = stored_key(copy)
+        try:
+            async with self._session.get(
+                URL(copy.source_url, encoded=True),
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self._fetch_timeout),
+            ) as response:
+                if response.status != 200:
+                    raise CopyFailedError(f"the URL answered HTTP {response.status}")
+                stored = await self._blobs.put(
+                    key, response.content.iter_chunked(_CHUNK), max_bytes=self._max_bytes
+                )
+                content_type = response.headers.get("Content-Type")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise CopyFailedError(f"fetching failed: {type(exc).__name__}: {exc}") from None
+        except BlobError as exc:
+            raise CopyFailedError(str(exc)) from None
+        if copy.expected_sha256 and stored.sha256 != copy.expected_sha256.lower():
+            await self._blobs.delete(key)
+            raise CopyFailedError(
+                f"the file's SHA-256 is {stored.sha256}, not {copy.expected_sha256} as announced"
+            )
+        return key, stored.size, stored.sha256, content_type
