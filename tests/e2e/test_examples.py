@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+import pytest
 
+from runback.core.signing import generate_secret, signature_headers
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver
 from support.waiting import eventually, wait_for
@@ -79,3 +84,60 @@ async def _finished(client: httpx.AsyncClient, model: str, input: dict[str, Any]
 
     await eventually(ended, timeout=20, what=f"{model} ends")
     return run
+
+
+async def test_the_fastapi_receiver_example_verifies_and_dedupes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = generate_secret()
+    monkeypatch.setenv("RUNBACK_SECRET", secret)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    example = importlib.import_module("receiver_fastapi")
+    example = importlib.reload(example)  # read the secret set above
+    body = orjson.dumps({"event": "run.completed", "run_id": "r-1", "status": "succeeded"})
+    headers = {
+        **signature_headers(
+            body=body, msg_id="msg_1", timestamp=int(time.time()), current=secret, active=[secret]
+        ),
+        "Content-Type": "application/json",
+    }
+    transport = httpx.ASGITransport(app=example.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://example.test") as http:
+        first = await http.post("/webhooks/runback", content=body, headers=headers)
+        again = await http.post("/webhooks/runback", content=body, headers=headers)
+        forged = await http.post("/webhooks/runback", content=body + b" ", headers=headers)
+
+    assert first.json() == {"received": True, "duplicate": False}
+    assert again.json() == {"received": True, "duplicate": True}
+    assert (forged.status_code, forged.json()["code"]) == (401, "INVALID_SIGNATURE")
+
+
+async def test_the_inbox_handlers_example_runs_once_per_event(tmp_path: Path) -> None:
+    inbox_dir = tmp_path / "inbox"
+    key = cli("keys", "create", "--data-dir", str(inbox_dir)).stdout.strip()
+    secret = generate_secret()
+    log = tmp_path / "events.jsonl"
+    env = {"PYTHONPATH": str(EXAMPLES), "INBOX_LOG": str(log), "RUNBACK_POLL_INTERVAL": "0.2"}
+    args = ("--secret", secret, "--handlers", "inbox_handlers")
+    body = orjson.dumps({"event": "run.completed", "run_id": "r-9", "status": "succeeded"})
+    headers = {
+        **signature_headers(
+            body=body, msg_id="msg_9", timestamp=int(time.time()), current=secret, active=[secret]
+        ),
+        "Content-Type": "application/json",
+    }
+    with ServeProcess(inbox_dir, command="receive", args=args, env=env) as receiver:
+        async with httpx.AsyncClient(base_url=receiver.url) as http:
+            for _ in range(3):
+                assert (
+                    await http.post("/webhooks/runback", content=body, headers=headers)
+                ).status_code == 200
+
+            async def handled() -> bool:
+                inbox = await http.get("/v1/inbox", headers={"Authorization": f"Bearer {key}"})
+                [event] = inbox.json()["items"]
+                return bool(event["handler"]["state"] == "succeeded")
+
+            await eventually(handled, timeout=20, what="the handler ran")
+
+    assert [json.loads(line)["run_id"] for line in log.read_text().splitlines()] == ["r-9"]
