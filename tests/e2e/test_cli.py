@@ -17,6 +17,8 @@ from support.process import cli
         (["serve", "--port", "70000"], {}, "port (--port or RUNBACK_PORT)"),  # out of range
         (["serve"], {"RUNBACK_ATTEMPT_TIMEOUT": "soon"}, "attempt_timeout"),  # not a number
         (["serve", "--callback-allow", "10.0.0.0/99"], {}, "10.0.0.0/99"),  # not a CIDR
+        (["receive"], {}, "--insecure"),  # no secret: it would accept unsigned callbacks
+        (["receive", "--secret", "whsec_!!"], {}, "secret 1"),  # not a secret's form
     ],
 )
 def test_a_bad_setting_is_one_line_on_stderr(

@@ -16,6 +16,7 @@ from datetime import timedelta
 from runback.blobs import BlobStore
 from runback.core.clock import SystemClock
 from runback.core.urlpolicy import UrlPolicy
+from runback.core.verification import Verifier
 from runback.datadir import DataDirLock, prepare_data_dir
 from runback.errors import ConfigError
 from runback.http_server import bind, serve_app, url_of
@@ -31,6 +32,15 @@ from runback.store import Store, open_store
 
 Print = Callable[[str], None]
 _HANDLER_CAPACITY = 16
+
+
+def verifiers(config: ReceiveConfig) -> dict[str, Verifier]:
+    """A verifier per configured source: every secret is checked before the server starts."""
+    found = {s.name: Verifier(s.secrets, require_standard=s.require_standard)
+             for s in config.sources if s.secrets}  # fmt: skip
+    if config.global_secrets:
+        Verifier(config.global_secrets)  # refuses a malformed global secret now, not later
+    return found
 
 
 def check_open_sources(config: ReceiveConfig, *, insecure: bool) -> None:
@@ -68,6 +78,7 @@ async def receive(
 ) -> None:
     """Receive until SIGINT or SIGTERM."""
     check_open_sources(config, insecure=settings.receive_insecure)
+    checked = verifiers(config)
     data_dir = prepare_data_dir(settings.receive_data_dir)
     database_url = settings.database_url or sqlite_url(data_dir / "runback.db")
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -114,7 +125,7 @@ async def receive(
                     max_body_bytes=settings.receive_max_body_bytes,
                     url_ttl=timedelta(seconds=settings.receive_url_ttl),
                     on_received=wake,
-                    verifiers={},
+                    verifiers=checked,
                 )
             )
             await _greet(store, settings, url_of(sock), say)
