@@ -1,6 +1,6 @@
 """The receiving side in process: the receive app over httpx (no sockets), its copier on a
 real aiohttp session (files are fetched from loopback servers) and its handler runner, all
-on one manual clock and a fixed random source, over the real SQLite store."""
+on one manual clock and a fixed random source, over the real store."""
 
 from __future__ import annotations
 

@@ -84,7 +84,8 @@ def _authenticate(
     if source.is_open:
         return "none", None
     try:
-        verified = _verifier(deps, source).verify(body, request.headers.items())
+        verifier = _verifier(deps, source)
+        verified = verifier.verify(body, request.headers.items(), now=deps.clock.now())
     except VerificationError as exc:
         raise UnauthorizedError(str(exc), code="INVALID_SIGNATURE") from None
     return verified.scheme, verified.webhook_id

@@ -20,13 +20,25 @@ from runback.core.clock import Clock
 from runback.core.inbox import HandlerState, InboxEvent, next_handler_attempt
 from runback.core.retry import Random
 from runback.errors import ConfigError
-from runback.receiver.handlers import HandlerRegistry, ReceivedEvent
+from runback.receiver.handlers import Handler, HandlerRegistry, ReceivedEvent
 from runback.store import Store
 from runback.worker import Worker
 
 log = logging.getLogger(__name__)
 
 _LEASE = timedelta(minutes=10)
+
+
+async def _call(handler: Handler, event: ReceivedEvent) -> None:
+    """Await an async handler; run any other in a thread, awaiting what it may return."""
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
+    ):
+        await handler(event)  # type: ignore[misc]
+        return
+    result = await asyncio.to_thread(handler, event)
+    if inspect.isawaitable(result):
+        await result
 
 
 def load_handlers(registry: HandlerRegistry, modules: Sequence[str]) -> list[str]:
@@ -106,10 +118,7 @@ class HandlerRunner(Worker):
         )
         try:
             for handler in self._handlers.for_event(event.event):
-                if inspect.iscoroutinefunction(handler):
-                    await handler(received)
-                else:
-                    await asyncio.to_thread(handler, received)
+                await _call(handler, received)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("a handler of event %s failed (attempt %d): %s", event.id, attempt, error)

@@ -30,10 +30,16 @@ class Store:
 
 @asynccontextmanager
 async def open_store(
-    url: str, *, sqlite_synchronous: SqliteSync = "normal"
+    url: str,
+    *,
+    sqlite_synchronous: SqliteSync = "normal",
+    pool_size: int = 10,
+    schema: str | None = None,
 ) -> AsyncIterator[Store]:
     """Open the database, migrate it to this runback's schema, and close it afterwards."""
-    database = Database(url, sqlite_synchronous=sqlite_synchronous)
+    database = Database(
+        url, sqlite_synchronous=sqlite_synchronous, pool_size=pool_size, schema=schema
+    )
     try:
         await migrate(database)
         yield Store(database)

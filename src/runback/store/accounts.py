@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from runback.core.ids import hash_api_key, new_api_key, new_id, visible_prefix
 from runback.core.records import ApiKey, Organization
 from runback.errors import NotFoundInStoreError, StoreError
-from runback.store.database import Database
+from runback.store.database import Database, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import api_keys, memberships, organizations
 
@@ -28,19 +28,25 @@ class AccountStore:
 
     async def ensure_default_organization(self, *, now: datetime) -> tuple[Organization, bool]:
         """The first organization, created when there is none; answers whether it was."""
-        async with self._db.write() as conn:
-            row = (
+
+        async def attempt() -> tuple[Organization, bool]:
+            async with self._db.write() as conn:
+                row = (
+                    await conn.execute(
+                        select(organizations).order_by(
+                            organizations.c.created_at, organizations.c.id
+                        )
+                    )
+                ).first()
+                if row is not None:
+                    return to_record(Organization, row), False
+                org = Organization(id=new_id(), name=DEFAULT_ORGANIZATION, created_at=now)
                 await conn.execute(
-                    select(organizations).order_by(organizations.c.created_at, organizations.c.id)
+                    organizations.insert().values(id=org.id, name=org.name, created_at=now)
                 )
-            ).first()
-            if row is not None:
-                return to_record(Organization, row), False
-            org = Organization(id=new_id(), name=DEFAULT_ORGANIZATION, created_at=now)
-            await conn.execute(
-                organizations.insert().values(id=org.id, name=org.name, created_at=now)
-            )
-            return org, True
+                return org, True
+
+        return await retrying_conflicts(attempt, constraints=("organizations_name_key",))
 
     async def create_organization(self, name: str, *, now: datetime) -> Organization:
         """Commit a new organization."""

@@ -1,4 +1,4 @@
-"""Connections and transactions, for SQLite (WAL) now and PostgreSQL later.
+"""Connections and transactions, on SQLite (the embedded default) or PostgreSQL.
 
 SQLite allows one writer at a time. Rather than let connections fight over the lock (and
 retry on ``SQLITE_BUSY``), every write in this process goes through one connection, queued on
@@ -6,43 +6,82 @@ an asyncio lock, and begins with ``BEGIN IMMEDIATE`` so a transaction never has 
 read lock into a write lock. Reads use their own small pool and see WAL snapshots, never
 waiting for the writer. Another process (``runback keys create`` beside ``serve``) waits up
 to the busy timeout.
+
+PostgreSQL takes concurrent writers itself: one pool (asyncpg) serves reads and writes, each
+transaction at READ COMMITTED; claims use ``FOR UPDATE SKIP LOCKED`` so workers never wait for
+each other's rows. Connections are checked before use, so a restarted server (or a killed
+backend) costs a reconnect, not an error.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import CTE, Select, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from runback.errors import StoreError
 
+T = TypeVar("T")
 SqliteSync = Literal["normal", "full"]
 _BUSY_TIMEOUT_MS = 10_000
 _READ_POOL_SIZE = 4
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def database_url(url: str) -> URL:
+    """``url`` with runback's async driver for its database (``postgresql://`` gets asyncpg)."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise StoreError(f"the database URL is malformed: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS:
+        raise StoreError(
+            f"database {parsed.render_as_string(hide_password=True)} is not supported: "
+            "use sqlite:///<file> or postgresql://user@host/database"
+        )
+    return parsed.set(drivername=_DRIVERS[backend])
 
 
 class Database:
-    """A writer and a reader engine over one database URL."""
+    """Engines over one database URL: for SQLite a writer and a reader, for PostgreSQL one."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: SqliteSync = "normal") -> None:
-        self.url: URL = make_url(url)
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: SqliteSync = "normal",
+        pool_size: int = 10,
+        schema: str | None = None,
+    ) -> None:
+        self.url: URL = database_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        if not self.is_sqlite:
-            raise StoreError(
-                f"database {self.url.render_as_string(hide_password=True)} is not supported "
-                "yet: use an SQLite file"
+        self._write_lock: asyncio.Lock | None
+        if self.is_sqlite:
+            self._writer = self._sqlite(
+                pool_size=1, begin="BEGIN IMMEDIATE", sync=sqlite_synchronous
             )
-        self._writer = self._engine(pool_size=1, begin="BEGIN IMMEDIATE", sync=sqlite_synchronous)
-        self._reader = self._engine(pool_size=_READ_POOL_SIZE, begin="BEGIN", sync=None)
-        self._write_lock = asyncio.Lock()
+            self._reader = self._sqlite(pool_size=_READ_POOL_SIZE, begin="BEGIN", sync=None)
+            self._write_lock = asyncio.Lock()
+        else:
+            settings = {} if schema is None else {"search_path": schema}
+            self._writer = self._reader = create_async_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                connect_args={"server_settings": settings},
+            )
+            self._write_lock = None
 
-    def _engine(self, *, pool_size: int, begin: str, sync: SqliteSync | None) -> AsyncEngine:
+    def _sqlite(self, *, pool_size: int, begin: str, sync: SqliteSync | None) -> AsyncEngine:
         engine = create_async_engine(
             self.url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=0
         )
@@ -69,7 +108,8 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on error."""
-        async with self._write_lock, self._writer.begin() as connection:
+        lock: AbstractAsyncContextManager[Any] = self._write_lock or nullcontext()
+        async with lock, self._writer.begin() as connection:
             yield connection
 
     @asynccontextmanager
@@ -80,4 +120,33 @@ class Database:
 
     async def close(self) -> None:
         await self._writer.dispose()
-        await self._reader.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+
+async def retrying_conflicts(
+    work: Callable[[], Awaitable[T]], *, constraints: Collection[str]
+) -> T:
+    """Run a write transaction once more when it lost a race on one of ``constraints``.
+
+    Two PostgreSQL transactions that check for a row, find none and insert it both reach the
+    unique index; the later one fails there once the first commits, and its retry then sees
+    the committed row. (SQLite serialises writes, so it never gets here.)
+    """
+    try:
+        return await work()
+    except IntegrityError as exc:
+        if not any(name in str(exc.orig) for name in constraints):
+            raise
+    return await work()
+
+
+def claimable(rows: Select[Any]) -> CTE:
+    """The rows a claim takes, as a CTE an ``UPDATE ... FROM`` joins.
+
+    ``FOR UPDATE SKIP LOCKED`` lets workers claim side by side without waiting on each
+    other's rows. It must sit in a CTE, which PostgreSQL runs once: in an ``IN (subquery)``
+    it may run again for each row and claim past the ``LIMIT``. (SQLite ignores the lock
+    clause: its writes are serialised anyway.)
+    """
+    return rows.with_for_update(skip_locked=True).cte()

@@ -18,7 +18,7 @@ from runback.core.records import Attempt, Delivery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.errors import DeliveryInFlightError
-from runback.store.database import Database
+from runback.store.database import Database, claimable
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts
 
@@ -122,7 +122,7 @@ class DeliveryStore:
         self, *, worker: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[Delivery]:
         """Claim up to ``limit`` pending deliveries due by ``now``, earliest first."""
-        due = (
+        due = claimable(
             select(deliveries.c.id)
             .where(
                 deliveries.c.status == DeliveryStatus.PENDING.value,
@@ -130,12 +130,14 @@ class DeliveryStore:
             )
             .order_by(deliveries.c.next_attempt_at)
             .limit(limit)
-            .scalar_subquery()
         )
         async with self._db.write() as conn:
             rows = await conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(due))
+                .where(
+                    deliveries.c.id == due.c.id,
+                    deliveries.c.status == DeliveryStatus.PENDING.value,
+                )
                 .values(
                     status=DeliveryStatus.DELIVERING.value,
                     claimed_by=worker,

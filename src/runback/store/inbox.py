@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.ids import new_id
 from runback.core.inbox import Copy, CopyState, HandlerState, InboxEvent, Receipt
-from runback.store.database import Database
+from runback.store.database import Database, claimable, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import inbox_copies, inbox_events, inbox_receipts
 
@@ -72,29 +72,39 @@ class InboxStore:
         self, receipt: Receipt, draft: EventDraft, copies: Sequence[CopyDraft]
     ) -> tuple[UUID, bool]:
         """Commit a verified callback; answers its event's id and whether it is a duplicate."""
-        now = receipt.received_at
-        async with self._db.write() as conn:
-            found = (
-                await conn.execute(
-                    select(inbox_events.c.id).where(
-                        inbox_events.c.source == draft.source,
-                        inbox_events.c.dedupe_key == draft.dedupe_key,
+
+        async def attempt() -> tuple[UUID, bool]:
+            now = receipt.received_at
+            async with self._db.write() as conn:
+                found = (
+                    await conn.execute(
+                        select(inbox_events.c.id).where(
+                            inbox_events.c.source == draft.source,
+                            inbox_events.c.dedupe_key == draft.dedupe_key,
+                        )
                     )
-                )
-            ).first()
-            duplicate = found is not None
-            event_id = found.id if found is not None else new_id()
-            if duplicate:
+                ).first()
+                duplicate = found is not None
+                event_id = found.id if found is not None else new_id()
+                if duplicate:
+                    await conn.execute(
+                        update(inbox_events)
+                        .where(inbox_events.c.id == event_id)
+                        .values(
+                            receipt_count=inbox_events.c.receipt_count + 1, last_received_at=now
+                        )
+                    )
+                else:
+                    await conn.execute(
+                        inbox_events.insert().values(**_new_event(event_id, draft, now))
+                    )
                 await conn.execute(
-                    update(inbox_events)
-                    .where(inbox_events.c.id == event_id)
-                    .values(receipt_count=inbox_events.c.receipt_count + 1, last_received_at=now)
+                    inbox_receipts.insert().values(**_receipt_row(receipt, event_id))
                 )
-            else:
-                await conn.execute(inbox_events.insert().values(**_new_event(event_id, draft, now)))
-            await conn.execute(inbox_receipts.insert().values(**_receipt_row(receipt, event_id)))
-            await _merge_copies(conn, event_id, copies, now)
-        return event_id, duplicate
+                await _merge_copies(conn, event_id, copies, now)
+            return event_id, duplicate
+
+        return await retrying_conflicts(attempt, constraints=("ux_inbox_events_dedupe",))
 
     async def reject(self, receipt: Receipt) -> None:
         """Keep a verified request that is not an event (malformed JSON), for inspection."""
@@ -105,7 +115,7 @@ class InboxStore:
         self, *, worker: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[Copy]:
         """Claim up to ``limit`` pending copies due by ``now``, earliest first."""
-        due = (
+        due = claimable(
             select(inbox_copies.c.id)
             .where(
                 inbox_copies.c.state == CopyState.PENDING.value,
@@ -113,12 +123,13 @@ class InboxStore:
             )
             .order_by(inbox_copies.c.next_attempt_at)
             .limit(limit)
-            .scalar_subquery()
         )
         async with self._db.write() as conn:
             rows = await conn.execute(
                 update(inbox_copies)
-                .where(inbox_copies.c.id.in_(due))
+                .where(
+                    inbox_copies.c.id == due.c.id, inbox_copies.c.state == CopyState.PENDING.value
+                )
                 .values(
                     state=CopyState.COPYING.value,
                     claimed_by=worker,
@@ -152,7 +163,7 @@ class InboxStore:
         self, *, worker: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[tuple[InboxEvent, bytes]]:
         """Claim events whose handlers are due, with the body of their latest receipt."""
-        due = (
+        due = claimable(
             select(inbox_events.c.id)
             .where(
                 inbox_events.c.handler_state == HandlerState.PENDING.value,
@@ -160,12 +171,14 @@ class InboxStore:
             )
             .order_by(inbox_events.c.handler_next_at)
             .limit(limit)
-            .scalar_subquery()
         )
         async with self._db.write() as conn:
             rows = await conn.execute(
                 update(inbox_events)
-                .where(inbox_events.c.id.in_(due))
+                .where(
+                    inbox_events.c.id == due.c.id,
+                    inbox_events.c.handler_state == HandlerState.PENDING.value,
+                )
                 .values(
                     handler_state=HandlerState.RUNNING.value,
                     claimed_by=worker,

@@ -34,7 +34,13 @@ def head_revision() -> str:
     return head
 
 
+# Any constant: processes that start together take turns migrating.
+_MIGRATION_LOCK = 0x72756E62
+
+
 def _upgrade(connection: Connection) -> str | None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
     config = _config()
     current = MigrationContext.configure(connection).get_current_revision()
     script = ScriptDirectory.from_config(config)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runback.core.records import Delivery, Run
 from runback.core.states import RunStatus
 from runback.errors import IdempotencyKeyReusedError
-from runback.store.database import Database
+from runback.store.database import Database, claimable, retrying_conflicts
 from runback.store.deliveries import insert_delivery
 from runback.store.rows import to_record
 from runback.store.schema import runs
@@ -60,32 +60,36 @@ class RunStore:
         The check and the insert share one write transaction, and writes are serialised,
         so concurrent requests with one key create one run: the later ones replay it.
         """
-        async with self._db.write() as conn:
-            if idempotency is not None:
-                earlier = await self._keyed(conn, run.organization_id, idempotency)
-                if earlier is not None:
-                    return earlier
-            await conn.execute(
-                runs.insert().values(
-                    id=run.id,
-                    organization_id=run.organization_id,
-                    model=run.model,
-                    status=run.status.value,
-                    input=run.input,
-                    output=run.output,
-                    metadata=run.metadata,
-                    client_ref=run.client_ref,
-                    callback_url=run.callback_url,
-                    idempotency_key=None if idempotency is None else idempotency.key,
-                    request_hash=None if idempotency is None else idempotency.request_hash,
-                    batch_id=run.batch_id,
-                    execution_count=run.execution_count,
-                    output_url_ttl=run.output_url_ttl,
-                    created_at=run.created_at,
-                    updated_at=run.updated_at,
+
+        async def attempt() -> Run:
+            async with self._db.write() as conn:
+                if idempotency is not None:
+                    earlier = await self._keyed(conn, run.organization_id, idempotency)
+                    if earlier is not None:
+                        return earlier
+                await conn.execute(
+                    runs.insert().values(
+                        id=run.id,
+                        organization_id=run.organization_id,
+                        model=run.model,
+                        status=run.status.value,
+                        input=run.input,
+                        output=run.output,
+                        metadata=run.metadata,
+                        client_ref=run.client_ref,
+                        callback_url=run.callback_url,
+                        idempotency_key=None if idempotency is None else idempotency.key,
+                        request_hash=None if idempotency is None else idempotency.request_hash,
+                        batch_id=run.batch_id,
+                        execution_count=run.execution_count,
+                        output_url_ttl=run.output_url_ttl,
+                        created_at=run.created_at,
+                        updated_at=run.updated_at,
+                    )
                 )
-            )
-        return run
+            return run
+
+        return await retrying_conflicts(attempt, constraints=("ux_runs_idempotency",))
 
     async def _keyed(
         self, conn: AsyncConnection, organization_id: UUID, idempotency: Idempotency
@@ -173,13 +177,13 @@ class RunStore:
             queued = queued.where(runs.c.model == model)
         if exclude_models:
             queued = queued.where(runs.c.model.not_in(list(exclude_models)))
-        oldest = queued.order_by(runs.c.created_at).limit(limit).scalar_subquery()
+        oldest = claimable(queued.order_by(runs.c.created_at).limit(limit))
         lease = {"claimed_by": worker, "lease_until": lease_until, "updated_at": now}
         async with self._db.write() as conn:
             claimed = (
                 await conn.execute(
                     update(runs)
-                    .where(runs.c.id.in_(oldest))
+                    .where(runs.c.id == oldest.c.id, runs.c.status == RunStatus.QUEUED.value)
                     .values(status=RunStatus.DISPATCHING.value, **lease)
                     .returning(runs.c.id)
                 )

@@ -11,7 +11,7 @@ from sqlalchemy import Row, Select, select, update
 
 from runback.core.records import CallbackSecret
 from runback.errors import SecretDisabledError, SecretInUseError
-from runback.store.database import Database
+from runback.store.database import Database, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets
 
@@ -28,32 +28,36 @@ class SecretStore:
 
     async def create(self, secret: CallbackSecret) -> CallbackSecret:
         """Commit a new secret; it becomes current when its organization has none."""
-        async with self._db.write() as conn:
-            has_current = (
-                await conn.execute(
-                    select(callback_secrets.c.id).where(
-                        callback_secrets.c.organization_id == secret.organization_id,
-                        callback_secrets.c.is_current,
+
+        async def attempt() -> CallbackSecret:
+            async with self._db.write() as conn:
+                has_current = (
+                    await conn.execute(
+                        select(callback_secrets.c.id).where(
+                            callback_secrets.c.organization_id == secret.organization_id,
+                            callback_secrets.c.is_current,
+                        )
                     )
-                )
-            ).first() is not None
-            row = (
-                await conn.execute(
-                    callback_secrets.insert()
-                    .values(
-                        id=secret.id,
-                        organization_id=secret.organization_id,
-                        label=secret.label,
-                        secret=secret.secret,
-                        key_prefix=secret.key_prefix,
-                        is_current=not has_current,
-                        created_at=secret.created_at,
-                        updated_at=secret.updated_at,
+                ).first() is not None
+                row = (
+                    await conn.execute(
+                        callback_secrets.insert()
+                        .values(
+                            id=secret.id,
+                            organization_id=secret.organization_id,
+                            label=secret.label,
+                            secret=secret.secret,
+                            key_prefix=secret.key_prefix,
+                            is_current=not has_current,
+                            created_at=secret.created_at,
+                            updated_at=secret.updated_at,
+                        )
+                        .returning(*callback_secrets.c)
                     )
-                    .returning(*callback_secrets.c)
-                )
-            ).one()
-        return _secret(row)
+                ).one()
+            return _secret(row)
+
+        return await retrying_conflicts(attempt, constraints=("ux_callback_secrets_current",))
 
     async def signing(self, organization_ids: Iterable[UUID]) -> dict[UUID, list[CallbackSecret]]:
         """Each organization's active secrets, the current one first."""
