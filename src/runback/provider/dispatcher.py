@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from runback.core.clock import Clock
 from runback.core.delivery import SendError, SendResult, after_attempt
@@ -55,6 +56,8 @@ class Dispatcher(Worker):
         self._worker_id = worker_id
         self._attempt_timeout = attempt_timeout
         self._lease = timedelta(seconds=lease_seconds)
+        self._in_flight: set[UUID] = set()
+        self._next_upkeep = datetime.min.replace(tzinfo=UTC)
         self._recorder = GroupCommit(store.deliveries.record)
 
     async def deliver_due(self) -> int:
@@ -69,7 +72,23 @@ class Dispatcher(Worker):
         await self._settle()
         return attempts
 
+    async def close(self) -> None:
+        """Stop the attempts in flight and hand their deliveries back at once, so another
+        worker (or this one, restarted) sends them without waiting for the lease."""
+        held = list(self._in_flight)
+        await super().close()
+        if held:
+            await self._store.deliveries.release_claims(now=self._clock.now(), ids=held)
+
+    async def _upkeep(self) -> None:
+        """Take back the deliveries of dead workers (expired leases), a few times per lease."""
+        now = self._clock.now()
+        if now >= self._next_upkeep:
+            self._next_upkeep = now + self._lease / 3
+            await self._store.deliveries.release_claims(now=now, expired_only=True)
+
     async def _round(self) -> float:
+        await self._upkeep()
         await self._start_due()
         if self.room <= 0:
             return self._poll_interval  # a finishing attempt wakes the loop
@@ -91,6 +110,7 @@ class Dispatcher(Worker):
             return 0
         secrets = await self._store.secrets.signing({d.organization_id for d in claimed})
         for delivery in claimed:
+            self._in_flight.add(delivery.id)
             self._spawn(
                 self._attempt(delivery, secrets[delivery.organization_id]),
                 name=f"delivery {delivery.id}",
@@ -146,3 +166,4 @@ class Dispatcher(Worker):
         await self._recorder.submit(
             AttemptOutcome(delivery.organization_id, attempt, step, finished)
         )
+        self._in_flight.discard(delivery.id)

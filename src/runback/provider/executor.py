@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -37,8 +37,6 @@ from runback.worker import Worker
 
 log = logging.getLogger(__name__)
 
-_LEASE_MARGIN = timedelta(seconds=60)
-
 
 class Executor(Worker):
     """Runs models for queued runs, at most ``max_concurrency`` at a time."""
@@ -56,6 +54,8 @@ class Executor(Worker):
         max_concurrency: int,
         default_timeout: float,
         poll_interval: float,
+        lease_seconds: float = 60.0,
+        max_executions: int = 2,
         threads: int = 8,
     ) -> None:
         super().__init__(capacity=max_concurrency, poll_interval=poll_interval)
@@ -72,6 +72,9 @@ class Executor(Worker):
         self._contexts: dict[UUID, RunContext] = {}
         self._per_model: Counter[str] = Counter()
         self._cancel_requested: set[UUID] = set()
+        self._lease = timedelta(seconds=lease_seconds)
+        self._max_executions = max_executions
+        self._next_upkeep = datetime.min.replace(tzinfo=UTC)
 
     async def run_until_idle(self) -> None:
         """Run every queued run, and those they lead to, to its end (for tests and tools)."""
@@ -102,10 +105,11 @@ class Executor(Worker):
             task.cancel()  # a sync model is told through its context, then returns
         return task
 
-    async def recover(self, *, max_executions: int) -> int:
-        """Hand back the previous process's claims; fail the runs out of executions."""
+    async def recover(self, *, max_executions: int, expired_only: bool = False) -> int:
+        """Hand back a dead executor's claims (every claim at an exclusive start; else those
+        whose lease expired); fail the runs out of executions."""
         interrupted = await self._store.runs.recover(
-            now=self._clock.now(), max_executions=max_executions
+            now=self._clock.now(), max_executions=max_executions, expired_only=expired_only
         )
         for run in interrupted:
             message = (
@@ -116,8 +120,23 @@ class Executor(Worker):
         return len(interrupted)
 
     async def _round(self) -> float:
+        await self._upkeep()
+        if self._running:  # cancels asked of another process reach this one here
+            for run_id in await self._store.runs.cancels_requested(list(self._running)):
+                self.cancel(run_id)
         await self._start_queued()
         return self._poll_interval
+
+    async def _upkeep(self) -> None:
+        """Renew the leases of the runs executing here, and take back those of dead
+        executors, a few times per lease."""
+        now = self._clock.now()
+        if now < self._next_upkeep:
+            return
+        self._next_upkeep = now + self._lease / 3
+        if self._running:
+            await self._store.runs.extend_leases(list(self._running), lease_until=now + self._lease)
+        await self.recover(max_executions=self._max_executions, expired_only=True)
 
     async def _start_queued(self) -> int:
         """Claim as many queued runs as there is room for, each model within its cap."""
@@ -136,12 +155,11 @@ class Executor(Worker):
         self, limit: int, *, model: str | None = None, exclude_models: list[str] | None = None
     ) -> int:
         now = self._clock.now()
-        lease = timedelta(seconds=self._default_timeout) + _LEASE_MARGIN
         claimed = await self._store.runs.claim_queued(
             worker=self._worker_id,
             limit=limit,
             now=now,
-            lease_until=now + lease,
+            lease_until=now + self._lease,
             model=model,
             exclude_models=exclude_models or (),
         )

@@ -117,6 +117,8 @@ async def assemble(
         max_concurrency=settings.max_concurrent_runs,
         default_timeout=settings.model_timeout,
         poll_interval=settings.poll_interval,
+        lease_seconds=settings.lease_seconds,
+        max_executions=settings.run_max_executions,
         threads=settings.model_threads,
     )
     api = ApiDeps(

@@ -208,16 +208,25 @@ class DeliveryStore:
             due: datetime | None = (await conn.execute(query)).scalar()
         return due
 
-    async def release_claims(self, *, now: datetime) -> int:
-        """Hand every in-flight delivery back to ``pending`` (start-up with an exclusive lock).
+    async def release_claims(
+        self, *, now: datetime, expired_only: bool = False, ids: list[UUID] | None = None
+    ) -> int:
+        """Hand in-flight deliveries back to ``pending``: every one (start-up with an
+        exclusive lock), those whose lease expired (their worker died), or ``ids`` (this
+        worker is stopping).
 
         The interrupted attempt was never recorded; it is sent again at once, and receivers
         dedupe on ``webhook-id``.
         """
+        which = [deliveries.c.status == DeliveryStatus.DELIVERING.value]
+        if expired_only:
+            which.append(deliveries.c.lease_until < now)
+        if ids is not None:
+            which.append(deliveries.c.id.in_(ids))
         async with self._db.write() as conn:
             result = await conn.execute(
                 update(deliveries)
-                .where(deliveries.c.status == DeliveryStatus.DELIVERING.value)
+                .where(*which)
                 .values(
                     status=DeliveryStatus.PENDING.value,
                     claimed_by=None,

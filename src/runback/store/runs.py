@@ -249,11 +249,14 @@ class RunStore:
                 )
             )
 
-    async def recover(self, *, now: datetime, max_executions: int) -> list[Run]:
-        """Hand back every claimed run after a restart; answer those to fail as interrupted.
+    async def recover(
+        self, *, now: datetime, max_executions: int, expired_only: bool = False
+    ) -> list[Run]:
+        """Hand back claimed runs; answer those to fail as interrupted.
 
-        Only safe while this process holds the data directory exclusively: then no other
-        executor can own a claim. Runs that never started go back to the queue; runs whose
+        Every claim after a restart while this process holds the data directory exclusively
+        (then no other executor can own one); only claims whose lease has expired otherwise
+        (their executor died). Runs that never started go back to the queue; runs whose
         model was running are queued again while they have executions left, and answered
         (still ``running``) for the caller to fail.
         """
@@ -263,20 +266,54 @@ class RunStore:
             "lease_until": None,
             "updated_at": now,
         }
+        lapsed = [runs.c.lease_until < now] if expired_only else []
         async with self._db.write() as conn:
             await conn.execute(
-                update(runs).where(runs.c.status == RunStatus.DISPATCHING.value).values(**requeue)
+                update(runs)
+                .where(runs.c.status == RunStatus.DISPATCHING.value, *lapsed)
+                .values(**requeue)
             )
             await conn.execute(
                 update(runs)
                 .where(
                     runs.c.status == RunStatus.RUNNING.value,
                     runs.c.execution_count < max_executions,
+                    *lapsed,
                 )
                 .values(**requeue)
             )
-            rows = await conn.execute(select(runs).where(runs.c.status == RunStatus.RUNNING.value))
+            rows = await conn.execute(
+                select(runs).where(runs.c.status == RunStatus.RUNNING.value, *lapsed)
+            )
             return [_run(row) for row in rows]
+
+    async def request_cancel(self, run_id: UUID, *, now: datetime) -> None:
+        """Ask whichever executor holds a running run to cancel it."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.cancel_requested_at.is_(None))
+                .values(cancel_requested_at=now)
+            )
+
+    async def cancels_requested(self, run_ids: list[UUID]) -> list[UUID]:
+        """Which of these runs someone asked to cancel."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(runs.c.id).where(
+                    runs.c.id.in_(run_ids), runs.c.cancel_requested_at.is_not(None)
+                )
+            )
+            return list(rows.scalars())
+
+    async def extend_leases(self, run_ids: list[UUID], *, lease_until: datetime) -> None:
+        """Keep the claims of runs still executing (the executor's heartbeat)."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(run_ids), runs.c.status == RunStatus.RUNNING.value)
+                .values(lease_until=lease_until)
+            )
 
     async def count_by_status(self) -> dict[RunStatus, int]:
         """How many runs are in each status (for start-up reports and tests)."""

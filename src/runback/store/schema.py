@@ -77,6 +77,7 @@ runs = Table(
     Column("failure_message", Text),
     Column("execution_count", Integer, nullable=False, server_default=text("0")),
     Column("output_url_ttl", Integer),
+    Column("cancel_requested_at", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("completed_at", UtcDateTime),
@@ -89,6 +90,12 @@ runs = Table(
         "created_at",
         sqlite_where=text("status = 'queued'"),
         postgresql_where=text("status = 'queued'"),
+    ),
+    Index(
+        "ix_runs_claimed_lease",
+        "lease_until",
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
     ),
     Index(
         "ux_runs_idempotency",
@@ -153,6 +160,12 @@ deliveries = Table(
         "next_attempt_at",
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
+    ),
+    Index(
+        "ix_deliveries_claimed_lease",
+        "lease_until",
+        sqlite_where=text("status = 'delivering'"),
+        postgresql_where=text("status = 'delivering'"),
     ),
     # At most one delivery in flight per run, enforced by the database itself.
     Index(

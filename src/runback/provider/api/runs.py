@@ -29,6 +29,7 @@ router = APIRouter(prefix="/v1", tags=["runs"])
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 CANCEL_WAIT_SECONDS = 5.0
 """How long a cancel waits for a running model to stop before it answers."""
+CANCEL_POLL_SECONDS = 0.05
 
 
 class RunCreate(BaseModel):
@@ -182,8 +183,21 @@ async def cancel_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response
             return await _shown(deps, ended)
         run = await run_of(deps, caller, run_id)  # claimed meanwhile: cancel it running
     if not run.status.is_terminal:
-        task = deps.cancel_running(run.id)
+        await deps.store.runs.request_cancel(run.id, now=deps.clock.now())
+        task = deps.cancel_running(run.id)  # held here: cancel now; else its worker will
         if task is not None:
             await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+        else:
+            run = await _until_ended(deps, caller, run_id)
         run = await run_of(deps, caller, run_id)
     return await _shown(deps, run)
+
+
+async def _until_ended(deps: Deps, caller: CurrentCaller, run_id: str) -> Run:
+    """The run once it has ended, or as it stands after ``CANCEL_WAIT_SECONDS``."""
+    deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_SECONDS
+    while True:
+        run = await run_of(deps, caller, run_id)
+        if run.status.is_terminal or asyncio.get_running_loop().time() >= deadline:
+            return run
+        await asyncio.sleep(CANCEL_POLL_SECONDS)
