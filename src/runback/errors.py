@@ -9,6 +9,7 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
     │   └── InvalidSecretError      a secret not of the form whsec_/whpk_/whsk_ + base64
     ├── StoreError                  the database cannot be used as asked
     │   ├── SchemaTooNewError       written by a newer runback: upgrade before using it
+    │   ├── SchemaOutdatedError     older than this runback, and automatic migration is off
     │   ├── DataDirLockedError      another `runback serve` holds the data directory
     │   ├── DeliveryInFlightError   a run already has a delivery pending or delivering
     │   ├── IdempotencyKeyReusedError  an Idempotency-Key came back with another request
@@ -64,6 +65,10 @@ class StoreError(RunbackError):
 
 class SchemaTooNewError(StoreError):
     """The database was migrated by a newer runback than this one."""
+
+
+class SchemaOutdatedError(StoreError):
+    """The database needs migrating, and automatic migration is off."""
 
 
 class DataDirLockedError(StoreError):

@@ -41,9 +41,15 @@ def _ignore_signal(signum: int, frame: object) -> None:
 
 
 async def serve_app(
-    app: ASGIApp, sock: socket.socket, *, access_log: bool, workers: Sequence[Worker]
+    app: ASGIApp,
+    sock: socket.socket,
+    *,
+    access_log: bool,
+    workers: Sequence[Worker],
+    grace: float = 30.0,
 ) -> None:
-    """Serve ``app`` on ``sock`` and run ``workers`` until SIGINT or SIGTERM."""
+    """Serve ``app`` on ``sock`` and run ``workers`` until SIGINT or SIGTERM; then stop
+    accepting requests, give work under way ``grace`` seconds, and hand back the rest."""
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -61,6 +67,7 @@ async def serve_app(
         signal.signal(signum, _ignore_signal)
     try:
         await server.serve(sockets=[sock])
+        await asyncio.gather(*(worker.drain(grace) for worker in workers))
     finally:
         for task in tasks:
             task.cancel()

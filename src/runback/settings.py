@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     data_dir: Path = Path("runback-data")
     database_url: str | None = None
     """Defaults to ``runback.db`` inside the data directory."""
+    database_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    """PostgreSQL: the schema runback's tables live in (default: the role's search path)."""
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    """PostgreSQL connections per process (and as many more under bursts)."""
+    auto_migrate: bool = True
+    """Migrate a new or older database on start; off for operators who migrate in a deploy
+    step (``runback migrate``)."""
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    """Seconds work under way gets to finish on SIGTERM before it is handed back."""
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     """``normal`` survives any crash of the process; ``full`` also a power loss, slower."""
 

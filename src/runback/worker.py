@@ -25,6 +25,7 @@ class Worker(ABC):
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._draining = False
 
     def wake(self) -> None:
         """Start a round now."""
@@ -32,8 +33,15 @@ class Worker(ABC):
 
     @property
     def room(self) -> int:
-        """How many more tasks may start."""
-        return self._capacity - len(self._tasks)
+        """How many more tasks may start (none while draining)."""
+        return 0 if self._draining else self._capacity - len(self._tasks)
+
+    async def drain(self, grace: float) -> None:
+        """Start nothing new and give the tasks under way up to ``grace`` seconds to end;
+        cancelling the loop afterwards hands back what is left."""
+        self._draining = True
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace)
 
     @abstractmethod
     async def _round(self) -> float:

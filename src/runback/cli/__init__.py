@@ -10,7 +10,7 @@ import typer
 
 from runback.cli.accounts import keys_app, orgs_app
 from runback.cli.receive import inbox_app, receive
-from runback.cli.serve import serve
+from runback.cli.serve import api, migrate, serve, worker
 
 app = typer.Typer(
     name="runback",
@@ -20,6 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(serve)
+app.command()(api)
+app.command()(worker)
+app.command()(migrate)
 app.command()(receive)
 app.add_typer(keys_app, name="keys")
 app.add_typer(orgs_app, name="orgs")

@@ -75,7 +75,12 @@ async def with_store(
     exists, and do ``work`` with the store and the time now."""
     directory = prepare_data_dir(data_dir or settings.data_dir)
     url = settings.database_url or sqlite_url(directory / "runback.db")
-    async with open_store(url, sqlite_synchronous=settings.sqlite_synchronous) as store:
+    async with open_store(
+        url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        schema=settings.database_schema,
+        auto_migrate=settings.auto_migrate,
+    ) as store:
         clock = SystemClock()
         await store.accounts.ensure_default_organization(now=clock.now())
         return await work(store, clock.now())

@@ -1,55 +1,48 @@
-"""``runback serve``."""
+"""``runback serve`` (all in one), ``runback api`` and ``runback worker`` (scaled out), and
+``runback migrate``."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from runback.cli.common import DataDir, fail, run, say, settings_from, setup_logging
+from runback.cli.common import DataDir, fail, run, say, settings_from, setup_logging, with_store
 from runback.errors import RunbackError
 from runback.models import register_builtins
 from runback.provider.discovery import load_models
 from runback.provider.registry import ModelRegistry
+from runback.provider.server import Roles
 from runback.provider.server import serve as serve_forever
+from runback.store import Store, head_revision
+
+Host = Annotated[
+    str | None, typer.Option(help="Address to listen on [env RUNBACK_HOST; 127.0.0.1]")
+]
+Port = Annotated[
+    int | None, typer.Option(help="Port to listen on, 0 for any [env RUNBACK_PORT; 8000]")
+]
+CallbackAllow = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated CIDRs and host names that callbacks may reach although "
+        "internal [env RUNBACK_CALLBACK_ALLOW]"
+    ),
+]
+AccessLog = Annotated[bool | None, typer.Option("--access-log", help="Log every request")]
+Models = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--models", help="A module whose models to serve; repeat for several [env RUNBACK_MODELS]"
+    ),
+]
 
 
-def serve(
-    host: Annotated[
-        str | None, typer.Option(help="Address to listen on [env RUNBACK_HOST; 127.0.0.1]")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(help="Port to listen on, 0 for any [env RUNBACK_PORT; 8000]")
-    ] = None,
-    data_dir: DataDir = None,
-    callback_allow: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated CIDRs and host names that callbacks may reach although "
-            "internal [env RUNBACK_CALLBACK_ALLOW]"
-        ),
-    ] = None,
-    access_log: Annotated[
-        bool | None, typer.Option("--access-log", help="Log every request")
-    ] = None,
-    models: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--models",
-            help="A module whose models to serve; repeat for several [env RUNBACK_MODELS]",
-        ),
-    ] = None,
-) -> None:
-    """Serve the API, run models and deliver callbacks, in one process."""
-    settings = settings_from(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        callback_allow=callback_allow,
-        access_log=access_log,
-        models=tuple(models) if models else None,
-    )
+def _serve(roles: Roles, **flags: object) -> None:
+    models = flags.pop("models")
+    settings = settings_from(**flags, models=tuple(models) if models else None)  # type: ignore[arg-type]
     setup_logging(settings)
     registry = register_builtins(ModelRegistry())
     try:
@@ -58,4 +51,58 @@ def serve(
         raise fail(str(exc)) from None
     if loaded:
         logging.getLogger("runback").info("models from %s", ", ".join(loaded))
-    run(serve_forever(settings, registry=registry, say=say))
+    run(serve_forever(settings, registry=registry, say=say, roles=roles))
+
+
+def serve(
+    host: Host = None,
+    port: Port = None,
+    data_dir: DataDir = None,
+    callback_allow: CallbackAllow = None,
+    access_log: AccessLog = None,
+    models: Models = None,
+) -> None:
+    """Serve the API, run models and deliver callbacks, in one process."""
+    _serve(Roles(), host=host, port=port, data_dir=data_dir, callback_allow=callback_allow,
+           access_log=access_log, models=models)  # fmt: skip
+
+
+def api(
+    host: Host = None,
+    port: Port = None,
+    data_dir: DataDir = None,
+    callback_allow: CallbackAllow = None,
+    access_log: AccessLog = None,
+    models: Models = None,
+) -> None:
+    """Serve the HTTP API only; workers elsewhere run the models and deliver callbacks."""
+    _serve(Roles(executor=False, dispatcher=False), host=host, port=port, data_dir=data_dir,
+           callback_allow=callback_allow, access_log=access_log, models=models)  # fmt: skip
+
+
+def worker(
+    host: Host = None,
+    port: Port = None,
+    data_dir: DataDir = None,
+    callback_allow: CallbackAllow = None,
+    models: Models = None,
+    executor: Annotated[bool, typer.Option(help="Run models")] = True,
+    dispatcher: Annotated[bool, typer.Option(help="Deliver callbacks")] = True,
+) -> None:
+    """Run models and deliver callbacks (with /healthz and /readyz on --port)."""
+    if not executor and not dispatcher:
+        raise fail("a worker with --no-executor and --no-dispatcher would do nothing")
+    _serve(Roles(api=False, executor=executor, dispatcher=dispatcher), host=host, port=port,
+           data_dir=data_dir, callback_allow=callback_allow, access_log=None,
+           models=models)  # fmt: skip
+
+
+def migrate(data_dir: DataDir = None) -> None:
+    """Migrate the database to this runback's schema (for deploys with automatic migration
+    off)."""
+    settings = settings_from(data_dir=data_dir, auto_migrate=True)
+
+    async def migrated(_store: Store, _now: datetime) -> str:
+        return head_revision()
+
+    typer.echo(f"the database is at schema revision {run(with_store(settings, migrated))}")

@@ -85,7 +85,13 @@ async def receive(
     clock = SystemClock()
     with DataDirLock(data_dir), bind(settings.host, settings.receive_port) as sock:
         async with (
-            open_store(database_url, sqlite_synchronous=settings.sqlite_synchronous) as store,
+            open_store(
+                database_url,
+                sqlite_synchronous=settings.sqlite_synchronous,
+                pool_size=settings.database_pool_size,
+                schema=settings.database_schema,
+                auto_migrate=settings.auto_migrate,
+            ) as store,
             AiohttpSender(max_connections=settings.receive_copy_concurrency) as client,
         ):
             await store.inbox.release_claims(now=clock.now())

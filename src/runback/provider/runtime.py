@@ -6,8 +6,11 @@ written once. Seams (store, sender, fetcher, blobs, clock, random) come in as ar
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runback.blobs import BlobStore
@@ -24,6 +27,11 @@ from runback.provider.registry import ModelRegistry
 from runback.provider.sender import Sender
 from runback.settings import Settings
 from runback.store import Store
+
+log = logging.getLogger(__name__)
+
+RUNS, DELIVERIES = "runs", "deliveries"
+"""Kinds of new work, the names of their hints."""
 
 FILES_KEY = "files"
 """The name of the signing key of ``/files`` URLs in the ``signing_keys`` table."""
@@ -43,6 +51,35 @@ def blob_store(settings: Settings) -> BlobStore:
     return BlobStore.local(settings.data_dir / "files")
 
 
+class Hints:
+    """New work, told to this process's workers at once and (on PostgreSQL) to every other
+    process by NOTIFY: a latency hint only, polling stays the safety net."""
+
+    def __init__(self, store: Store) -> None:
+        self._database = store.database
+        self._sending: set[asyncio.Task[None]] = set()
+        self.local: dict[str, Callable[[], None]] = {}
+
+    def send(self, kind: str) -> None:
+        wake = self.local.get(kind)
+        if wake is not None:
+            wake()
+        if self._database.is_sqlite:
+            return
+        task = asyncio.create_task(self._database.notify(kind))
+        self._sending.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a work hint was lost: %s", task.exception())
+
+    async def listen(self) -> None:
+        """Wake this process's workers on other processes' hints, until cancelled."""
+        await self._database.listen(self.local)
+
+
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """The parts of a serving process, wired together."""
@@ -52,6 +89,7 @@ class Runtime:
     executor: Executor
     dispatcher: Dispatcher
     api: ApiDeps
+    hints: Hints
 
 
 async def assemble(
@@ -71,6 +109,7 @@ async def assemble(
     worker = f"{socket.gethostname()}:{os.getpid()}"
     url_policy = UrlPolicy.from_allow_list(settings.callback_allow)
     file_secret = await store.outputs.signing_key(FILES_KEY, now=clock.now())
+    hints = Hints(store)
     dispatcher = Dispatcher(
         store=store,
         sender=sender,
@@ -104,7 +143,7 @@ async def assemble(
         outputs=outputs,
         clock=clock,
         retry_policy=retry_policy,
-        on_delivery=dispatcher.wake,
+        on_delivery=lambda: hints.send(DELIVERIES),
     )
     executor = Executor(
         store=store,
@@ -131,7 +170,8 @@ async def assemble(
         clock=clock,
         url_policy=url_policy,
         max_body_bytes=settings.max_body_bytes,
-        on_run_created=executor.wake,
+        on_run_created=lambda: hints.send(RUNS),
         cancel_running=executor.cancel,
     )
-    return Runtime(outputs, outbox, executor, dispatcher, api)
+    hints.local.update({RUNS: executor.wake, DELIVERIES: dispatcher.wake})
+    return Runtime(outputs, outbox, executor, dispatcher, api, hints)

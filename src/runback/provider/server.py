@@ -7,30 +7,55 @@ and start the workers, so nothing accepted before a crash waits for a lease to e
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 from runback.core.clock import Clock, SystemClock
 from runback.core.urlpolicy import UrlPolicy
 from runback.datadir import DataDirLock, prepare_data_dir
 from runback.http_server import bind, serve_app, url_of
-from runback.provider.api.app import create_app
+from runback.provider.api.app import base_app, create_app
 from runback.provider.fetcher import AiohttpFetcher
 from runback.provider.registry import ModelRegistry
 from runback.provider.runtime import assemble, blob_store
 from runback.provider.sender import AiohttpSender
 from runback.settings import Settings
-from runback.store import Store, open_store
+from runback.store import Store, check_schema, open_store
+from runback.store.database import database_url
+from runback.worker import Worker
 
 Print = Callable[[str], None]
 
 
-async def _greet(store: Store, clock: Clock, settings: Settings, url: str, say: Print) -> None:
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """What one process does: answer the API, execute runs, deliver callbacks."""
+
+    api: bool = True
+    executor: bool = True
+    dispatcher: bool = True
+
+    @property
+    def everything(self) -> bool:
+        return self.api and self.executor and self.dispatcher
+
+    def describe(self) -> str:
+        names = [n for n, on in (("api", self.api), ("executor", self.executor),
+                                 ("dispatcher", self.dispatcher)) if on]  # fmt: skip
+        return ", ".join(names)
+
+
+async def _greet(
+    store: Store, clock: Clock, settings: Settings, url: str, roles: Roles, say: Print
+) -> None:
     organization, created = await store.accounts.ensure_default_organization(now=clock.now())
     allow = ", ".join(settings.callback_allow) or "public addresses only"
-    say(f"runback serving {url} (data: {settings.data_dir})")
+    say(f"runback serving {url} ({roles.describe()}; data: {settings.data_dir})")
     say(f"callbacks may reach internal addresses: {allow}")
-    if created:
+    if created and roles.api:
         key = await store.accounts.create_api_key([organization.id], now=clock.now())
         say(
             f"\nCreated organization '{organization.name}' and its first API key. "
@@ -39,18 +64,33 @@ async def _greet(store: Store, clock: Clock, settings: Settings, url: str, say: 
             f'      -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\\n'
             """      -d '{"input": {"hello": "world"}}'\n"""
         )
-    else:
+    elif roles.api:
         say(f"another API key: runback keys create --data-dir {settings.data_dir}")
 
 
-async def serve(settings: Settings, *, registry: ModelRegistry, say: Print = print) -> None:
-    """Serve until SIGINT or SIGTERM."""
+async def serve(
+    settings: Settings, *, registry: ModelRegistry, say: Print = print, roles: Roles = Roles()
+) -> None:
+    """Serve until SIGINT or SIGTERM.
+
+    All in one on SQLite (``runback serve``), the process owns its data directory: it takes
+    its lock and hands back its predecessor's claims at once. Otherwise (``api``/``worker``
+    processes, or PostgreSQL) processes share the database and take back a dead one's work
+    when its leases expire.
+    """
     data_dir = prepare_data_dir(settings.data_dir)
     url_policy = UrlPolicy.from_allow_list(settings.callback_allow)
-    with DataDirLock(data_dir), bind(settings.host, settings.port) as sock:
+    url = settings.effective_database_url
+    exclusive = roles.everything and database_url(url).get_backend_name() == "sqlite"
+    owning: AbstractContextManager[object] = DataDirLock(data_dir) if exclusive else nullcontext()
+    with owning, bind(settings.host, settings.port) as sock:
         async with (
             open_store(
-                settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
+                url,
+                sqlite_synchronous=settings.sqlite_synchronous,
+                pool_size=settings.database_pool_size,
+                schema=settings.database_schema,
+                auto_migrate=settings.auto_migrate,
             ) as store,
             AiohttpSender(max_connections=settings.max_in_flight_deliveries) as sender,
         ):
@@ -66,13 +106,28 @@ async def serve(settings: Settings, *, registry: ModelRegistry, say: Print = pri
                 random=random.random,
                 public_url=settings.public_url or url_of(sock),
             )
-            await store.deliveries.release_claims(now=clock.now())
-            await runtime.executor.recover(max_executions=settings.run_max_executions)
-            app = create_app(runtime.api)
-            await _greet(store, clock, settings, url_of(sock), say)
-            await serve_app(
-                app,
-                sock,
-                access_log=settings.access_log,
-                workers=[runtime.executor, runtime.dispatcher],
-            )
+            if exclusive:
+                await store.deliveries.release_claims(now=clock.now())
+                await runtime.executor.recover(max_executions=settings.run_max_executions)
+            workers: list[Worker] = []
+            if roles.executor:
+                workers.append(runtime.executor)
+            if roles.dispatcher:
+                workers.append(runtime.dispatcher)
+            if roles.api:
+                app = create_app(runtime.api)
+            else:
+                app = base_app("runback worker", ready=lambda: check_schema(store.database))
+            await _greet(store, clock, settings, url_of(sock), roles, say)
+            listening = asyncio.create_task(runtime.hints.listen(), name="hints")
+            try:
+                await serve_app(
+                    app,
+                    sock,
+                    access_log=settings.access_log,
+                    workers=workers,
+                    grace=settings.shutdown_grace,
+                )
+            finally:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)

@@ -9,7 +9,7 @@ from runback.store.accounts import AccountStore
 from runback.store.database import Database, SqliteSync
 from runback.store.deliveries import AttemptOutcome, DeliveryStore
 from runback.store.inbox import CopyDraft, EventDraft, InboxStore
-from runback.store.migrate import head_revision, migrate
+from runback.store.migrate import check_schema, head_revision, migrate
 from runback.store.outputs import OutputStore
 from runback.store.runs import Idempotency, RunFilter, RunStore
 from runback.store.secrets import SecretStore
@@ -35,13 +35,15 @@ async def open_store(
     sqlite_synchronous: SqliteSync = "normal",
     pool_size: int = 10,
     schema: str | None = None,
+    auto_migrate: bool = True,
 ) -> AsyncIterator[Store]:
-    """Open the database, migrate it to this runback's schema, and close it afterwards."""
+    """Open the database, migrate it to this runback's schema (or, without ``auto_migrate``,
+    check that it is there), and close it afterwards."""
     database = Database(
         url, sqlite_synchronous=sqlite_synchronous, pool_size=pool_size, schema=schema
     )
     try:
-        await migrate(database)
+        await (migrate(database) if auto_migrate else check_schema(database))
         yield Store(database)
     finally:
         await database.close()
@@ -55,6 +57,7 @@ __all__ = [
     "Idempotency",
     "RunFilter",
     "Store",
+    "check_schema",
     "head_revision",
     "migrate",
     "open_store",

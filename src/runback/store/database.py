@@ -16,11 +16,13 @@ backend) costs a reconnect, not an error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import CTE, Select, event
+import asyncpg
+from sqlalchemy import CTE, Select, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -28,7 +30,10 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from runback.errors import StoreError
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
+_LISTEN_RETRY_SECONDS = 2.0
 SqliteSync = Literal["normal", "full"]
 _BUSY_TIMEOUT_MS = 10_000
 _READ_POOL_SIZE = 4
@@ -62,6 +67,7 @@ class Database:
         schema: str | None = None,
     ) -> None:
         self.url: URL = database_url(url)
+        self._schema = schema
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._write_lock: asyncio.Lock | None
         if self.is_sqlite:
@@ -117,6 +123,46 @@ class Database:
         """A read-only snapshot."""
         async with self._reader.connect() as connection, connection.begin():
             yield connection
+
+    def _channel(self, name: str) -> str:
+        return f"runback_{self._schema or 'public'}_{name}"
+
+    async def notify(self, name: str) -> None:
+        """Tell every listening process that there is new work of kind ``name`` (a hint:
+        PostgreSQL only; notifications are lost across reconnects, polling stays the net)."""
+        if self.is_sqlite:
+            return
+        async with self._writer.connect() as conn:
+            await conn.execute(
+                text("SELECT pg_notify(:channel, '')"), {"channel": self._channel(name)}
+            )
+            await conn.commit()
+
+    async def listen(self, callbacks: Mapping[str, Callable[[], None]]) -> None:
+        """Call ``callbacks[name]`` whenever work of kind ``name`` is notified; run until
+        cancelled, reconnecting when the connection drops. Returns at once on SQLite."""
+        if self.is_sqlite:
+            return
+        while True:
+            try:
+                await self._listen_once(callbacks)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("listening for work stopped (%s); reconnecting", exc)
+                await asyncio.sleep(_LISTEN_RETRY_SECONDS)
+
+    async def _listen_once(self, callbacks: Mapping[str, Callable[[], None]]) -> None:
+        """Listen on one connection until it closes."""
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        settings = {} if self._schema is None else {"search_path": self._schema}
+        conn = await asyncpg.connect(dsn, server_settings=settings)
+        closed = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: closed.set())
+        try:
+            for name, callback in callbacks.items():
+                await conn.add_listener(self._channel(name), lambda *_args, wake=callback: wake())
+            await closed.wait()
+        finally:
+            await conn.close(timeout=1)
 
     async def close(self) -> None:
         await self._writer.dispose()

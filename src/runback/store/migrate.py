@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection
 
-from runback.errors import SchemaTooNewError
+from runback.errors import SchemaOutdatedError, SchemaTooNewError
 from runback.store.database import Database
 
 
@@ -38,12 +38,9 @@ def head_revision() -> str:
 _MIGRATION_LOCK = 0x72756E62
 
 
-def _upgrade(connection: Connection) -> str | None:
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-    config = _config()
+def _current(connection: Connection, script: ScriptDirectory) -> str | None:
+    """The database's revision; ``SchemaTooNewError`` when this runback does not know it."""
     current = MigrationContext.configure(connection).get_current_revision()
-    script = ScriptDirectory.from_config(config)
     if current is not None:
         try:
             script.get_revision(current)
@@ -52,6 +49,15 @@ def _upgrade(connection: Connection) -> str | None:
                 f"the database is at schema revision {current}, newer than this runback "
                 f"knows (head {script.get_current_head()}): upgrade runback to use it"
             ) from None
+    return current
+
+
+def _upgrade(connection: Connection) -> str | None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+    config = _config()
+    script = ScriptDirectory.from_config(config)
+    current = _current(connection, script)
     if current == script.get_current_head():
         return current
     config.attributes["connection"] = connection
@@ -59,7 +65,23 @@ def _upgrade(connection: Connection) -> str | None:
     return current
 
 
+def _check(connection: Connection) -> None:
+    script = ScriptDirectory.from_config(_config())
+    current = _current(connection, script)
+    if current != script.get_current_head():
+        raise SchemaOutdatedError(
+            f"the database is at schema revision {current or 'none'}, this runback needs "
+            f"{script.get_current_head()}: run 'runback migrate' (automatic migration is off)"
+        )
+
+
 async def migrate(database: Database) -> str | None:
     """Bring the schema to this runback's head; answer the revision it was at before."""
     async with database.write() as connection:
         return await connection.run_sync(_upgrade)
+
+
+async def check_schema(database: Database) -> None:
+    """Raise unless the database is reachable and at this runback's schema revision."""
+    async with database.read() as connection:
+        await connection.run_sync(_check)

@@ -4,6 +4,7 @@ envelope."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,7 @@ from runback.provider.api import callback_secrets, callbacks, files, models, run
 from runback.provider.api.bodies import validation_error
 from runback.provider.api.deps import ApiDeps
 from runback.provider.api.views import json_response
+from runback.store import check_schema
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,13 @@ def _unexpected(_request: Request, exc: Exception) -> Response:
     return json_response({"code": "INTERNAL", "message": message, "errors": None}, 500)
 
 
-def base_app(title: str) -> FastAPI:
-    """An app that answers every error with the contract's envelope, and ``/healthz``."""
+Readiness = Callable[[], Awaitable[None]]
+"""Raises when the process cannot serve (database unreachable, schema not current)."""
+
+
+def base_app(title: str, *, ready: Readiness | None = None) -> FastAPI:
+    """An app that answers every error with the contract's envelope, ``/healthz`` (the
+    process lives) and ``/readyz`` (it can serve: for load balancers)."""
     app = FastAPI(title=title, version="0.1.0", docs_url="/docs", redoc_url=None)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StoreError, _store_refused)
@@ -80,12 +87,23 @@ def base_app(title: str) -> FastAPI:
         """Answers while the process lives."""
         return json_response({"status": "ok"})
 
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> Response:
+        """``200`` when the database answers and its schema is current, else ``503``."""
+        try:
+            if ready is not None:
+                await ready()
+        except Exception as exc:
+            message = f"not ready: {exc}"
+            return json_response({"code": "NOT_READY", "message": message, "errors": None}, 503)
+        return json_response({"status": "ready"})
+
     return app
 
 
 def create_app(deps: ApiDeps) -> FastAPI:
     """The API app, serving ``deps``."""
-    app = base_app("runback")
+    app = base_app("runback", ready=lambda: check_schema(deps.store.database))
     app.state.deps = deps
     app.include_router(runs.router)
     app.include_router(callbacks.router)
