@@ -73,6 +73,11 @@ class ServeProcess:
                 )
             time.sleep(0.02)
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
     def output(self) -> str:
         return self.log.read_text()
 

@@ -77,7 +77,7 @@ class Database:
             self._reader = self._sqlite(pool_size=_READ_POOL_SIZE, begin="BEGIN", sync=None)
             self._write_lock = asyncio.Lock()
         else:
-            settings = {} if schema is None else {"search_path": schema}
+            settings = self._server_settings()
             self._writer = self._reader = create_async_engine(
                 self.url,
                 pool_size=pool_size,
@@ -124,6 +124,13 @@ class Database:
         async with self._reader.connect() as connection, connection.begin():
             yield connection
 
+    def _server_settings(self) -> dict[str, str]:
+        # The application name lets operators (and tests) find runback's connections.
+        settings = {"application_name": f"runback:{self._schema or 'public'}"}
+        if self._schema is not None:
+            settings["search_path"] = self._schema
+        return settings
+
     def _channel(self, name: str) -> str:
         return f"runback_{self._schema or 'public'}_{name}"
 
@@ -153,8 +160,7 @@ class Database:
     async def _listen_once(self, callbacks: Mapping[str, Callable[[], None]]) -> None:
         """Listen on one connection until it closes."""
         dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        settings = {} if self._schema is None else {"search_path": self._schema}
-        conn = await asyncpg.connect(dsn, server_settings=settings)
+        conn = await asyncpg.connect(dsn, server_settings=self._server_settings())
         closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
         try:

@@ -1,0 +1,199 @@
+"""Scaled out on PostgreSQL: one API process and several workers as real subprocesses,
+sharing a database schema of their own; a loopback receiver counts every callback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from aiohttp import web
+
+from support.process import ServeProcess, cli
+from support.receivers import LoopbackReceiver
+from support.waiting import eventually, wait_for
+
+POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+RUNS = int(os.environ.get("RUNBACK_SCALE_RUNS", "500"))
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    await admin.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        await admin.execute(f"DROP SCHEMA {name} CASCADE")
+        await admin.close()
+
+
+@pytest.fixture
+def env(schema: str) -> dict[str, str]:
+    return {
+        "RUNBACK_DATABASE_URL": POSTGRES_URL,
+        "RUNBACK_DATABASE_SCHEMA": schema,
+        "RUNBACK_POLL_INTERVAL": "0.2",
+        "RUNBACK_CALLBACK_ALLOW": "127.0.0.0/8",
+        # Short leases, so a dead worker's work comes back within the test.
+        "RUNBACK_ATTEMPT_TIMEOUT": "2",
+        "RUNBACK_LEASE_SECONDS": "7",
+    }
+
+
+class Cluster:
+    """An API process and workers, all on one schema."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], stack: ExitStack) -> None:
+        self._tmp = tmp_path
+        self._env = env
+        self._stack = stack
+        self.key = cli(
+            "keys", "create", "--data-dir", str(tmp_path / "keys"), env=env
+        ).stdout.strip()
+        self.api = stack.enter_context(self._process("api", "api"))
+        self.workers: list[ServeProcess] = []
+
+    def _process(self, command: str, name: str) -> ServeProcess:
+        return ServeProcess(self._tmp / name, command=command, args=(), env=self._env)
+
+    def add_worker(self) -> ServeProcess:
+        worker = self._stack.enter_context(self._process("worker", f"worker{len(self.workers)}"))
+        self.workers.append(worker)
+        return worker
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.api.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30
+        )
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, env: dict[str, str]) -> Iterator[Cluster]:
+    with ExitStack() as stack:
+        yield Cluster(tmp_path, env, stack)
+
+
+class Counting:
+    """A receiver that counts callbacks per run."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen[orjson.loads(await request.read())["run_id"]] += 1
+        return web.Response(status=200)
+
+
+async def _submit(
+    client: httpx.AsyncClient, count: int, url: str, *, model: str = "runback/echo", **input: Any
+) -> list[str]:
+    """Submit ``count`` runs, each retried with its idempotency key until acknowledged."""
+    gate = asyncio.Semaphore(16)
+
+    async def one(n: int) -> str:
+        body = {"input": {"n": n, **input}, "callback_url": url}
+        async with gate:
+            for _ in range(50):
+                try:
+                    response = await client.post(
+                        f"/v1/models/{model}/runs", json=body, headers={"Idempotency-Key": f"k{n}"}
+                    )
+                except httpx.TransportError:
+                    continue
+                if response.status_code == 201:
+                    run_id: str = response.json()["id"]
+                    return run_id
+            raise AssertionError(f"run {n} was never acknowledged")
+
+    return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+
+async def test_three_workers_deliver_every_callback_once(cluster: Cluster) -> None:
+    for _ in range(3):
+        cluster.add_worker()
+    counting = Counting()
+    async with LoopbackReceiver(counting.handle) as receiver, cluster.client() as client:
+        ids = await _submit(client, RUNS, receiver.url_for("/hook"))
+        await wait_for(lambda: set(counting.seen) >= set(ids), timeout=120, what="every callback")
+
+    assert len(set(ids)) == RUNS
+    assert set(counting.seen.values()) == {1}  # none twice while the leases held
+
+
+async def _held_by(schema: str, pid: int) -> int:
+    conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM runs WHERE status = 'running' AND claimed_by LIKE $1", f"%:{pid}"
+        )
+        return count
+    finally:
+        await conn.close()
+
+
+async def test_a_killed_workers_runs_are_finished_by_the_others(
+    cluster: Cluster, schema: str
+) -> None:
+    victim = cluster.add_worker()
+    counting = Counting()
+    async with LoopbackReceiver(counting.handle) as receiver, cluster.client() as client:
+        ids = await _submit(client, 20, receiver.url_for("/hook"), model="runback/sleep", seconds=1)
+
+        async def victim_holds_runs() -> bool:
+            return await _held_by(schema, victim.pid) > 0
+
+        await eventually(victim_holds_runs, timeout=20, what="the victim runs some")
+        victim.kill()
+        cluster.add_worker()
+        cluster.add_worker()
+        await wait_for(lambda: set(counting.seen) >= set(ids), timeout=90, what="every callback")
+
+        statuses = {(await client.get(f"/v1/runs/{i}")).json()["status_code"] for i in ids}
+    assert statuses == {"succeeded"}
+
+
+async def test_killing_every_database_connection_loses_nothing(
+    cluster: Cluster, schema: str
+) -> None:
+    cluster.add_worker()
+    cluster.add_worker()
+    counting = Counting()
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        async with LoopbackReceiver(counting.handle) as receiver, cluster.client() as client:
+            submitting = asyncio.create_task(_submit(client, 200, receiver.url_for("/hook")))
+            await wait_for(lambda: len(counting.seen) >= 20, timeout=30, what="work under way")
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = $1",
+                f"runback:{schema}",
+            )
+            assert killed > 0
+            ids = await submitting
+            await wait_for(
+                lambda: set(counting.seen) >= set(ids), timeout=90, what="every callback"
+            )
+    finally:
+        await admin.close()
+    assert len(set(ids)) == 200
+
+
+def test_the_worker_answers_readyz(cluster: Cluster) -> None:
+    worker = cluster.add_worker()
+    assert httpx.get(f"{worker.url}/readyz").json() == {"status": "ready"}
+
+
+def test_a_worker_stops_cleanly_on_sigterm(cluster: Cluster) -> None:
+    worker = cluster.add_worker()
+    assert worker.stop() == 0
