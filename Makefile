@@ -5,7 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LOCK   := requirements.lock
 
-.PHONY: run test check soak lock clean
+.PHONY: run run-pg test check soak lock clean
+
+PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,13 @@ $(VENV)/.dev: $(VENV)/.run
 
 run: $(VENV)/.run  ## serve on ./runback-data at 127.0.0.1:8000, callbacks to loopback allowed
 	$(BIN)/runback serve --callback-allow 127.0.0.0/8,::1,localhost
+
+run-pg: $(VENV)/.run  ## one API (port 8000) and two workers (8100, 8101) on PostgreSQL at PG_URL
+	RUNBACK_DATABASE_URL=$(PG_URL) $(BIN)/runback migrate
+	trap 'kill 0' INT TERM EXIT; export RUNBACK_DATABASE_URL=$(PG_URL) \
+	  RUNBACK_CALLBACK_ALLOW=127.0.0.0/8,::1,localhost; \
+	$(BIN)/runback worker --port 8100 & $(BIN)/runback worker --port 8101 & \
+	$(BIN)/runback api --port 8000; wait
 
 test: $(VENV)/.dev  ## the whole suite
 	$(BIN)/pytest

@@ -6,7 +6,6 @@ written once. Seams (store, sender, fetcher, blobs, clock, random) come in as ar
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -26,12 +25,10 @@ from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
 from runback.provider.sender import Sender
 from runback.settings import Settings
-from runback.store import Store
+from runback.store import DELIVERIES, RUNS, Store
 
 log = logging.getLogger(__name__)
 
-RUNS, DELIVERIES = "runs", "deliveries"
-"""Kinds of new work, the names of their hints."""
 
 FILES_KEY = "files"
 """The name of the signing key of ``/files`` URLs in the ``signing_keys`` table."""
@@ -52,28 +49,17 @@ def blob_store(settings: Settings) -> BlobStore:
 
 
 class Hints:
-    """New work, told to this process's workers at once and (on PostgreSQL) to every other
-    process by NOTIFY: a latency hint only, polling stays the safety net."""
+    """New work, told to this process's workers at once. Other processes hear of it by the
+    NOTIFY that commits with it (PostgreSQL): a latency hint only, polling stays the net."""
 
     def __init__(self, store: Store) -> None:
         self._database = store.database
-        self._sending: set[asyncio.Task[None]] = set()
         self.local: dict[str, Callable[[], None]] = {}
 
     def send(self, kind: str) -> None:
         wake = self.local.get(kind)
         if wake is not None:
             wake()
-        if self._database.is_sqlite:
-            return
-        task = asyncio.create_task(self._database.notify(kind))
-        self._sending.add(task)
-        task.add_done_callback(self._sent)
-
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("a work hint was lost: %s", task.exception())
 
     async def listen(self) -> None:
         """Wake this process's workers on other processes' hints, until cancelled."""

@@ -51,11 +51,13 @@ class Roles:
 async def _greet(
     store: Store, clock: Clock, settings: Settings, url: str, roles: Roles, say: Print
 ) -> None:
-    organization, created = await store.accounts.ensure_default_organization(now=clock.now())
     allow = ", ".join(settings.callback_allow) or "public addresses only"
     say(f"runback serving {url} ({roles.describe()}; data: {settings.data_dir})")
     say(f"callbacks may reach internal addresses: {allow}")
-    if created and roles.api:
+    if not roles.api:
+        return
+    organization, created = await store.accounts.ensure_default_organization(now=clock.now())
+    if created:
         key = await store.accounts.create_api_key([organization.id], now=clock.now())
         say(
             f"\nCreated organization '{organization.name}' and its first API key. "
@@ -64,7 +66,7 @@ async def _greet(
             f'      -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\\n'
             """      -d '{"input": {"hello": "world"}}'\n"""
         )
-    elif roles.api:
+    else:
         say(f"another API key: runback keys create --data-dir {settings.data_dir}")
 
 

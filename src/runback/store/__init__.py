@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from runback.store.accounts import AccountStore
-from runback.store.database import Database, SqliteSync
+from runback.store.database import DELIVERIES, RUNS, Database, SqliteSync
 from runback.store.deliveries import AttemptOutcome, DeliveryStore
 from runback.store.inbox import CopyDraft, EventDraft, InboxStore
 from runback.store.migrate import check_schema, head_revision, migrate
@@ -50,6 +50,8 @@ async def open_store(
 
 
 __all__ = [
+    "DELIVERIES",
+    "RUNS",
     "AttemptOutcome",
     "CopyDraft",
     "Database",

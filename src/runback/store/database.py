@@ -37,6 +37,9 @@ _LISTEN_RETRY_SECONDS = 2.0
 SqliteSync = Literal["normal", "full"]
 _BUSY_TIMEOUT_MS = 10_000
 _READ_POOL_SIZE = 4
+RUNS, DELIVERIES = "runs", "deliveries"
+"""Kinds of new work: what writes notify and workers listen for."""
+
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
 
@@ -112,11 +115,16 @@ class Database:
         return engine
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed when the block ends, rolled back on error."""
+    async def write(self, *, notify: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed when the block ends, rolled back on error. With
+        ``notify``, listening processes hear of the new work when (and only if) it commits."""
         lock: AbstractAsyncContextManager[Any] = self._write_lock or nullcontext()
         async with lock, self._writer.begin() as connection:
             yield connection
+            if notify is not None and not self.is_sqlite:
+                await connection.execute(
+                    text("SELECT pg_notify(:channel, '')"), {"channel": self._channel(notify)}
+                )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -133,17 +141,6 @@ class Database:
 
     def _channel(self, name: str) -> str:
         return f"runback_{self._schema or 'public'}_{name}"
-
-    async def notify(self, name: str) -> None:
-        """Tell every listening process that there is new work of kind ``name`` (a hint:
-        PostgreSQL only; notifications are lost across reconnects, polling stays the net)."""
-        if self.is_sqlite:
-            return
-        async with self._writer.connect() as conn:
-            await conn.execute(
-                text("SELECT pg_notify(:channel, '')"), {"channel": self._channel(name)}
-            )
-            await conn.commit()
 
     async def listen(self, callbacks: Mapping[str, Callable[[], None]]) -> None:
         """Call ``callbacks[name]`` whenever work of kind ``name`` is notified; run until

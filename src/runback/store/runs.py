@@ -14,7 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runback.core.records import Delivery, Run
 from runback.core.states import RunStatus
 from runback.errors import IdempotencyKeyReusedError
-from runback.store.database import Database, claimable, retrying_conflicts
+from runback.store.database import (
+    DELIVERIES,
+    RUNS,
+    Database,
+    claimable,
+    retrying_conflicts,
+)
 from runback.store.deliveries import insert_delivery
 from runback.store.rows import to_record
 from runback.store.schema import runs
@@ -62,7 +68,7 @@ class RunStore:
         """
 
         async def attempt() -> Run:
-            async with self._db.write() as conn:
+            async with self._db.write(notify=RUNS) as conn:
                 if idempotency is not None:
                     earlier = await self._keyed(conn, run.organization_id, idempotency)
                     if earlier is not None:
@@ -212,7 +218,7 @@ class RunStore:
         applies to a run still in status ``expected``, so a run ended elsewhere (cancelled,
         recovered) is not ended twice; answers whether it applied.
         """
-        async with self._db.write() as conn:
+        async with self._db.write(notify=DELIVERIES if delivery else None) as conn:
             result = await conn.execute(
                 update(runs)
                 .where(runs.c.id == run.id, runs.c.status == expected.value)
@@ -235,7 +241,7 @@ class RunStore:
 
     async def hand_back(self, run_ids: list[UUID], *, now: datetime) -> None:
         """Queue again runs whose models were stopped by a shutdown, as if never started."""
-        async with self._db.write() as conn:
+        async with self._db.write(notify=RUNS) as conn:
             await conn.execute(
                 update(runs)
                 .where(runs.c.id.in_(run_ids), runs.c.status == RunStatus.RUNNING.value)
@@ -267,7 +273,7 @@ class RunStore:
             "updated_at": now,
         }
         lapsed = [runs.c.lease_until < now] if expired_only else []
-        async with self._db.write() as conn:
+        async with self._db.write(notify=RUNS) as conn:
             await conn.execute(
                 update(runs)
                 .where(runs.c.status == RunStatus.DISPATCHING.value, *lapsed)
