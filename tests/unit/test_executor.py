@@ -16,6 +16,7 @@ from runback.provider.registry import ModelRegistry
 from runback.store import Store
 from runback.testing import ManualClock
 from support.harness import make_harness
+from support.models import LONG, Long
 
 
 async def test_an_echo_run_succeeds_with_its_input_as_output(
@@ -199,19 +200,11 @@ async def test_runs_beyond_the_concurrency_limit_wait_their_turn(
 async def test_a_shutdown_queues_running_runs_again_without_using_an_execution(
     store: Store, clock: ManualClock
 ) -> None:
-    registry = ModelRegistry()
-    started = asyncio.Event()
-
-    @registry.model("acme/long")
-    async def long(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
-        started.set()
-        await asyncio.Event().wait()
-        return {}
-
-    h = await make_harness(store, clock, registry=registry)
-    submitted = await h.submit(model="acme/long")
+    long = Long()
+    h = await make_harness(store, clock, registry=long.registry)
+    submitted = await h.submit(model=LONG)
     loop = asyncio.create_task(h.executor.run_forever())
-    await asyncio.wait_for(started.wait(), timeout=5)
+    await long.wait_started()
 
     loop.cancel()
     await asyncio.gather(loop, return_exceptions=True)

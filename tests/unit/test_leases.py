@@ -11,12 +11,11 @@ from uuid import UUID
 from sqlalchemy import select
 
 from runback.core.states import DeliveryStatus, RunStatus
-from runback.provider.context import RunContext
-from runback.provider.registry import ModelRegistry
 from runback.store import Store
 from runback.store.schema import runs
 from runback.testing import ManualClock
 from support.harness import make_harness
+from support.models import LONG, Long
 from support.waiting import eventually
 
 
@@ -56,19 +55,11 @@ async def test_a_run_out_of_executions_whose_lease_expired_fails_as_interrupted(
 async def test_leases_of_executing_runs_are_renewed_so_no_one_takes_them(
     store: Store, clock: ManualClock
 ) -> None:
-    registry = ModelRegistry()
-    started = asyncio.Event()
-
-    @registry.model("acme/long")
-    async def long(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
-        started.set()
-        await asyncio.Event().wait()
-        return {}
-
-    h = await make_harness(store, clock, registry=registry)
-    run = await h.submit(model="acme/long")
+    long = Long()
+    h = await make_harness(store, clock, registry=long.registry)
+    run = await h.submit(model=LONG)
     loop = asyncio.create_task(h.executor.run_forever())
-    await asyncio.wait_for(started.wait(), timeout=5)
+    await long.wait_started()
     first = await _lease(store, run.id)
     clock.advance(30)
     h.executor.wake()
@@ -140,19 +131,11 @@ async def _sent(h: Any) -> bool:
 async def test_a_cancel_asked_of_another_process_reaches_the_executor(
     store: Store, clock: ManualClock
 ) -> None:
-    registry = ModelRegistry()
-    started = asyncio.Event()
-
-    @registry.model("acme/long")
-    async def long(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
-        started.set()
-        await asyncio.Event().wait()
-        return {}
-
-    h = await make_harness(store, clock, registry=registry)
-    run = await h.submit(model="acme/long")
+    long = Long()
+    h = await make_harness(store, clock, registry=long.registry)
+    run = await h.submit(model=LONG)
     loop = asyncio.create_task(h.executor.run_forever())
-    await asyncio.wait_for(started.wait(), timeout=5)
+    await long.wait_started()
 
     await store.runs.request_cancel(run.id, now=clock.now())  # as an API process would
     h.executor.wake()
