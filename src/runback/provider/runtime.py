@@ -6,6 +6,7 @@ written once. Seams (store, sender, fetcher, blobs, clock, random) come in as ar
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -49,17 +50,45 @@ def blob_store(settings: Settings) -> BlobStore:
 
 
 class Hints:
-    """New work, told to this process's workers at once. Other processes hear of it by the
-    NOTIFY that commits with it (PostgreSQL): a latency hint only, polling stays the net."""
+    """New work, told to this process's workers at once and, coalesced, to other processes
+    by NOTIFY (PostgreSQL): a latency hint only, polling stays the safety net.
 
-    def __init__(self, store: Store) -> None:
+    However many runs arrive, at most one NOTIFY per kind is under way: those arriving
+    meanwhile ride on the next one.
+    """
+
+    def __init__(self, store: Store, *, notify_others: bool) -> None:
         self._database = store.database
+        self._notify_others = notify_others and not store.database.is_sqlite
+        self._pending: set[str] = set()
+        self._sender: asyncio.Task[None] | None = None
         self.local: dict[str, Callable[[], None]] = {}
 
     def send(self, kind: str) -> None:
         wake = self.local.get(kind)
         if wake is not None:
             wake()
+        if not self._notify_others:
+            return
+        self._pending.add(kind)
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send(), name="hints")
+
+    async def _send(self) -> None:
+        try:
+            while self._pending:
+                kinds, self._pending = self._pending, set()
+                try:
+                    await self._database.notify(kinds)
+                except Exception as exc:
+                    log.warning("a work hint was lost (polling will find the work): %s", exc)
+        finally:
+            self._sender = None
+
+    async def aclose(self) -> None:
+        """Send what is pending, then stop."""
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
 
     async def listen(self) -> None:
         """Wake this process's workers on other processes' hints, until cancelled."""
@@ -90,12 +119,13 @@ async def assemble(
     random: Random,
     public_url: str,
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    notify_others: bool = False,
 ) -> Runtime:
     """Wire the executor, dispatcher, outbox, outputs and API over the given seams."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
     url_policy = UrlPolicy.from_allow_list(settings.callback_allow)
     file_secret = await store.outputs.signing_key(FILES_KEY, now=clock.now())
-    hints = Hints(store)
+    hints = Hints(store, notify_others=notify_others)
     dispatcher = Dispatcher(
         store=store,
         sender=sender,

@@ -107,6 +107,7 @@ async def serve(
                 clock=clock,
                 random=random.random,
                 public_url=settings.public_url or url_of(sock),
+                notify_others=not exclusive,
             )
             if exclusive:
                 await store.deliveries.release_claims(now=clock.now())
@@ -133,3 +134,4 @@ async def serve(
             finally:
                 listening.cancel()
                 await asyncio.gather(listening, return_exceptions=True)
+                await runtime.hints.aclose()

@@ -9,8 +9,10 @@ to the busy timeout.
 
 PostgreSQL takes concurrent writers itself: one pool (asyncpg) serves reads and writes, each
 transaction at READ COMMITTED; claims use ``FOR UPDATE SKIP LOCKED`` so workers never wait for
-each other's rows. Connections are checked before use, so a restarted server (or a killed
-backend) costs a reconnect, not an error.
+each other's rows. A connection the server dropped (a restart, ``pg_terminate_backend``) fails
+the one transaction using it and is replaced; workers retry their round, API clients their
+request (with an ``Idempotency-Key``, safely). Checking every connection before use would
+halve the throughput of every query.
 """
 
 from __future__ import annotations
@@ -85,7 +87,6 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 connect_args={"server_settings": settings},
             )
             self._write_lock = None
@@ -115,16 +116,11 @@ class Database:
         return engine
 
     @asynccontextmanager
-    async def write(self, *, notify: str | None = None) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed when the block ends, rolled back on error. With
-        ``notify``, listening processes hear of the new work when (and only if) it commits."""
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed when the block ends, rolled back on error."""
         lock: AbstractAsyncContextManager[Any] = self._write_lock or nullcontext()
         async with lock, self._writer.begin() as connection:
             yield connection
-            if notify is not None and not self.is_sqlite:
-                await connection.execute(
-                    text("SELECT pg_notify(:channel, '')"), {"channel": self._channel(notify)}
-                )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -141,6 +137,21 @@ class Database:
 
     def _channel(self, name: str) -> str:
         return f"runback_{self._schema or 'public'}_{name}"
+
+    async def notify(self, names: Collection[str]) -> None:
+        """Tell listening processes there is new work of these kinds (PostgreSQL only).
+
+        Never inside the work's own transaction: a transaction that notifies takes a lock
+        all notifying commits share, which would serialise every submission's commit.
+        """
+        if self.is_sqlite or not names:
+            return
+        async with self._writer.connect() as conn:
+            for name in sorted(names):
+                await conn.execute(
+                    text("SELECT pg_notify(:channel, '')"), {"channel": self._channel(name)}
+                )
+            await conn.commit()
 
     async def listen(self, callbacks: Mapping[str, Callable[[], None]]) -> None:
         """Call ``callbacks[name]`` whenever work of kind ``name`` is notified; run until

@@ -18,7 +18,7 @@ from runback.core.records import Attempt, Delivery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.errors import DeliveryInFlightError
-from runback.store.database import DELIVERIES, Database, claimable
+from runback.store.database import Database, claimable
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts
 
@@ -98,7 +98,7 @@ class DeliveryStore:
         """Commit a new delivery (a redelivery); ``DeliveryInFlightError`` if its run
         already has one pending or delivering (the database's unique index decides)."""
         try:
-            async with self._db.write(notify=DELIVERIES) as conn:
+            async with self._db.write() as conn:
                 await insert_delivery(conn, delivery)
         except IntegrityError as exc:
             if "ux_deliveries_in_flight" not in str(exc) and "deliveries.run_id" not in str(exc):
@@ -223,7 +223,7 @@ class DeliveryStore:
             which.append(deliveries.c.lease_until < now)
         if ids is not None:
             which.append(deliveries.c.id.in_(ids))
-        async with self._db.write(notify=DELIVERIES) as conn:
+        async with self._db.write() as conn:
             result = await conn.execute(
                 update(deliveries)
                 .where(*which)

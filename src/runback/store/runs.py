@@ -15,8 +15,6 @@ from runback.core.records import Delivery, Run
 from runback.core.states import RunStatus
 from runback.errors import IdempotencyKeyReusedError
 from runback.store.database import (
-    DELIVERIES,
-    RUNS,
     Database,
     claimable,
     retrying_conflicts,
@@ -68,7 +66,7 @@ class RunStore:
         """
 
         async def attempt() -> Run:
-            async with self._db.write(notify=RUNS) as conn:
+            async with self._db.write() as conn:
                 if idempotency is not None:
                     earlier = await self._keyed(conn, run.organization_id, idempotency)
                     if earlier is not None:
@@ -218,7 +216,7 @@ class RunStore:
         applies to a run still in status ``expected``, so a run ended elsewhere (cancelled,
         recovered) is not ended twice; answers whether it applied.
         """
-        async with self._db.write(notify=DELIVERIES if delivery else None) as conn:
+        async with self._db.write() as conn:
             result = await conn.execute(
                 update(runs)
                 .where(runs.c.id == run.id, runs.c.status == expected.value)
@@ -241,7 +239,7 @@ class RunStore:
 
     async def hand_back(self, run_ids: list[UUID], *, now: datetime) -> None:
         """Queue again runs whose models were stopped by a shutdown, as if never started."""
-        async with self._db.write(notify=RUNS) as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 update(runs)
                 .where(runs.c.id.in_(run_ids), runs.c.status == RunStatus.RUNNING.value)
@@ -273,7 +271,7 @@ class RunStore:
             "updated_at": now,
         }
         lapsed = [runs.c.lease_until < now] if expired_only else []
-        async with self._db.write(notify=RUNS) as conn:
+        async with self._db.write() as conn:
             await conn.execute(
                 update(runs)
                 .where(runs.c.status == RunStatus.DISPATCHING.value, *lapsed)
