@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from runback.core.signing import generate_secret, signature_headers
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver
 from support.waiting import eventually, wait_for
@@ -197,3 +199,68 @@ def test_the_worker_answers_readyz(cluster: Cluster) -> None:
 def test_a_worker_stops_cleanly_on_sigterm(cluster: Cluster) -> None:
     worker = cluster.add_worker()
     assert worker.stop() == 0
+
+
+async def test_two_receivers_sharing_one_inbox_process_duplicates_once(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    secret = generate_secret()
+    fetched: Counter[str] = Counter()
+
+    async def serve_file(request: web.Request) -> web.StreamResponse:
+        fetched[request.path] += 1
+        return web.Response(body=b"x" * 100, content_type="image/png")
+
+    with ExitStack() as stack:
+        receivers = [
+            stack.enter_context(
+                ServeProcess(
+                    tmp_path / f"inbox{n}", command="receive", args=("--secret", secret), env=env
+                )
+            )
+            for n in range(2)
+        ]
+        key = cli("keys", "create", "--data-dir", str(tmp_path / "keys"), env=env).stdout.strip()
+        async with LoopbackReceiver(serve_file) as files:
+            payload = {
+                "event": "headshots.completed",
+                "headshots_id": "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
+                "image_urls": [files.url_for(f"/out{n}.png") for n in range(5)],
+            }
+            body = orjson.dumps(payload)
+            headers = {
+                **signature_headers(
+                    body=body,
+                    msg_id="msg_shared",
+                    timestamp=int(time.time()),
+                    current=secret,
+                    active=[secret],
+                ),
+                "Content-Type": "application/json",
+            }
+            async with httpx.AsyncClient(timeout=30) as http:
+                answers = await asyncio.gather(
+                    *(
+                        http.post(
+                            f"{receivers[n % 2].url}/webhooks/runflow",
+                            content=body,
+                            headers=headers,
+                        )
+                        for n in range(100)
+                    )
+                )
+                assert {a.status_code for a in answers} == {200}
+                inbox = {"Authorization": f"Bearer {key}"}
+
+                async def copied() -> bool:
+                    [event] = (
+                        await http.get(f"{receivers[0].url}/v1/inbox", headers=inbox)
+                    ).json()["items"]
+                    detail = (
+                        await http.get(f"{receivers[1].url}/v1/inbox/{event['id']}", headers=inbox)
+                    ).json()
+                    return all(c["state"] == "copied" for c in detail["copies"])
+
+                await eventually(copied, timeout=30, what="every output copied once")
+    assert sum(not a.json()["duplicate"] for a in answers) == 1
+    assert sorted(fetched.values()) == [1] * 5

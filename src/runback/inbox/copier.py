@@ -9,7 +9,7 @@ not succeeded by then is ``lost``, said plainly, and never retried again.
 from __future__ import annotations
 
 import posixpath
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -65,6 +65,7 @@ class Copier(Worker):
         self._worker_id = worker_id
         self._max_bytes = max_bytes
         self._fetch_timeout = fetch_timeout
+        self._next_upkeep = datetime.min.replace(tzinfo=UTC)
 
     async def copy_due(self) -> int:
         """Make every copy due now and wait for them (for tests and tools)."""
@@ -75,6 +76,10 @@ class Copier(Worker):
         return made
 
     async def _round(self) -> float:
+        now = self._clock.now()
+        if now >= self._next_upkeep:  # take back the copies of receivers that died
+            self._next_upkeep = now + timedelta(seconds=self._fetch_timeout / 3 + 10)
+            await self._store.inbox.release_claims(now=now, expired_only=True)
         await self._start_due()
         due = await self._store.inbox.next_due_at()
         if due is None or self.room <= 0:

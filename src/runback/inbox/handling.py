@@ -12,7 +12,7 @@ import importlib
 import inspect
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -81,6 +81,7 @@ class HandlerRunner(Worker):
         self._clock = clock
         self._random = random
         self._worker_id = worker_id
+        self._next_upkeep = datetime.min.replace(tzinfo=UTC)
 
     async def handle_due(self) -> int:
         """Run every due event's handlers and wait for them (for tests and tools)."""
@@ -91,6 +92,10 @@ class HandlerRunner(Worker):
         return ran
 
     async def _round(self) -> float:
+        now = self._clock.now()
+        if now >= self._next_upkeep:  # take back the events of receivers that died
+            self._next_upkeep = now + _LEASE / 3
+            await self._store.inbox.release_claims(now=now, expired_only=True)
         await self._start_due()
         return self._poll_interval
 

@@ -11,6 +11,7 @@ import os
 import random
 import socket
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 
 from runback.blobs import BlobStore
@@ -29,6 +30,7 @@ from runback.receiver.config import ReceiveConfig
 from runback.receiver.handlers import HandlerRegistry
 from runback.settings import Settings, sqlite_url
 from runback.store import Store, open_store
+from runback.store.database import database_url as database_url_of
 
 Print = Callable[[str], None]
 _HANDLER_CAPACITY = 16
@@ -80,13 +82,17 @@ async def receive(
     check_open_sources(config, insecure=settings.receive_insecure)
     checked = verifiers(config)
     data_dir = prepare_data_dir(settings.receive_data_dir)
-    database_url = settings.database_url or sqlite_url(data_dir / "runback.db")
+    url = settings.database_url or sqlite_url(data_dir / "runback.db")
     worker = f"{socket.gethostname()}:{os.getpid()}"
     clock = SystemClock()
-    with DataDirLock(data_dir), bind(settings.host, settings.receive_port) as sock:
+    # Alone on SQLite, the receiver owns its data directory; on PostgreSQL several share
+    # the inbox and take back a dead one's claims when their leases expire.
+    exclusive = database_url_of(url).get_backend_name() == "sqlite"
+    owning: AbstractContextManager[object] = DataDirLock(data_dir) if exclusive else nullcontext()
+    with owning, bind(settings.host, settings.receive_port) as sock:
         async with (
             open_store(
-                database_url,
+                url,
                 sqlite_synchronous=settings.sqlite_synchronous,
                 pool_size=settings.database_pool_size,
                 schema=settings.database_schema,
@@ -94,7 +100,8 @@ async def receive(
             ) as store,
             AiohttpSender(max_connections=settings.receive_copy_concurrency) as client,
         ):
-            await store.inbox.release_claims(now=clock.now())
+            if exclusive:
+                await store.inbox.release_claims(now=clock.now())
             copier = Copier(
                 store=store,
                 blobs=_blobs(settings),

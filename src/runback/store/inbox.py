@@ -212,17 +212,20 @@ class InboxStore:
                 )
             )
 
-    async def release_claims(self, *, now: datetime) -> None:
-        """Hand back every claim after a restart (only with the data directory's lock)."""
+    async def release_claims(self, *, now: datetime, expired_only: bool = False) -> None:
+        """Hand back claims: every one after a restart with the data directory's lock, else
+        those whose lease expired (their receiver died)."""
+        copies = [inbox_copies.c.lease_until < now] if expired_only else []
+        events = [inbox_events.c.lease_until < now] if expired_only else []
         async with self._db.write() as conn:
             await conn.execute(
                 update(inbox_copies)
-                .where(inbox_copies.c.state == CopyState.COPYING.value)
+                .where(inbox_copies.c.state == CopyState.COPYING.value, *copies)
                 .values(state=CopyState.PENDING.value, claimed_by=None, lease_until=None)
             )
             await conn.execute(
                 update(inbox_events)
-                .where(inbox_events.c.handler_state == HandlerState.RUNNING.value)
+                .where(inbox_events.c.handler_state == HandlerState.RUNNING.value, *events)
                 .values(handler_state=HandlerState.PENDING.value, claimed_by=None, lease_until=None)
             )
 
