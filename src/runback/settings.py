@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from runback.core.retry import DEFAULT_RETRY_POLICY
+from runback.core.sealing import MasterKeys
 from runback.errors import ConfigError
 
 DATABASE_FILE = "runback.db"
@@ -49,6 +51,17 @@ class Settings(BaseSettings):
     """CIDRs and host names that outbound URLs may reach although they are internal."""
 
     attempt_timeout: float = Field(default=10.0, gt=0, le=300)
+    max_in_flight_per_destination: int = Field(default=16, ge=1, le=10_000)
+    """Attempts under way to one ``host:port`` at once: a slow receiver holds no more."""
+    breaker_threshold: int = Field(default=5, ge=1, le=1000)
+    """Failures in a row that open a destination's circuit."""
+    breaker_open_seconds: float = Field(default=30.0, gt=0)
+    """How long a circuit first stays open; it doubles (to 10 min) each time a probe fails."""
+    destination_disable_after: float = Field(default=24 * 3600.0, gt=0)
+    """Seconds of failing without a break after which a destination is disabled."""
+    operations_callback_url: str | None = None
+    """Where to send ``delivery.exhausted``, ``destination.disabled`` and
+    ``destination.recovered``, signed like every callback."""
     max_in_flight_deliveries: int = Field(default=256, ge=1, le=100_000)
     max_concurrent_runs: int = Field(default=64, ge=1, le=100_000)
     run_max_executions: int = Field(default=2, ge=1, le=100)
@@ -96,16 +109,48 @@ class Settings(BaseSettings):
     """Seconds one copy of an output file may take."""
     receive_url_ttl: float = Field(default=24 * 3600.0, gt=0)
     """How long an output URL is taken to live when neither the payload nor the URL says."""
+    master_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
+    """Keys sealing callback secrets at rest, ``<id>:<base64 of 32 bytes>``, comma-separated:
+    the first seals, the others only open (a rotation). Empty: secrets are stored plain."""
+    retention_days: float = Field(default=30.0, ge=0)
+    """Days ended runs, their files and deliveries, and inbox events are kept; 0 keeps all."""
+    prune_batch: int = Field(default=500, ge=1, le=100_000)
+    """Rows pruned per transaction."""
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator(
-        "callback_allow", "models", "receive_secrets", "receive_handlers", mode="before"
+        "callback_allow",
+        "models",
+        "receive_secrets",
+        "receive_handlers",
+        "master_keys",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("master_keys")
+    @classmethod
+    def _master_keys_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if value:
+            try:
+                MasterKeys.parse(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_outlasts_retries(cls, value: float) -> float:
+        # Keep a run's deliveries for their whole retry window and some: runs are never
+        # pruned mid-delivery anyway, but their history should outlive the last retry.
+        shortest = DEFAULT_RETRY_POLICY.window * 1.1 / 86400
+        if 0 < value <= shortest:
+            raise ValueError(f"must be 0 (keep everything) or more than {shortest:.2f} days")
         return value
 
     @model_validator(mode="after")

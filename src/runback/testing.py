@@ -4,6 +4,7 @@
 * ``HandlerSender``: an outbound sender that hands each request to a function.
 * ``respond``: a ``SendResult`` in one call.
 * ``MapFetcher``: input URLs answered from a dict.
+* ``StaticResolver``: host names resolved from a dict (or a function), without any DNS.
 
 The store has no twin: tests use the real SQLite store on a temporary file.
 """
@@ -11,11 +12,14 @@ The store has no twin: tests use the real SQLite store on a temporary file.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+import ipaddress
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from runback.core.delivery import SendResult
+from runback.core.urlpolicy import IPAddress
 from runback.errors import ModelError
+from runback.provider.resolver import ResolutionError
 from runback.provider.sender import OutboundRequest
 
 Handler = Callable[[OutboundRequest], SendResult | Awaitable[SendResult]]
@@ -73,3 +77,34 @@ class MapFetcher:
         if len(body) > max_bytes:
             raise ModelError(f"{url} is over the limit of {max_bytes} bytes", code="fetch_failed")
         return body
+
+
+Answers = Mapping[str, Sequence[str | IPAddress]] | Callable[[str], Sequence[str | IPAddress]]
+
+
+class StaticResolver:
+    """Resolves names from ``answers`` and keeps each name asked in ``lookups``.
+
+    ``answers`` maps a name to its addresses, or is a function of the name (in lower case,
+    without a trailing dot) that returns them or raises ``ResolutionError``; a name the
+    mapping lacks does not resolve. Give it to ``AiohttpSender(resolver=...)``.
+    """
+
+    def __init__(self, answers: Answers) -> None:
+        self._answers = answers if callable(answers) else {_name(k): v for k, v in answers.items()}
+        self.lookups: list[str] = []
+
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        self.lookups.append(host)
+        name = _name(host)
+        if callable(self._answers):
+            found = self._answers(name)
+        elif name in self._answers:
+            found = self._answers[name]
+        else:
+            raise ResolutionError(host, "StaticResolver has no answer for it")
+        return [ipaddress.ip_address(a) if isinstance(a, str) else a for a in found]
+
+
+def _name(host: str) -> str:
+    return host.lower().rstrip(".")

@@ -10,12 +10,15 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from aiohttp import web
 
 from runback.blobs import BlobStore
 from runback.core.clock import SystemClock
+from runback.core.destinations import destination_of
+from runback.core.ids import new_id
 from runback.core.records import Attempt, Delivery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
@@ -145,3 +148,51 @@ async def test_a_receiver_slower_than_the_timeout_is_retried_and_holds_up_no_one
         assert attempts[0].status_code is None
         assert delivery.status in (DeliveryStatus.PENDING, DeliveryStatus.DELIVERING)
         release.set()
+
+
+async def test_a_blackholed_destination_with_a_thousand_pending_holds_up_no_healthy_one(
+    store: Store,
+) -> None:
+    never = asyncio.Event()
+    async with (
+        LoopbackReceiver(block_until(never)) as blackhole,
+        LoopbackReceiver(answer(200)) as healthy,
+        running(store, attempt_timeout=0.5) as live,
+    ):
+        try:
+            now = SystemClock().now()
+            for n in range(1000):  # a backlog to the dead receiver, due at once
+                await store.deliveries.insert(_bare_delivery(live, blackhole.url_for(f"/{n}"), now))
+            fine = [await live.submit(healthy.url_for(f"/ok/{n}")) for n in range(50)]
+
+            async def all_healthy_delivered() -> bool:
+                return all([await live.delivered(run_id) for run_id in fine])
+
+            await eventually(all_healthy_delivered, timeout=30, what="every healthy delivery")
+        finally:
+            never.set()
+
+
+def _bare_delivery(live: Live, url: str, now: datetime) -> Delivery:
+    delivery_id = new_id()
+    return Delivery(
+        id=delivery_id,
+        organization_id=live.organization_id,
+        run_id=None,
+        batch_id=None,
+        callback_url=url,
+        webhook_id=f"msg_{delivery_id.hex}",
+        payload_bytes=b"{}",
+        is_automatic=True,
+        status=DeliveryStatus.PENDING,
+        failure_reason_code=None,
+        failure_detail=None,
+        attempt_count=0,
+        retry_policy=POLICY,
+        next_attempt_at=now,
+        signing_secret_id=None,
+        created_at=now,
+        updated_at=now,
+        completed_at=None,
+        destination=destination_of(url),
+    )

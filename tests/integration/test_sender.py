@@ -129,6 +129,24 @@ async def test_the_body_of_a_failed_answer_is_kept() -> None:
     assert (result.status, result.body) == (500, "database is down")
 
 
+@pytest.mark.parametrize(
+    ("status", "header", "seconds"),
+    [
+        (429, "7", 7.0),  # rate limited, with a wait
+        (503, "3", 3.0),  # unavailable for a while
+        (500, "3", None),  # a plain error: the header means nothing
+    ],
+)
+async def test_retry_after_is_read_from_429_and_503(
+    status: int, header: str, seconds: float | None
+) -> None:
+    handler = answer(status, "slow down", headers={"Retry-After": header})
+    async with LoopbackReceiver(handler) as receiver, AiohttpSender() as sender:
+        result = await sender.send(post(receiver.url_for("/hook")))
+
+    assert result.retry_after == seconds
+
+
 async def test_an_answer_longer_than_the_limit_is_cut_to_its_first_limit_bytes() -> None:
     long_body = "".join(chr(ord("a") + i % 26) for i in range(RESPONSE_BODY_LIMIT * 10))
     async with LoopbackReceiver(answer(200, long_body)) as receiver, AiohttpSender() as sender:

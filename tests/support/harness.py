@@ -79,7 +79,13 @@ async def make_harness(
     default_timeout: float = 30.0,
     max_concurrency: int = 16,
     blobs: BlobStore | None = None,
+    breaker_threshold: int = 1000,
+    per_destination: int = 16,
+    disable_after: float = 24 * 3600.0,
+    operations_url: str | None = None,
 ) -> Harness:
+    """The serving half over twins. The circuit breaker is out of the way unless a test
+    asks for it (``breaker_threshold``): most tests are about one delivery's own retries."""
     organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
     sender = HandlerSender(handler)
     fetcher = MapFetcher()
@@ -91,6 +97,10 @@ async def make_harness(
         model_timeout=default_timeout,
         poll_interval=1.0,
         max_body_bytes=64 * 1024,
+        breaker_threshold=breaker_threshold,
+        max_in_flight_per_destination=per_destination,
+        destination_disable_after=disable_after,
+        operations_callback_url=operations_url,
     )
     runtime = await assemble(
         settings,

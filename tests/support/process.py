@@ -44,7 +44,13 @@ class ServeProcess:
         self.data_dir = data_dir
         self._command = (command, "--port", "0", "--data-dir", str(data_dir), *args)
         self.log = data_dir.parent / f"{data_dir.name}-serve.log"
-        self._env = {**os.environ, "RUNBACK_POLL_INTERVAL": "0.2", **(env or {})}
+        self._env = {
+            **os.environ,
+            "RUNBACK_POLL_INTERVAL": "0.2",
+            # A receiver that was down is probed again within a second, not half a minute.
+            "RUNBACK_BREAKER_OPEN_SECONDS": "1",
+            **(env or {}),
+        }
         self._process: subprocess.Popen[bytes] | None = None
         self.url = ""
 

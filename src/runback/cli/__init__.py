@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from runback.cli.accounts import keys_app, orgs_app
+from runback.cli.destinations import destinations_app
 from runback.cli.receive import inbox_app, receive
 from runback.cli.serve import api, migrate, serve, worker
 
@@ -27,6 +28,7 @@ app.command()(receive)
 app.add_typer(keys_app, name="keys")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(inbox_app, name="inbox")
+app.add_typer(destinations_app, name="destinations")
 
 
 def main() -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from uuid import UUID
 
+from runback.core.destinations import destination_of
 from runback.core.ids import webhook_id
 from runback.core.payload import run_callback_body
 from runback.core.records import Delivery, JsonText, Run
@@ -28,8 +30,10 @@ class SendError(StrEnum):
     """Why an attempt got no HTTP answer."""
 
     TIMEOUT = "timeout"
-    CONNECTION_ERROR = "connection_error"
-    BLOCKED_URL = "blocked_url"
+    CONNECTION_ERROR = "connection_error"  # refused, reset, unreachable
+    DNS_ERROR = "dns_error"  # the host name does not resolve
+    TLS_ERROR = "tls_error"  # handshake or certificate failure
+    BLOCKED_URL = "blocked_url"  # refused by the URL policy, before or at connect time
 
 
 class FailureReason(StrEnum):
@@ -37,10 +41,13 @@ class FailureReason(StrEnum):
 
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
+    DNS_ERROR = "dns_error"
+    TLS_ERROR = "tls_error"
     HTTP_3XX = "http_3xx"
     HTTP_4XX = "http_4xx"
     HTTP_5XX = "http_5xx"
     HTTP_OTHER = "http_other"
+    RATE_LIMITED = "rate_limited"  # 429: retried, no sooner than its Retry-After
     GONE = "gone"  # 410: final
     BLOCKED_URL = "blocked_url"  # final
     EXHAUSTED = "exhausted"  # final: every attempt of the policy failed
@@ -81,6 +88,7 @@ def new_delivery(
         created_at=now,
         updated_at=now,
         completed_at=None,
+        destination=destination_of(run.callback_url),
     )
 
 
@@ -93,6 +101,8 @@ class SendResult:
     elapsed_ms: int
     error: SendError | None = None
     error_message: str | None = None
+    retry_after: float | None = None
+    """Seconds the receiver asked to wait (``Retry-After`` of a 429 or 503)."""
 
     @property
     def failure_reason(self) -> FailureReason | None:
@@ -104,6 +114,8 @@ class SendResult:
             return None
         if status == 410:
             return FailureReason.GONE
+        if status == 429:
+            return FailureReason.RATE_LIMITED
         bands = {3: FailureReason.HTTP_3XX, 4: FailureReason.HTTP_4XX, 5: FailureReason.HTTP_5XX}
         return bands.get(status // 100, FailureReason.HTTP_OTHER)
 
@@ -145,4 +157,24 @@ def after_attempt(
     if delay is None:
         summary = f"{attempt_number} attempts failed; the last: {detail}"
         return NextStep(DeliveryStatus.FAILED, None, FailureReason.EXHAUSTED, summary)
+    if result.retry_after is not None:
+        # Honour the receiver's wish, but never past the policy's longest delay.
+        delay = max(delay, min(result.retry_after, max(policy.delays)))
     return NextStep(DeliveryStatus.PENDING, now + timedelta(seconds=delay), reason, detail)
+
+
+def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
+    """A ``Retry-After`` header as seconds from ``now``: delay-seconds or an HTTP date;
+    None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit() and len(text) <= 9:
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max((when - now).total_seconds(), 0.0)

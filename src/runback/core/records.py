@@ -75,6 +75,10 @@ class Delivery:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    destination: str = ""
+    """The callback URL's ``host:port``: what its circuit breaker and concurrency go by."""
+    recovery_id: UUID | None = None
+    """The bulk recovery that queued this delivery, if one did."""
 
     @property
     def max_attempts(self) -> int:
@@ -129,4 +133,19 @@ class OutputFile:
     content_type: str
     size: int
     sha256: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """A bulk re-queue of the failed deliveries created in ``[created_from, created_to)``
+    (to one ``destination``, if given)."""
+
+    id: UUID
+    organization_id: UUID
+    created_from: datetime
+    created_to: datetime
+    destination: str | None
+    queued: int
+    skipped: int
     created_at: datetime

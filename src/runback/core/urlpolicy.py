@@ -1,11 +1,14 @@
-"""The one URL policy every outbound URL passes: callbacks, and later model and receiver fetches.
+"""The one URL policy every outbound URL passes: callbacks, model input and receiver fetches.
 
 Rules: ``http`` or ``https`` only, a host, at most 2048 characters; a host that is a literal
-loopback, private, link-local, unspecified, multicast or reserved address (or a ``localhost``
-name) is refused unless the allow-list admits it. The allow-list holds CIDR networks and host
-names and is the only way to reach internal addresses. The query string is never touched:
-receivers may authenticate by it.
-"""
+internal address (loopback, private, link-local and cloud metadata, carrier-grade NAT, unique-
+and site-local, multicast, unspecified, reserved; in any IPv4 spelling ``getaddrinfo``
+accepts) or a ``localhost`` name is refused unless the allow-list admits it. IPv6 forms that
+embed an IPv4 address (mapped, compatible, 6to4, NAT64, Teredo) are judged by the embedded
+address. ``check_address`` applies the same rules to the addresses a name resolved to, for
+the resolver that guards every connection. The allow-list holds CIDR networks and host names
+and is the only way to reach internal addresses. The query string is never touched:
+receivers may authenticate by it. Pure: nothing here resolves or connects."""
 
 from __future__ import annotations
 
@@ -27,6 +30,23 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NUMERIC_IPV4: Final = re.compile(
     r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE
+)
+
+_IPV4_COMPATIBLE: Final = ipaddress.IPv6Network("::/96")
+_NAT64: Final = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+# Internal ranges named for the message, or missing from (or varying across Python versions
+# in) ``ipaddress``'s own tables; everything else is judged by ``ipaddress``.
+_NAMED: Final[tuple[tuple[IPNetwork, str], ...]] = tuple(
+    (ipaddress.ip_network(network), kind)
+    for network, kind in (
+        ("169.254.169.254/32", "the cloud metadata address"),
+        ("fd00:ec2::254/128", "the cloud metadata address (IPv6)"),
+        ("100.64.0.0/10", "a carrier-grade NAT address"),
+        ("fc00::/7", "a unique-local address"),
+        ("fec0::/10", "a site-local address"),
+        ("64:ff9b:1::/48", "a local-use NAT64 address"),
+    )
 )
 
 LOOPBACK_ALLOW: Final = ("127.0.0.0/8", "::1", "localhost")
@@ -56,7 +76,7 @@ class UrlPolicy:
                     raise ConfigError(
                         f"allow-list entry {entry!r} is neither a CIDR network nor a host name"
                     ) from None
-                hosts.add(entry.lower().rstrip("."))
+                hosts.add(_host_key(entry))
         return cls(allowed_networks=tuple(networks), allowed_hosts=frozenset(hosts))
 
     def check(self, url: str) -> SplitResult:
@@ -83,19 +103,39 @@ class UrlPolicy:
         self._check_host(host.rstrip("."))
         return parts
 
+    def check_address(self, ip: IPAddress, *, host: str) -> None:
+        """Refuse ``ip`` (what ``host`` names or resolved to) unless it is public or allowed.
+
+        An IPv6 form that embeds an IPv4 address is judged by the embedded address, and the
+        allow-list admits it if it admits either. A host name on the allow-list admits every
+        address it resolves to: the operator vouched for the name.
+        """
+        if _host_key(host) in self.allowed_hosts:
+            return
+        embedded = _embedded_ipv4(ip)
+        if self._allows(ip) or (embedded is not None and self._allows(embedded[1])):
+            return
+        kind = _internal_kind(ip)
+        if kind is None:
+            return
+        if ":" in host or _host_key(host) == str(ip):
+            raise _internal(host, f"is {kind}")
+        if _NUMERIC_IPV4.fullmatch(host):
+            raise _internal(host, f"means {ip}, {kind}")
+        raise _internal(host, f"resolves to {ip}, {kind}")
+
+    def _allows(self, ip: IPAddress) -> bool:
+        return any(ip in network for network in self.allowed_networks)
+
     def _check_host(self, host: str) -> None:
         if host in self.allowed_hosts:
             return
         address = _literal_address(host)
         if address is None:
             if host == "localhost" or host.endswith(".localhost"):
-                raise _internal(host, "a loopback name")
+                raise _internal(host, "is a loopback name")
             return
-        if any(address in network for network in self.allowed_networks):
-            return
-        kind = _internal_kind(address)
-        if kind is not None:
-            raise _internal(host, kind)
+        self.check_address(address, host=host)
 
 
 def _literal_address(host: str) -> IPAddress | None:
@@ -118,27 +158,67 @@ def _literal_address(host: str) -> IPAddress | None:
         ) from None
 
 
-def _internal_kind(address: IPAddress) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+def _embedded_ipv4(ip: IPAddress) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address an IPv6 form carries (and the form's name), if it carries one.
+
+    Each of these reaches (or may reach, through a relay or translator) the embedded IPv4
+    host, so it is that host that decides whether runback may connect.
+    """
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    last32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.ipv4_mapped is not None:
+        return "IPv4-mapped", ip.ipv4_mapped
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:  # :: and ::1 are themselves, not IPv4
+        return "IPv4-compatible", last32
+    if ip.sixtofour is not None:
+        return "6to4", ip.sixtofour
+    if any(ip in prefix for prefix in _NAT64):
+        return "NAT64", last32
+    if ip.teredo is not None:
+        return "Teredo", ip.teredo[1]  # the client; ``teredo`` undoes the XOR already
+    return None
+
+
+def _internal_kind(ip: IPAddress) -> str | None:
+    """What makes ``ip`` internal, as a phrase ("a loopback address"); None if it is public."""
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        form, inner = embedded
+        kind = _own_kind(inner)
+        if kind is not None:
+            return f"{kind} ({form}, embedding {inner})"
+        # ``ipaddress`` calls every embedding prefix reserved or private, which says nothing
+        # of where the packet goes; only ``_NAMED`` (the local-use NAT64 /48) judges it.
+        return next((kind for net, kind in _NAMED if ip in net), None)
+    return _own_kind(ip)
+
+
+def _own_kind(ip: IPAddress) -> str | None:
+    named = next((kind for net, kind in _NAMED if ip in net), None)
+    if named is not None:
+        return named
     checks = (
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("private", address.is_private),
-        ("multicast", address.is_multicast),
-        ("unspecified", address.is_unspecified),
-        ("reserved", address.is_reserved),
-        ("non-public", not address.is_global),  # e.g. CGNAT 100.64.0.0/10
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("private", ip.is_private),
+        ("multicast", ip.is_multicast),
+        ("unspecified", ip.is_unspecified),
+        ("reserved", ip.is_reserved),
+        ("non-public", not ip.is_global),
     )
     return next((f"a {kind} address" for kind, hit in checks if hit), None)
 
 
-def _internal(host: str, kind: str) -> UrlRefusedError:
+def _internal(host: str, what: str) -> UrlRefusedError:
     return UrlRefusedError(
-        f"host {host} is {kind}; add it to RUNBACK_CALLBACK_ALLOW (or --callback-allow) "
-        "to allow it",
+        f"host {host} {what}; add it to RUNBACK_CALLBACK_ALLOW (or --callback-allow) to allow it",
         reason="internal_address",
     )
+
+
+def _host_key(host: str) -> str:
+    return host.lower().rstrip(".")
 
 
 def _is_host_name(entry: str) -> bool:

@@ -21,6 +21,7 @@ from runback.core.inbox import Copy, CopyState, next_copy_attempt
 from runback.core.retry import Random
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
+from runback.provider.sender import classify
 from runback.store import Store
 from runback.worker import Worker
 
@@ -155,7 +156,8 @@ class Copier(Worker):
                 )
                 content_type = response.headers.get("Content-Type")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise CopyFailedError(f"fetching failed: {type(exc).__name__}: {exc}") from None
+            kind, message = classify(exc)  # names DNS failures and addresses the guard refused
+            raise CopyFailedError(f"fetching failed ({kind}): {message}") from None
         except BlobError as exc:
             raise CopyFailedError(str(exc)) from None
         if copy.expected_sha256 and stored.sha256 != copy.expected_sha256.lower():

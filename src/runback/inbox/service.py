@@ -24,6 +24,7 @@ from runback.http_server import bind, serve_app, url_of
 from runback.inbox.app import ReceiveDeps, create_receive_app
 from runback.inbox.copier import Copier
 from runback.inbox.handling import HandlerRunner
+from runback.provider.pruner import Pruner
 from runback.provider.runtime import blob_store
 from runback.provider.sender import AiohttpSender
 from runback.receiver.config import ReceiveConfig
@@ -31,6 +32,7 @@ from runback.receiver.handlers import HandlerRegistry
 from runback.settings import Settings, sqlite_url
 from runback.store import Store, open_store
 from runback.store.database import database_url as database_url_of
+from runback.worker import Worker
 
 Print = Callable[[str], None]
 _HANDLER_CAPACITY = 16
@@ -98,13 +100,17 @@ async def receive(
                 schema=settings.database_schema,
                 auto_migrate=settings.auto_migrate,
             ) as store,
-            AiohttpSender(max_connections=settings.receive_copy_concurrency) as client,
+            AiohttpSender(
+                max_connections=settings.receive_copy_concurrency,
+                url_policy=UrlPolicy.from_allow_list(settings.callback_allow),
+            ) as client,
         ):
             if exclusive:
                 await store.inbox.release_claims(now=clock.now())
+            blobs = _blobs(settings)
             copier = Copier(
                 store=store,
-                blobs=_blobs(settings),
+                blobs=blobs,
                 session=client.session,
                 url_policy=UrlPolicy.from_allow_list(settings.callback_allow),
                 clock=clock,
@@ -142,4 +148,17 @@ async def receive(
                 )
             )
             await _greet(store, settings, url_of(sock), say)
-            await serve_app(app, sock, access_log=settings.access_log, workers=[copier, runner])
+            workers: list[Worker] = [copier, runner]
+            if settings.retention_days > 0:
+                retention = timedelta(days=settings.retention_days)
+                workers.append(
+                    Pruner(
+                        store=store,
+                        blobs=blobs,
+                        clock=clock,
+                        retention=retention,
+                        batch=settings.prune_batch,
+                        what="inbox",
+                    )
+                )
+            await serve_app(app, sock, access_log=settings.access_log, workers=workers)

@@ -14,15 +14,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from runback import metrics
 from runback.core.clock import Clock
 from runback.core.delivery import SendError, SendResult, after_attempt
+from runback.core.destinations import BreakerPolicy
 from runback.core.ids import new_id
 from runback.core.records import Attempt, CallbackSecret, Delivery
 from runback.core.retry import Random
 from runback.core.signing import signature_headers
+from runback.core.states import DeliveryStatus
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
 from runback.provider.batching import GroupCommit
+from runback.provider.gate import DestinationGate
+from runback.provider.operations import Operations
 from runback.provider.sender import OutboundRequest, Sender
 from runback.store import AttemptOutcome, Store
 from runback.worker import Worker
@@ -46,6 +51,9 @@ class Dispatcher(Worker):
         attempt_timeout: float,
         lease_seconds: float,
         poll_interval: float,
+        per_destination: int = 16,
+        breaker: BreakerPolicy | None = None,
+        operations: Operations | None = None,
     ) -> None:
         super().__init__(capacity=max_in_flight, poll_interval=poll_interval)
         self._store = store
@@ -58,7 +66,11 @@ class Dispatcher(Worker):
         self._lease = timedelta(seconds=lease_seconds)
         self._in_flight: set[UUID] = set()
         self._next_upkeep = datetime.min.replace(tzinfo=UTC)
-        self._recorder = GroupCommit(store.deliveries.record)
+        self._gate = DestinationGate(
+            per_destination=per_destination, breaker=breaker or BreakerPolicy()
+        )
+        self.operations = operations
+        self._recorder = GroupCommit(self._record)
 
     async def deliver_due(self) -> int:
         """Send every delivery due now and wait until each attempt is recorded.
@@ -103,9 +115,18 @@ class Dispatcher(Worker):
         if room <= 0:
             return 0
         now = self._clock.now()
+        self._gate.update(await self._store.destinations.troubled(), now=now)
+        metrics.observe_destinations(self._gate.states())
         claimed = await self._store.deliveries.claim_due(
-            worker=self._worker_id, limit=room, now=now, lease_until=now + self._lease
+            worker=self._worker_id,
+            limit=room,
+            now=now,
+            lease_until=now + self._lease,
+            skip_destinations=self._gate.closed(),
         )
+        claimed, refused = self._gate.admit(claimed)
+        if refused:
+            await self._store.deliveries.release_claims(now=now, ids=[d.id for d in refused])
         if not claimed:
             return 0
         secrets = await self._store.secrets.signing({d.organization_id for d in claimed})
@@ -163,7 +184,21 @@ class Dispatcher(Worker):
             signing_secret_id=current.id if current else None,
             created_at=started,
         )
+        self._gate.done(delivery.destination)
         await self._recorder.submit(
-            AttemptOutcome(delivery.organization_id, attempt, step, finished)
+            AttemptOutcome(delivery.organization_id, attempt, step, finished, delivery.destination)
         )
         self._in_flight.discard(delivery.id)
+        metrics.attempt(result.failure_reason)
+        if step.status is DeliveryStatus.FAILED:
+            metrics.delivery_failed(step.failure_reason_code)
+            if self.operations is not None and delivery.run_id is not None:
+                await self.operations.exhausted(delivery, step)
+
+    async def _record(self, outcomes: list[AttemptOutcome]) -> None:
+        transitions = await self._store.deliveries.record(outcomes, breaker=self._gate.breaker)
+        for destination, transition in transitions:
+            log.warning("%s: %s", transition.value, destination.host)
+            metrics.destination_transition(transition)
+            if self.operations is not None:
+                await self.operations.destination(destination, transition)

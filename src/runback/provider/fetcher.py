@@ -1,8 +1,9 @@
 """Fetching a model's input URLs: through the URL policy, within size and time limits.
 
 A model that fetches an image by URL is an outbound call like a callback: it passes the same
-guard (internal addresses refused unless allowed), follows no redirect, and stops reading at
-the size limit. Failures fail the run with ``fetch_failed`` and say why.
+guard (internal addresses refused unless allowed; the shared session's resolver checks the
+addresses a name resolves to), follows no redirect, and stops reading at the size limit.
+Failures fail the run with ``fetch_failed`` and say why.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from yarl import URL
 
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import ModelError, UrlRefusedError
+from runback.provider.sender import classify
 
 
 class AiohttpFetcher:
@@ -48,7 +50,10 @@ class AiohttpFetcher:
             message = f"fetching {url} took over {seconds:g} s"
             raise ModelError(message, code="fetch_failed") from None
         except aiohttp.ClientError as exc:
-            raise ModelError(f"fetching {url} failed: {exc}", code="fetch_failed") from None
+            kind, message = classify(exc)  # names DNS failures and addresses the guard refused
+            raise ModelError(
+                f"fetching {url} failed ({kind}): {message}", code="fetch_failed"
+            ) from None
 
 
 def _too_large(url: str, max_bytes: int) -> ModelError:

@@ -8,15 +8,18 @@ delivery wakes the dispatcher in process.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from uuid import UUID
 
 from runback.core.clock import Clock
 from runback.core.delivery import new_delivery
 from runback.core.ids import new_id
-from runback.core.records import Delivery, Run
+from runback.core.records import Delivery, Recovery, Run
 from runback.core.retry import RetryPolicy
 from runback.core.runs import Ending, end_run
-from runback.core.states import RunStatus
-from runback.errors import ConflictError
+from runback.core.states import DeliveryStatus, RunStatus
+from runback.errors import ConflictError, DeliveryInFlightError
 from runback.provider.outputs import Outputs
 from runback.store import Store
 
@@ -64,7 +67,7 @@ class Outbox:
             self._on_delivery()
         return done
 
-    async def redeliver(self, run: Run) -> Delivery:
+    async def redeliver(self, run: Run, *, recovery_id: UUID | None = None) -> Delivery:
         """A new delivery of a terminal run's callback, its payload built from the run now."""
         if not run.status.is_terminal:
             raise ConflictError(
@@ -75,7 +78,57 @@ class Outbox:
             raise ConflictError(
                 f"run {run.id} has no callback_url to deliver to", code="NO_CALLBACK_URL"
             )
-        delivery = await self._delivery(run, is_automatic=False)
+        delivery = replace(await self._delivery(run, is_automatic=False), recovery_id=recovery_id)
         await self._store.deliveries.insert(delivery)
         self._on_delivery()
         return delivery
+
+    async def recover(self, recovery: Recovery) -> Recovery:
+        """Queue again every failed delivery the recovery covers: a run's as a fresh
+        redelivery, an operational one with its own bytes. A run with a delivery in flight
+        already is skipped (it is being delivered)."""
+        queued = skipped = 0
+        runs_seen: set[UUID] = set()
+        after: tuple[datetime, UUID] | None = None
+        while True:
+            failed, after = await self._store.deliveries.failed_between(recovery, after=after)
+            for delivery in failed:
+                if delivery.run_id in runs_seen:
+                    continue
+                try:
+                    await self._queue_again(delivery, recovery.id)
+                    queued += 1
+                except (DeliveryInFlightError, ConflictError):
+                    skipped += 1
+                if delivery.run_id is not None:
+                    runs_seen.add(delivery.run_id)
+            if after is None:
+                break
+        done = replace(recovery, queued=queued, skipped=skipped)
+        await self._store.deliveries.save_recovery(done)
+        return done
+
+    async def _queue_again(self, failed: Delivery, recovery_id: UUID) -> None:
+        if failed.run_id is not None:
+            run = await self._store.runs.get(failed.run_id)
+            if run is None:
+                raise ConflictError(f"run {failed.run_id} is gone")
+            await self.redeliver(run, recovery_id=recovery_id)
+            return
+        now = self._clock.now()
+        copy = replace(
+            failed,
+            id=new_id(),
+            status=DeliveryStatus.PENDING,
+            failure_reason_code=None,
+            failure_detail=None,
+            attempt_count=0,
+            next_attempt_at=now,
+            signing_secret_id=None,
+            created_at=now,
+            updated_at=now,
+            completed_at=None,
+            recovery_id=recovery_id,
+        )
+        await self._store.deliveries.insert(copy)
+        self._on_delivery()

@@ -12,15 +12,18 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from runback.blobs import BlobStore
 from runback.core.clock import Clock
+from runback.core.destinations import BreakerPolicy
 from runback.core.retry import DEFAULT_RETRY_POLICY, Random, RetryPolicy
 from runback.core.urlpolicy import UrlPolicy
 from runback.provider.api.deps import ApiDeps
 from runback.provider.context import Fetcher
 from runback.provider.dispatcher import Dispatcher
 from runback.provider.executor import Executor
+from runback.provider.operations import Operations
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
@@ -137,6 +140,12 @@ async def assemble(
         attempt_timeout=settings.attempt_timeout,
         lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval,
+        per_destination=settings.max_in_flight_per_destination,
+        breaker=BreakerPolicy(
+            threshold=settings.breaker_threshold,
+            first_open=timedelta(seconds=settings.breaker_open_seconds),
+            disable_after=timedelta(seconds=settings.destination_disable_after),
+        ),
     )
 
     def model_ttl(name: str) -> float | None:
@@ -154,6 +163,14 @@ async def assemble(
         model_ttl=model_ttl,
         max_bytes=settings.max_output_bytes,
     )
+    if settings.operations_callback_url is not None:
+        dispatcher.operations = Operations(
+            store=store,
+            clock=clock,
+            url=settings.operations_callback_url,
+            policy=retry_policy,
+            on_delivery=lambda: hints.send(DELIVERIES),
+        )
     outbox = Outbox(
         store=store,
         outputs=outputs,

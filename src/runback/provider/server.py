@@ -8,17 +8,21 @@ and start the workers, so nothing accepted before a crash waits for a lease to e
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 
 from runback.core.clock import Clock, SystemClock
+from runback.core.sealing import MasterKeys
 from runback.core.urlpolicy import UrlPolicy
 from runback.datadir import DataDirLock, prepare_data_dir
 from runback.http_server import bind, serve_app, url_of
 from runback.provider.api.app import base_app, create_app
 from runback.provider.fetcher import AiohttpFetcher
+from runback.provider.pruner import Pruner
 from runback.provider.registry import ModelRegistry
 from runback.provider.runtime import assemble, blob_store
 from runback.provider.sender import AiohttpSender
@@ -28,6 +32,7 @@ from runback.store.database import database_url
 from runback.worker import Worker
 
 Print = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,13 @@ async def _greet(
         say(f"another API key: runback keys create --data-dir {settings.data_dir}")
 
 
+def _master_keys(settings: Settings) -> MasterKeys | None:
+    if not settings.master_keys:
+        log.warning("no RUNBACK_MASTER_KEYS: callback secrets are stored in plain text")
+        return None
+    return MasterKeys.parse(settings.master_keys)
+
+
 async def serve(
     settings: Settings, *, registry: ModelRegistry, say: Print = print, roles: Roles = Roles()
 ) -> None:
@@ -93,10 +105,14 @@ async def serve(
                 pool_size=settings.database_pool_size,
                 schema=settings.database_schema,
                 auto_migrate=settings.auto_migrate,
+                master_keys=_master_keys(settings),
             ) as store,
-            AiohttpSender(max_connections=settings.max_in_flight_deliveries) as sender,
+            AiohttpSender(
+                max_connections=settings.max_in_flight_deliveries, url_policy=url_policy
+            ) as sender,
         ):
             clock = SystemClock()
+            await store.secrets.reseal()  # seals plain secrets; moves old keys' to the current
             runtime = await assemble(
                 settings,
                 store=store,
@@ -117,6 +133,16 @@ async def serve(
                 workers.append(runtime.executor)
             if roles.dispatcher:
                 workers.append(runtime.dispatcher)
+            if settings.retention_days > 0 and (roles.executor or roles.dispatcher):
+                workers.append(
+                    Pruner(
+                        store=store,
+                        blobs=runtime.api.blobs,
+                        clock=clock,
+                        retention=timedelta(days=settings.retention_days),
+                        batch=settings.prune_batch,
+                    )
+                )
             if roles.api:
                 app = create_app(runtime.api)
             else:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from runback.core.sealing import MasterKeys
 from runback.store.accounts import AccountStore
 from runback.store.database import DELIVERIES, RUNS, Database, SqliteSync
 from runback.store.deliveries import AttemptOutcome, DeliveryStore
+from runback.store.destinations import DestinationStore
 from runback.store.inbox import CopyDraft, EventDraft, InboxStore
 from runback.store.migrate import check_schema, head_revision, migrate
 from runback.store.outputs import OutputStore
+from runback.store.retention import Retention
 from runback.store.runs import Idempotency, RunFilter, RunStore
 from runback.store.secrets import SecretStore
 
@@ -18,14 +21,16 @@ from runback.store.secrets import SecretStore
 class Store:
     """Every table of runback, grouped by concept, over one ``Database``."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, master_keys: MasterKeys | None = None) -> None:
         self.database = database
         self.accounts = AccountStore(database)
         self.runs = RunStore(database)
         self.deliveries = DeliveryStore(database)
-        self.secrets = SecretStore(database)
+        self.destinations = DestinationStore(database)
+        self.secrets = SecretStore(database, master_keys)
         self.outputs = OutputStore(database)
         self.inbox = InboxStore(database)
+        self.retention = Retention(database)
 
 
 @asynccontextmanager
@@ -36,15 +41,17 @@ async def open_store(
     pool_size: int = 10,
     schema: str | None = None,
     auto_migrate: bool = True,
+    master_keys: MasterKeys | None = None,
 ) -> AsyncIterator[Store]:
     """Open the database, migrate it to this runback's schema (or, without ``auto_migrate``,
-    check that it is there), and close it afterwards."""
+    check that it is there), and close it afterwards. With ``master_keys``, callback
+    secrets are sealed at rest."""
     database = Database(
         url, sqlite_synchronous=sqlite_synchronous, pool_size=pool_size, schema=schema
     )
     try:
         await (migrate(database) if auto_migrate else check_schema(database))
-        yield Store(database)
+        yield Store(database, master_keys=master_keys)
     finally:
         await database.close()
 

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.delivery import NextStep
-from runback.core.records import Attempt, Delivery
+from runback.core.destinations import BreakerPolicy, Destination, Transition
+from runback.core.records import Attempt, Delivery, Recovery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.errors import DeliveryInFlightError
 from runback.store.database import Database, claimable
+from runback.store.destinations import apply_outcomes
 from runback.store.rows import to_record
-from runback.store.schema import callback_secrets, deliveries, delivery_attempts
+from runback.store.schema import callback_secrets, deliveries, delivery_attempts, recoveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class AttemptOutcome:
     attempt: Attempt
     step: NextStep
     now: datetime
+    destination: str = ""
 
 
 def _delivery(row: Row[Any]) -> Delivery:
@@ -56,6 +59,8 @@ async def insert_delivery(conn: AsyncConnection, delivery: Delivery) -> None:
             batch_id=delivery.batch_id,
             callback_url=delivery.callback_url,
             webhook_id=delivery.webhook_id,
+            destination=delivery.destination,
+            recovery_id=delivery.recovery_id,
             payload_bytes=delivery.payload_bytes,
             is_automatic=delivery.is_automatic,
             status=delivery.status.value,
@@ -119,18 +124,23 @@ class DeliveryStore:
         return found[0] if found else None
 
     async def claim_due(
-        self, *, worker: str, limit: int, now: datetime, lease_until: datetime
+        self,
+        *,
+        worker: str,
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        skip_destinations: Collection[str] = (),
     ) -> list[Delivery]:
-        """Claim up to ``limit`` pending deliveries due by ``now``, earliest first."""
-        due = claimable(
-            select(deliveries.c.id)
-            .where(
-                deliveries.c.status == DeliveryStatus.PENDING.value,
-                deliveries.c.next_attempt_at <= now,
-            )
-            .order_by(deliveries.c.next_attempt_at)
-            .limit(limit)
+        """Claim up to ``limit`` pending deliveries due by ``now``, earliest first, none to
+        ``skip_destinations`` (open circuits, disabled, or at their concurrency limit)."""
+        query = select(deliveries.c.id).where(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= now,
         )
+        if skip_destinations:
+            query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
+        due = claimable(query.order_by(deliveries.c.next_attempt_at).limit(limit))
         async with self._db.write() as conn:
             rows = await conn.execute(
                 update(deliveries)
@@ -149,11 +159,15 @@ class DeliveryStore:
             claimed = [_delivery(row) for row in rows]
         return sorted(claimed, key=lambda d: (d.next_attempt_at or now, d.id))
 
-    async def record(self, outcomes: Sequence[AttemptOutcome]) -> None:
-        """Commit a batch of finished attempts, the delivery states they lead to, and the
-        secrets' ``last_used_at``."""
+    async def record(
+        self, outcomes: Sequence[AttemptOutcome], *, breaker: BreakerPolicy | None = None
+    ) -> list[tuple[Destination, Transition]]:
+        """Commit a batch of finished attempts, the delivery states they lead to, the
+        secrets' ``last_used_at`` and (with ``breaker``) the destinations' circuit breakers;
+        answers the destinations' transitions."""
         if not outcomes:
-            return
+            return []
+        transitions: list[tuple[Destination, Transition]] = []
         async with self._db.write() as conn:
             await conn.execute(
                 delivery_attempts.insert(),
@@ -198,6 +212,14 @@ class DeliveryStore:
                     .where(callback_secrets.c.id.in_(used))
                     .values(last_used_at=max(o.now for o in outcomes))
                 )
+            if breaker is not None:
+                transitions = await apply_outcomes(
+                    conn,
+                    [(o.destination, o.attempt.failure_reason_code is None) for o in outcomes],
+                    now=max(o.now for o in outcomes),
+                    policy=breaker,
+                )
+        return transitions
 
     async def next_due_at(self) -> datetime | None:
         """When the earliest pending delivery is due; None when none is pending."""
@@ -235,6 +257,67 @@ class DeliveryStore:
                 )
             )
             return result.rowcount
+
+    async def failed_between(
+        self, recovery: Recovery, *, after: tuple[datetime, UUID] | None, limit: int = 500
+    ) -> tuple[list[Delivery], tuple[datetime, UUID] | None]:
+        """A page of the failed deliveries a recovery covers, oldest first."""
+        query = select(deliveries).where(
+            deliveries.c.organization_id == recovery.organization_id,
+            deliveries.c.status == DeliveryStatus.FAILED.value,
+            deliveries.c.created_at >= recovery.created_from,
+            deliveries.c.created_at < recovery.created_to,
+        )
+        if recovery.destination is not None:
+            query = query.where(deliveries.c.destination == recovery.destination)
+        if after is not None:
+            query = query.where(tuple_(deliveries.c.created_at, deliveries.c.id) > tuple_(*after))
+        query = query.order_by(deliveries.c.created_at, deliveries.c.id).limit(limit)
+        async with self._db.read() as conn:
+            found = [_delivery(row) for row in await conn.execute(query)]
+        if len(found) < limit:
+            return found, None
+        return found, (found[-1].created_at, found[-1].id)
+
+    async def save_recovery(self, recovery: Recovery) -> None:
+        """Commit a recovery (its counts once it has queued everything)."""
+        values = {
+            "organization_id": recovery.organization_id,
+            "created_from": recovery.created_from,
+            "created_to": recovery.created_to,
+            "destination": recovery.destination,
+            "queued": recovery.queued,
+            "skipped": recovery.skipped,
+            "created_at": recovery.created_at,
+        }
+        async with self._db.write() as conn:
+            updated = await conn.execute(
+                update(recoveries).where(recoveries.c.id == recovery.id).values(**values)
+            )
+            if updated.rowcount == 0:
+                await conn.execute(recoveries.insert().values(id=recovery.id, **values))
+
+    async def recovery(
+        self, recovery_id: UUID, *, organization_id: UUID
+    ) -> tuple[Recovery, dict[str, int]] | None:
+        """A recovery and how many of its deliveries are in each status."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(recoveries).where(
+                        recoveries.c.id == recovery_id,
+                        recoveries.c.organization_id == organization_id,
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            counts = await conn.execute(
+                select(deliveries.c.status, func.count())
+                .where(deliveries.c.recovery_id == recovery_id)
+                .group_by(deliveries.c.status)
+            )
+            return to_record(Recovery, row), {str(row[0]): int(row[1]) for row in counts}
 
     async def for_run(
         self, run_id: UUID, *, organization_id: UUID

@@ -323,4 +323,4 @@ class RunStore:
         """How many runs are in each status (for start-up reports and tests)."""
         async with self._db.read() as conn:
             rows = await conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status))
-            return {RunStatus(status): count for status, count in rows.tuples()}
+            return {RunStatus(status): count for status, count in rows}

@@ -85,6 +85,7 @@ runs = Table(
     Column("claimed_by", Text),
     Column("lease_until", UtcDateTime),
     Index("ix_runs_org_created", "organization_id", "created_at"),
+    Index("ix_runs_completed", "completed_at"),
     Index(
         "ix_runs_queued",
         "created_at",
@@ -138,6 +139,8 @@ deliveries = Table(
     Column("batch_id", Uuid),
     Column("callback_url", Text, nullable=False),
     Column("webhook_id", Text, nullable=False),
+    Column("destination", Text),
+    Column("recovery_id", Uuid),
     Column("payload_bytes", LargeBinary, nullable=False),
     Column("is_automatic", Boolean, nullable=False),
     Column("status", Text, nullable=False),
@@ -154,6 +157,14 @@ deliveries = Table(
     Column("claimed_by", Text),
     Column("lease_until", UtcDateTime),
     Index("ix_deliveries_run", "run_id"),
+    Index("ix_deliveries_recovery", "recovery_id"),
+    Index(
+        "ix_deliveries_destination_pending",
+        "destination",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
     # The dispatcher's claim: the earliest due pending deliveries.
     Index(
         "ix_deliveries_due",
@@ -192,6 +203,32 @@ delivery_attempts = Table(
     Column("signing_secret_id", Uuid),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_delivery_attempts_delivery", "delivery_id", "attempt_number"),
+)
+
+# One row per callback destination (``host:port``) that has failed: its circuit breaker.
+destinations = Table(
+    "destinations",
+    metadata,
+    Column("host", Text, primary_key=True),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("trips", Integer, nullable=False),
+    Column("failing_since", UtcDateTime),
+    Column("open_until", UtcDateTime),
+    Column("disabled_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+recoveries = Table(
+    "recoveries",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("created_from", UtcDateTime, nullable=False),
+    Column("created_to", UtcDateTime, nullable=False),
+    Column("destination", Text),
+    Column("queued", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 run_outputs = Table(
@@ -253,6 +290,7 @@ inbox_events = Table(
         postgresql_where=text("handler_state = 'pending'"),
     ),
     Index("ix_inbox_events_received", "first_received_at"),
+    Index("ix_inbox_events_last_received", "last_received_at"),
 )
 
 inbox_receipts = Table(

@@ -1,4 +1,10 @@
-"""Callback secrets: which sign, and which is current."""
+"""Callback secrets: which sign, and which is current.
+
+With master keys, the ``secret`` column holds each secret sealed (``runback.core.sealing``),
+bound to its row's id; it is sealed on write and opened on read, so callers only ever see
+plain ``CallbackSecret.secret``. Without, secrets are stored plain, as before any key was
+given; ``reseal`` seals those, and re-seals old keys' values with the current key.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,78 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, bindparam, select, update
 
 from runback.core.records import CallbackSecret
-from runback.errors import SecretDisabledError, SecretInUseError
+from runback.core.sealing import MasterKeys, open_value, sealed_key_id
+from runback.errors import ConfigError, SecretDisabledError, SecretInUseError
 from runback.store.database import Database, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets
 
+_RESEAL = (
+    update(callback_secrets)
+    .where(
+        callback_secrets.c.id == bindparam("b_id"), callback_secrets.c.secret == bindparam("b_was")
+    )
+    .values(secret=bindparam("b_sealed"))
+)
 
-def _secret(row: Row[Any]) -> CallbackSecret:
-    return to_record(CallbackSecret, row)
+
+def _context(secret_id: UUID) -> str:
+    """What a sealed secret is bound to: its own row."""
+    return f"callback_secrets:{secret_id}"
 
 
 class SecretStore:
     """The ``callback_secrets`` table."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, master_keys: MasterKeys | None = None) -> None:
         self._db = database
+        self._keys = master_keys
+
+    def _seal(self, secret_id: UUID, plain: str) -> str:
+        if self._keys is None:
+            return plain
+        return self._keys.seal(plain, context=_context(secret_id))
+
+    def _secret(self, row: Row[Any]) -> CallbackSecret:
+        plain = open_value(row.secret, self._keys, context=_context(row.id))
+        return to_record(CallbackSecret, row, secret=plain)
+
+    async def reseal(self) -> int:
+        """Seal every secret with the current master key: plain ones, and those sealed with
+        an older key. Answers how many changed. Run at start, so a rotation is: the new key
+        first, the old one after it, restart, then drop the old one.
+
+        Every value is opened first, so a secret sealed with a key no longer given stops the
+        start with a ``ConfigError`` naming it, rather than failing each delivery later.
+        """
+        async with self._db.read() as conn:
+            rows = list(
+                await conn.execute(select(callback_secrets.c.id, callback_secrets.c.secret))
+            )
+        if self._keys is None:
+            sealed = sorted({key for row in rows if (key := sealed_key_id(row.secret))})
+            if sealed:
+                raise ConfigError(
+                    f"callback secrets are sealed with master key {sealed[0]!r} but no master "
+                    "key is given: set RUNBACK_MASTER_KEYS"
+                )
+            return 0
+        changes: list[dict[str, object]] = []
+        for row in rows:
+            plain = open_value(row.secret, self._keys, context=_context(row.id))
+            if not self._keys.is_current(row.secret):
+                changes.append(
+                    {"b_id": row.id, "b_was": row.secret, "b_sealed": self._seal(row.id, plain)}
+                )
+        if changes:
+            # Compare-and-set: a row changed since it was read (another process resealing
+            # at the same start) is left as that process wrote it.
+            async with self._db.write() as conn:
+                await conn.execute(_RESEAL, changes)
+        return len(changes)
 
     async def create(self, secret: CallbackSecret) -> CallbackSecret:
         """Commit a new secret; it becomes current when its organization has none."""
@@ -46,7 +106,7 @@ class SecretStore:
                             id=secret.id,
                             organization_id=secret.organization_id,
                             label=secret.label,
-                            secret=secret.secret,
+                            secret=self._seal(secret.id, secret.secret),
                             key_prefix=secret.key_prefix,
                             is_current=not has_current,
                             created_at=secret.created_at,
@@ -55,7 +115,7 @@ class SecretStore:
                         .returning(*callback_secrets.c)
                     )
                 ).one()
-            return _secret(row)
+            return self._secret(row)
 
         return await retrying_conflicts(attempt, constraints=("ux_callback_secrets_current",))
 
@@ -75,7 +135,7 @@ class SecretStore:
                 .order_by(callback_secrets.c.is_current.desc(), callback_secrets.c.created_at)
             )
             for row in rows:
-                secret = _secret(row)
+                secret = self._secret(row)
                 found[secret.organization_id].append(secret)
         return found
 
@@ -87,12 +147,12 @@ class SecretStore:
                 .where(callback_secrets.c.organization_id == organization_id)
                 .order_by(callback_secrets.c.created_at, callback_secrets.c.id)
             )
-            return [_secret(row) for row in rows]
+            return [self._secret(row) for row in rows]
 
     async def get(self, secret_id: UUID, *, organization_id: UUID) -> CallbackSecret | None:
         async with self._db.read() as conn:
             row = (await conn.execute(_one(secret_id, organization_id))).first()
-        return None if row is None else _secret(row)
+        return None if row is None else self._secret(row)
 
     async def update(
         self,
@@ -132,7 +192,7 @@ class SecretStore:
                     .returning(*callback_secrets.c)
                 )
             ).one()
-        return _secret(row)
+        return self._secret(row)
 
     async def disable(
         self, secret_id: UUID, *, organization_id: UUID, now: datetime
@@ -144,7 +204,7 @@ class SecretStore:
             if row is None:
                 return None
             if row.disabled_at is not None:
-                return _secret(row)
+                return self._secret(row)
             if row.is_current:
                 others = await conn.execute(
                     select(callback_secrets.c.id).where(
@@ -165,7 +225,7 @@ class SecretStore:
                     .returning(*callback_secrets.c)
                 )
             ).one()
-        return _secret(row)
+        return self._secret(row)
 
 
 def _one(secret_id: UUID, organization_id: UUID) -> Select[Any]:

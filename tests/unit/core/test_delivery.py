@@ -15,6 +15,7 @@ from runback.core.delivery import (
     SendResult,
     after_attempt,
     new_delivery,
+    retry_after_seconds,
 )
 from runback.core.payload import run_callback_body
 from runback.core.records import Run
@@ -150,7 +151,7 @@ def test_any_2xx_succeeds(status: int) -> None:
         (http(400), FailureReason.HTTP_4XX, "receiver answered HTTP 400"),  # bad request
         (http(401), FailureReason.HTTP_4XX, "receiver answered HTTP 401"),  # signature refused
         (http(404), FailureReason.HTTP_4XX, "receiver answered HTTP 404"),  # maybe not deployed
-        (http(429), FailureReason.HTTP_4XX, "receiver answered HTTP 429"),  # rate limited
+        (http(429), FailureReason.RATE_LIMITED, "receiver answered HTTP 429"),  # rate limited
         (http(500), FailureReason.HTTP_5XX, "receiver answered HTTP 500"),  # receiver crashed
         (http(503), FailureReason.HTTP_5XX, "receiver answered HTTP 503"),  # receiver restarting
         (http(101), FailureReason.HTTP_OTHER, "receiver answered HTTP 101"),  # outside any band
@@ -242,3 +243,48 @@ def test_exhaustion_follows_the_delivery_policy_not_the_default() -> None:
         FailureReason.EXHAUSTED,
         "3 attempts failed; the last: timed out",
     )
+
+
+class TestRetryAfter:
+    """A 429 is retried no sooner than the receiver asks, and no later than the policy's
+    longest delay."""
+
+    POLICY = RetryPolicy(delays=(0.25, 0.5, 60.0), jitter=0.0)
+
+    @pytest.mark.parametrize(
+        ("retry_after", "expected"),
+        [
+            (None, 0.25),  # no wish: the policy's delay
+            (5.0, 5.0),  # the receiver's wish, longer than the policy's delay
+            (0.1, 0.25),  # shorter than the policy's delay: the policy wins
+            (3600.0, 60.0),  # capped at the policy's longest delay
+        ],
+    )
+    def test_the_next_attempt_waits_for_the_receivers_wish_within_the_policy(
+        self, retry_after: float | None, expected: float
+    ) -> None:
+        result = SendResult(429, "", 1, retry_after=retry_after)
+
+        step = after_attempt(
+            result, attempt_number=1, policy=self.POLICY, now=NOW, random=lambda: 0.0
+        )
+
+        assert step.failure_reason_code is FailureReason.RATE_LIMITED
+        assert step.next_attempt_at == NOW + timedelta(seconds=expected)
+
+    @pytest.mark.parametrize(
+        ("header", "seconds"),
+        [
+            ("120", 120.0),  # delay-seconds
+            ("Wed, 06 May 2026 10:03:00 GMT", 60.0),  # an HTTP date a minute after NOW
+            ("Wed, 06 May 2026 09:00:00 GMT", 0.0),  # a date already past: at once
+            ("soon", None),  # unreadable: ignored
+            ("-5", None),  # not delay-seconds
+            ("9" * 40, None),  # absurdly large: ignored
+            (None, None),  # absent
+        ],
+    )
+    def test_a_retry_after_header_is_read_as_seconds(
+        self, header: str | None, seconds: float | None
+    ) -> None:
+        assert retry_after_seconds(header, now=NOW) == seconds

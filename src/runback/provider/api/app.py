@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from runback import metrics
 from runback.errors import (
     ApiError,
     ConflictError,
@@ -86,6 +87,12 @@ def base_app(title: str, *, ready: Readiness | None = None) -> FastAPI:
     async def healthz() -> Response:
         """Answers while the process lives."""
         return json_response({"status": "ok"})
+
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus() -> Response:
+        """The process's metrics, in Prometheus' text format."""
+        body, media_type = metrics.exposition()
+        return Response(body, media_type=media_type)
 
     @app.get("/readyz", tags=["operations"])
     async def readyz() -> Response:

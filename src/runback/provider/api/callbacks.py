@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from datetime import datetime
+from typing import Any
 
-from runback.errors import NotFoundError
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from runback.core.clock import isoformat, to_utc
+from runback.core.ids import new_id
+from runback.core.records import Recovery
+from runback.errors import NotFoundError, ValidationFailedError
+from runback.provider.api.bodies import read_json
 from runback.provider.api.deps import CurrentCaller, Deps, uuid_or_none
 from runback.provider.api.runs import run_of
 from runback.provider.api.views import delivery_view, json_response
@@ -41,3 +49,77 @@ async def get_delivery(delivery_id: str, deps: Deps, caller: CurrentCaller) -> R
             code="DELIVERY_NOT_FOUND",
         )
     return json_response(delivery_view(*found))
+
+
+class RecoveryCreate(BaseModel):
+    """The body of ``POST /v1/callback-deliveries/recoveries``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    created_from: datetime = Field(alias="from", description="inclusive")
+    created_to: datetime = Field(alias="to", description="exclusive")
+    destination: str | None = Field(default=None, max_length=300, description="host:port")
+
+
+def recovery_view(recovery: Recovery, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": str(recovery.id),
+        "from": isoformat(recovery.created_from),
+        "to": isoformat(recovery.created_to),
+        "destination": recovery.destination,
+        "queued": recovery.queued,
+        "skipped": recovery.skipped,
+        "pending": counts.get("pending", 0) + counts.get("delivering", 0),
+        "delivered": counts.get("succeeded", 0),
+        "failed": counts.get("failed", 0),
+        "created_at": isoformat(recovery.created_at),
+    }
+
+
+@router.post(
+    "/callback-deliveries/recoveries",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": RecoveryCreate.model_json_schema()}},
+        }
+    },
+)
+async def create_recovery(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
+    """Queue again every failed delivery created in a time range (to one destination, if
+    given): each run's callback as a fresh redelivery. Progress: ``GET`` the answer's id."""
+    body = await read_json(request, RecoveryCreate, limit=deps.max_body_bytes)
+    start, end = to_utc(body.created_from), to_utc(body.created_to)
+    if end <= start:
+        raise ValidationFailedError.for_field("to", "must be after from")
+    recovery = Recovery(
+        id=new_id(),
+        organization_id=caller.organization_id,
+        created_from=start,
+        created_to=end,
+        destination=body.destination,
+        queued=0,
+        skipped=0,
+        created_at=deps.clock.now(),
+    )
+    await deps.store.deliveries.save_recovery(recovery)
+    done = await deps.outbox.recover(recovery)
+    found = await deps.store.deliveries.recovery(done.id, organization_id=caller.organization_id)
+    assert found is not None
+    return json_response(recovery_view(*found), 201)
+
+
+@router.get("/callback-deliveries/recoveries/{recovery_id}")
+async def get_recovery(recovery_id: str, deps: Deps, caller: CurrentCaller) -> Response:
+    """A recovery's progress: how many it queued and how they are doing."""
+    parsed = uuid_or_none(recovery_id)
+    found = None
+    if parsed is not None:
+        found = await deps.store.deliveries.recovery(parsed, organization_id=caller.organization_id)
+    if found is None:
+        raise NotFoundError(
+            f"there is no recovery {recovery_id} in this organization",
+            code="RECOVERY_NOT_FOUND",
+        )
+    return json_response(recovery_view(*found))

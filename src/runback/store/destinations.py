@@ -1,0 +1,95 @@
+"""Destinations' circuit breakers: one row per ``host:port`` that is failing or disabled.
+
+A success deletes the row, so the table holds only the troubled few and reading all of it
+each dispatcher round stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runback.core.destinations import BreakerPolicy, Destination, Transition, after_outcome
+from runback.store.database import Database
+from runback.store.rows import to_record
+from runback.store.schema import destinations
+
+
+def _destination(row: Row[Any]) -> Destination:
+    return to_record(Destination, row)
+
+
+async def apply_outcomes(
+    conn: AsyncConnection,
+    outcomes: Iterable[tuple[str, bool]],
+    *,
+    now: datetime,
+    policy: BreakerPolicy,
+) -> list[tuple[Destination, Transition]]:
+    """Update the breakers of ``(host, succeeded)`` outcomes, inside the caller's
+    transaction (rows locked, so concurrent dispatchers take turns); answers transitions."""
+    outcomes = list(outcomes)
+    hosts = sorted({host for host, _ in outcomes})
+    rows = await conn.execute(
+        select(destinations).where(destinations.c.host.in_(hosts)).with_for_update()
+    )
+    known = {row.host: _destination(row) for row in rows}
+    current = {host: known.get(host, Destination(host)) for host in hosts}
+    transitions: list[tuple[Destination, Transition]] = []
+    for host, succeeded in outcomes:
+        current[host], transition = after_outcome(
+            current[host], succeeded=succeeded, now=now, policy=policy
+        )
+        if transition is not None:
+            transitions.append((current[host], transition))
+    for host, destination in current.items():
+        await _save(conn, destination, existed=host in known, now=now)
+    return transitions
+
+
+async def _save(
+    conn: AsyncConnection, destination: Destination, *, existed: bool, now: datetime
+) -> None:
+    healthy = destination.consecutive_failures == 0 and destination.disabled_at is None
+    if healthy:
+        if existed:
+            await conn.execute(delete(destinations).where(destinations.c.host == destination.host))
+        return
+    values = {
+        "consecutive_failures": destination.consecutive_failures,
+        "trips": destination.trips,
+        "failing_since": destination.failing_since,
+        "open_until": destination.open_until,
+        "disabled_at": destination.disabled_at,
+        "updated_at": now,
+    }
+    if existed:
+        await conn.execute(
+            destinations.update().where(destinations.c.host == destination.host).values(**values)
+        )
+    else:
+        await conn.execute(destinations.insert().values(host=destination.host, **values))
+
+
+class DestinationStore:
+    """The ``destinations`` table."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def troubled(self) -> dict[str, Destination]:
+        """Every destination that is failing or disabled, by host."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(select(destinations))
+            return {row.host: _destination(row) for row in rows}
+
+    async def enable(self, host: str) -> bool:
+        """Forget a destination's failures (an operator's decision); answers whether it had
+        any."""
+        async with self._db.write() as conn:
+            result = await conn.execute(delete(destinations).where(destinations.c.host == host))
+            return result.rowcount == 1

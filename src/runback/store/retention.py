@@ -1,0 +1,165 @@
+"""Retention: forgetting old runs and old inbox events, a small batch at a time.
+
+Each call is one short transaction over at most ``limit`` runs (or events) and everything
+hanging off them, so pruning never holds locks for long; the caller loops until a batch
+comes back short. Rows are deleted before their blobs (answered to the caller): a crash in
+between leaves an orphaned file, never a row pointing at a missing one.
+
+Work in flight is never touched: a run is pruned only once it is terminal and none of its
+deliveries is pending or delivering; an inbox event only once its handler is not pending or
+running and none of its copies is pending or copying. On PostgreSQL the chosen rows are
+locked ``FOR UPDATE SKIP LOCKED``, so a redelivery inserted for a run at the same moment
+either waits for the prune or makes it skip that run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, exists, not_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runback.core.inbox import CopyState, HandlerState
+from runback.core.states import IN_FLIGHT_DELIVERY_STATUSES, TERMINAL_RUN_STATUSES
+from runback.store.database import Database
+from runback.store.schema import (
+    deliveries,
+    delivery_attempts,
+    inbox_copies,
+    inbox_events,
+    inbox_receipts,
+    run_outputs,
+    runs,
+)
+
+_IN_FLIGHT = sorted(status.value for status in IN_FLIGHT_DELIVERY_STATUSES)
+_TERMINAL = sorted(status.value for status in TERMINAL_RUN_STATUSES)
+_BUSY_HANDLER = (HandlerState.PENDING.value, HandlerState.RUNNING.value)
+_BUSY_COPY = (CopyState.PENDING.value, CopyState.COPYING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one batch deleted: how many rows it chose, and the blobs left to delete."""
+
+    rows: int
+    blob_keys: tuple[str, ...] = ()
+
+
+class Retention:
+    """Deletes what has outlived the retention period, in batches."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def prune_runs(self, before: datetime, *, limit: int) -> Pruned:
+        """Delete up to ``limit`` runs that ended before ``before`` and whose deliveries have
+        all ended, with their deliveries, attempts and output rows; answers how many, and the
+        blob keys of their output files for the caller to delete."""
+        in_flight = exists().where(
+            deliveries.c.run_id == runs.c.id, deliveries.c.status.in_(_IN_FLIGHT)
+        )
+        chosen = (
+            select(runs.c.id)
+            .where(
+                runs.c.status.in_(_TERMINAL),
+                runs.c.completed_at < before,
+                # Implied by the line above; lets the database narrow by creation time.
+                runs.c.created_at < before,
+                not_(in_flight),
+            )
+            .limit(limit)
+        )
+        async with self._db.write() as conn:
+            ids = await _locked_ids(conn, chosen, of=runs)
+            if not ids:
+                return Pruned(0)
+            keys = await conn.execute(
+                select(run_outputs.c.key).where(run_outputs.c.run_id.in_(ids))
+            )
+            found = tuple(keys.scalars())
+            await _delete_deliveries(conn, deliveries.c.run_id.in_(ids))
+            await conn.execute(delete(run_outputs).where(run_outputs.c.run_id.in_(ids)))
+            await conn.execute(delete(runs).where(runs.c.id.in_(ids)))
+        return Pruned(len(ids), found)
+
+    async def prune_deliveries(self, before: datetime, *, limit: int) -> Pruned:
+        """Delete up to ``limit`` ended deliveries that belong to no run (operational
+        callbacks) and ended before ``before``, with their attempts."""
+        chosen = (
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.run_id.is_(None),
+                deliveries.c.status.not_in(_IN_FLIGHT),
+                # Last touched when it ended (``completed_at`` may be unset on some paths).
+                deliveries.c.updated_at < before,
+            )
+            .limit(limit)
+        )
+        async with self._db.write() as conn:
+            ids = await _locked_ids(conn, chosen, of=deliveries)
+            if ids:
+                await _delete_deliveries(conn, deliveries.c.id.in_(ids))
+        return Pruned(len(ids))
+
+    async def prune_inbox(self, before: datetime, *, limit: int) -> Pruned:
+        """Delete up to ``limit`` inbox events last received before ``before`` (none with
+        work under way), with their receipts and copies, and as many receipts that never
+        became events; answers how many of both, and the blob keys of the copies for the
+        caller to delete."""
+        busy_copy = exists().where(
+            inbox_copies.c.event_id == inbox_events.c.id, inbox_copies.c.state.in_(_BUSY_COPY)
+        )
+        chosen = (
+            select(inbox_events.c.id)
+            .where(
+                inbox_events.c.last_received_at < before,
+                # Implied by the line above; indexed.
+                inbox_events.c.first_received_at < before,
+                inbox_events.c.handler_state.not_in(_BUSY_HANDLER),
+                not_(busy_copy),
+            )
+            .limit(limit)
+        )
+        async with self._db.write() as conn:
+            ids = await _locked_ids(conn, chosen, of=inbox_events)
+            found: tuple[str, ...] = ()
+            if ids:
+                keys = await conn.execute(
+                    select(inbox_copies.c.stored_key).where(
+                        inbox_copies.c.event_id.in_(ids), inbox_copies.c.stored_key.is_not(None)
+                    )
+                )
+                found = tuple(keys.scalars())
+                await conn.execute(delete(inbox_copies).where(inbox_copies.c.event_id.in_(ids)))
+                await conn.execute(delete(inbox_receipts).where(inbox_receipts.c.event_id.in_(ids)))
+                await conn.execute(delete(inbox_events).where(inbox_events.c.id.in_(ids)))
+            # Receipts kept without an event (verified, but not JSON): as old, as many.
+            rejected = select(inbox_receipts.c.id).where(
+                inbox_receipts.c.event_id.is_(None), inbox_receipts.c.received_at < before
+            )
+            stray = await _locked_ids(conn, rejected.limit(limit), of=inbox_receipts)
+            if stray:
+                await conn.execute(delete(inbox_receipts).where(inbox_receipts.c.id.in_(stray)))
+        return Pruned(len(ids) + len(stray), found)
+
+
+async def _locked_ids(conn: AsyncConnection, chosen: Select[Any], *, of: Table) -> list[UUID]:
+    """The ids ``chosen`` selects, locked for this transaction; rows another transaction
+    holds are skipped (PostgreSQL: SQLite serialises writes and ignores the clause)."""
+    rows = await conn.execute(chosen.with_for_update(skip_locked=True, of=of))
+    return list(rows.scalars())
+
+
+async def _delete_deliveries(conn: AsyncConnection, which: ColumnElement[bool]) -> None:
+    """Delete the ended deliveries ``which`` selects, attempts first."""
+    ended = and_(which, deliveries.c.status.not_in(_IN_FLIGHT))
+    await conn.execute(
+        delete(delivery_attempts).where(
+            delivery_attempts.c.delivery_id.in_(select(deliveries.c.id).where(ended))
+        )
+    )
+    await conn.execute(delete(deliveries).where(ended))

@@ -1,0 +1,168 @@
+"""Destinations: a bounded share of the dispatcher each, a circuit breaker in front of each,
+disabled after sustained failure, and the operator told."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+import orjson
+
+from runback.core.delivery import SendResult
+from runback.core.destinations import BreakerPolicy, BreakerState, Destination, destination_of
+from runback.core.states import DeliveryStatus
+from runback.provider.sender import OutboundRequest
+from runback.store import RunFilter, Store
+from runback.testing import ManualClock, respond
+from support.harness import Harness, make_harness
+from support.waiting import wait_for
+
+DEAD = "https://dead.example/hook"
+ALIVE = "https://alive.example/hook"
+OPS = "https://ops.example/alerts"
+
+
+def _by_host(request: OutboundRequest) -> SendResult:
+    return respond(500 if "dead.example" in request.url else 200)
+
+
+async def _runs(h: Harness, url: str, count: int) -> None:
+    for _ in range(count):
+        await h.submit(callback_url=url)
+    await h.executor.run_until_idle()
+
+
+def test_a_destination_is_the_urls_host_and_port() -> None:
+    assert destination_of("https://A.example/hook?x=1") == "a.example:443"
+    assert destination_of("http://a.example:8080/") == "a.example:8080"
+
+
+async def test_a_slow_destination_holds_no_more_than_its_share(
+    store: Store, clock: ManualClock
+) -> None:
+    release = asyncio.Event()
+    slow_in_flight = 0
+    peak = 0
+
+    async def handler(request: OutboundRequest) -> SendResult:
+        nonlocal slow_in_flight, peak
+        if "dead.example" not in request.url:
+            return respond(200)
+        slow_in_flight += 1
+        peak = max(peak, slow_in_flight)
+        await release.wait()
+        slow_in_flight -= 1
+        return respond(200)
+
+    h = await make_harness(store, clock, handler=handler, per_destination=4)
+    await _runs(h, DEAD, 20)
+    await _runs(h, ALIVE, 10)
+
+    sending = asyncio.create_task(h.dispatcher.run_forever())
+    await wait_for(
+        lambda: sum("alive" in r.url for r in h.sender.requests) == 10, what="every healthy one"
+    )
+    assert peak == 4
+    release.set()
+    sending.cancel()
+    await asyncio.gather(sending, return_exceptions=True)
+
+
+async def test_a_failing_destinations_circuit_opens_and_spares_its_deliveries(
+    store: Store, clock: ManualClock
+) -> None:
+    # One attempt at a time per destination, so the breaker sees each outcome in turn.
+    h = await make_harness(store, clock, handler=_by_host, breaker_threshold=3, per_destination=1)
+    await _runs(h, DEAD, 6)
+    await _runs(h, ALIVE, 2)
+
+    await h.dispatcher.deliver_due()
+
+    dead_attempts = sum("dead.example" in r.url for r in h.sender.requests)
+    assert dead_attempts == 3  # then the circuit opened: the other three spent nothing
+    [troubled] = (await store.destinations.troubled()).values()
+    assert troubled.host == "dead.example:443"
+    assert troubled.state(clock.now(), BreakerPolicy(threshold=3)) is BreakerState.OPEN
+    assert sum("alive.example" in r.url for r in h.sender.requests) == 2
+
+
+async def test_a_half_open_circuit_sends_one_probe_and_a_success_closes_it(
+    store: Store, clock: ManualClock
+) -> None:
+    answers: dict[str, int] = {"status": 500}
+
+    def handler(request: OutboundRequest) -> SendResult:
+        return respond(answers["status"])
+
+    h = await make_harness(store, clock, handler=handler, breaker_threshold=2, per_destination=1)
+    await _runs(h, DEAD, 5)
+    await h.dispatcher.deliver_due()  # two failures open the circuit
+    answers["status"] = 200
+    clock.advance(31)  # past the first open period: half-open
+
+    sent_before = len(h.sender.requests)
+    await h.dispatcher.deliver_due()
+
+    assert await store.destinations.troubled() == {}  # the probe succeeded: closed
+    assert len(h.sender.requests) - sent_before == 5  # the probe, then everyone else
+
+
+async def test_sustained_failure_disables_a_destination_and_tells_the_operator(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await make_harness(
+        store, clock, handler=_by_host, breaker_threshold=1, disable_after=60, operations_url=OPS
+    )
+    await _runs(h, DEAD, 3)
+    for _ in range(8):
+        await h.dispatcher.deliver_due()
+        clock.advance(20)
+
+    [dead] = (await store.destinations.troubled()).values()
+    assert dead.disabled_at is not None
+    alerts = [orjson.loads(r.body) for r in h.sender.requests if r.url == OPS]
+    assert [a["event"] for a in alerts] == ["destination.disabled"]
+    assert alerts[0]["destination"] == "dead.example:443"
+    pending = [
+        d for run_deliveries in [await h.deliveries(r) for r in await _run_ids(h)]
+        for d, _ in run_deliveries
+    ]  # fmt: skip
+    assert {d.status for d in pending} == {DeliveryStatus.PENDING}  # kept, replayable
+
+
+async def test_an_enabled_destination_is_tried_again(store: Store, clock: ManualClock) -> None:
+    h = await make_harness(store, clock, handler=_by_host, breaker_threshold=1, disable_after=1)
+    await _runs(h, DEAD, 1)
+    await h.dispatcher.deliver_due()
+    clock.advance(2)
+    await h.dispatcher.deliver_due()
+
+    assert await store.destinations.enable("dead.example:443")
+    assert await store.destinations.troubled() == {}
+
+
+async def test_an_exhausted_delivery_raises_an_alert(store: Store, clock: ManualClock) -> None:
+    h = await make_harness(store, clock, handler=_by_host, operations_url=OPS)
+    await _runs(h, DEAD, 1)
+    for _ in range(4):  # the harness policy allows four attempts
+        await h.dispatcher.deliver_due()
+        clock.advance(5)
+
+    alerts = [orjson.loads(r.body) for r in h.sender.requests if r.url == OPS]
+    [alert] = alerts
+    assert (alert["event"], alert["failure_reason_code"]) == ("delivery.exhausted", "exhausted")
+
+
+async def _run_ids(h: Harness) -> list[UUID]:
+    page, _ = await h.store.runs.page(h.organization_id, filters=RunFilter(), after=None, limit=100)
+    return [run.id for run in page]
+
+
+def test_a_healthy_destination_allows_its_full_share() -> None:
+    policy = BreakerPolicy(threshold=3)
+    assert (
+        Destination("a:443").allowance(
+            __import__("datetime").datetime.now(__import__("datetime").UTC), policy, limit=16
+        )
+        == 16
+    )
