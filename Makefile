@@ -31,8 +31,8 @@ run-pg: $(VENV)/.run  ## one API (port 8000) and two workers (8100, 8101) on Pos
 	$(BIN)/runback worker --port 8100 & $(BIN)/runback worker --port 8101 & \
 	$(BIN)/runback api --port 8000; wait
 
-test: $(VENV)/.dev  ## the whole suite
-	$(BIN)/pytest
+test: $(VENV)/.dev  ## the whole suite, on two processes
+	$(BIN)/pytest -n 2
 
 check: $(VENV)/.dev  ## format, lint, types
 	$(BIN)/ruff format --check src tests examples $(wildcard bench)
@@ -40,7 +40,8 @@ check: $(VENV)/.dev  ## format, lint, types
 	$(BIN)/mypy
 
 soak: $(VENV)/.dev  ## the long versions of the chaos and load tests
-	RUNBACK_SOAK=1 $(BIN)/pytest -m soak
+	RUNBACK_CHAOS_KILLS=20 RUNBACK_SCALE_RUNS=5000 \
+	  $(BIN)/pytest tests/e2e/test_chaos.py tests/e2e/test_scale_out.py
 
 lock: $(BIN)/python  ## re-pin every dependency after changing pyproject.toml
 	$(BIN)/pip install -q 'pip-tools>=7.4'
