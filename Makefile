@@ -40,8 +40,9 @@ check: $(VENV)/.dev  ## format, lint, types
 	$(BIN)/mypy
 
 soak: $(VENV)/.dev  ## the long versions of the chaos and load tests
-	RUNBACK_CHAOS_KILLS=20 RUNBACK_SCALE_RUNS=5000 \
-	  $(BIN)/pytest tests/e2e/test_chaos.py tests/e2e/test_scale_out.py
+	RUNBACK_CHAOS_KILLS=20 RUNBACK_SCALE_RUNS=5000 RUNBACK_FUZZ_EXAMPLES=300 \
+	  $(BIN)/pytest tests/e2e/test_chaos.py tests/e2e/test_scale_out.py \
+	  tests/e2e/test_openapi_fuzz.py
 
 lock: $(BIN)/python  ## re-pin every dependency after changing pyproject.toml
 	$(BIN)/pip install -q 'pip-tools>=7.4'

@@ -11,6 +11,13 @@ import pytest
 from support.api import BODY_LIMIT, Api
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
 class TestSubmit:
     async def test_a_run_is_answered_201_queued_before_any_work(self, api: Api) -> None:
         response = await api.submit(
@@ -94,6 +101,8 @@ class TestBadInput:
             ({"input": {}, "metadata": "x"}, "metadata", "must be a JSON object"),
             ({"input": {}, "callbackUrl": "https://x.example"}, "callbackUrl", "not a known"),
             ({"input": {}, "client_ref": "x" * 300}, "client_ref", "256"),
+            ({"input": {}, "metadata": {"blob": "x" * 20_000}}, "metadata", "16384 bytes"),
+            ({"input": _nested(40)}, "body", "deeper than 32"),  # 40 levels of nesting
         ],
     )
     async def test_an_invalid_field_is_a_422_naming_it(

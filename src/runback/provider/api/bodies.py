@@ -24,6 +24,30 @@ from runback.errors import (
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_DEPTH = 32
+"""Objects and arrays nested deeper than this are refused: no one needs more, and
+recursive code downstream (yours included) should not have to cope."""
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (iteratively: no recursion limit)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 # pydantic's wording, told in terms of JSON.
 _MESSAGES = {
     "missing": "is required",
@@ -91,6 +115,8 @@ async def read_json(request: Request, model: type[M], *, limit: int) -> M:
         raise BadRequestError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValidationFailedError.for_field("body", "must be a JSON object")
+    if _depth(data) > MAX_DEPTH:
+        raise ValidationFailedError.for_field("body", f"is nested deeper than {MAX_DEPTH} levels")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -27,6 +27,8 @@ from runback.store import Idempotency, RunFilter
 router = APIRouter(prefix="/v1", tags=["runs"])
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_METADATA_BYTES = 16 * 1024
+"""``metadata`` rides along in every callback: it is for references, not payloads."""
 CANCEL_WAIT_SECONDS = 5.0
 """How long a cancel waits for a running model to stop before it answers."""
 CANCEL_POLL_SECONDS = 0.05
@@ -93,6 +95,10 @@ async def create_run(
     if served is None:
         raise NotFoundError(f"model {model} is not served here", code="MODEL_UNAVAILABLE")
     body = await read_json(request, RunCreate, limit=deps.max_body_bytes)
+    if body.metadata is not None and len(dumps(body.metadata)) > MAX_METADATA_BYTES:
+        raise ValidationFailedError.for_field(
+            "metadata", f"is over {MAX_METADATA_BYTES} bytes of JSON: keep references, not data"
+        )
     if served.input_model is not None:
         try:
             served.input_model.model_validate(body.input)
