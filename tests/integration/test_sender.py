@@ -245,3 +245,35 @@ async def test_a_blocked_receiver_does_not_hold_up_sends_to_another() -> None:
     assert [r.status for r in fast_results] == [200] * count
     assert still_blocked
     assert [r.status for r in slow_results] == [200] * count
+
+
+async def test_a_connection_reset_mid_answer_is_a_connection_error() -> None:
+    async def reset(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.abort()  # drop the connection without an answer
+        return web.Response()
+
+    async with LoopbackReceiver(reset) as receiver, AiohttpSender() as sender:
+        result = await sender.send(post(receiver.url_for("/hook")))
+
+    assert result.error is SendError.CONNECTION_ERROR
+    assert result.failure_reason is FailureReason.CONNECTION_ERROR
+
+
+async def test_a_body_trickling_past_the_timeout_is_a_timeout() -> None:
+    release = asyncio.Event()
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        await response.write(b"part")  # headers and a first chunk arrive in time...
+        await release.wait()  # ...the rest never does
+        return response
+
+    async with LoopbackReceiver(trickle) as receiver, AiohttpSender() as sender:
+        try:
+            result = await sender.send(post(receiver.url_for("/hook"), timeout=0.3))
+        finally:
+            release.set()
+
+    assert result.error is SendError.TIMEOUT
