@@ -1,0 +1,127 @@
+"""What every benchmark shares: processes on loopback, a fast receiver, results on disk.
+
+Each benchmark is a script ``bench/pN_*.py`` that measures its figure *and its baseline in
+the same run*, prints both with their ratio, and writes ``bench/results/PN.json`` (a
+``Result``); ``bench/run.py`` runs them all and rewrites the table in
+``docs/benchmarks.md``. A benchmark exits non-zero only when the run itself broke, never
+for a missed target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+RUNBACK = [sys.executable, "-m", "runback"]
+_SERVING = re.compile(r"runback (?:serving|receiving at) (http://[^\s/]+)")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the benchmarks table."""
+
+    id: str
+    what: str
+    figure: float
+    unit: str
+    baseline: float | None
+    baseline_what: str
+    target: str
+    holds: bool | None
+    mode: str
+    command: str
+    notes: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.baseline:
+            return None
+        return self.figure / self.baseline
+
+
+def save(result: Result) -> None:
+    """Print a result and write it for the table."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    ratio = f"{result.ratio:.2f}x" if result.ratio is not None else "-"
+    print(
+        f"{result.id} {result.what}: {result.figure:,.1f} {result.unit} "
+        f"(baseline {result.baseline_what}: {result.baseline or 0:,.1f}; ratio {ratio}; "
+        f"target {result.target}: {'holds' if result.holds else 'missed'})"
+    )
+    (RESULTS / f"{result.id}.json").write_text(json.dumps(asdict(result), indent=2))
+
+
+def mode() -> str:
+    """``quick`` (``make bench``) or ``full`` (``make bench-full``)."""
+    return os.environ.get("RUNBACK_BENCH_MODE", "quick")
+
+
+@contextmanager
+def process(command: list[str], *, env: dict[str, str], log: Path) -> Iterator[str]:
+    """A ``runback`` process, yielded once it says where it serves (its base URL)."""
+    with log.open("wb") as handle:
+        child = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            found = _SERVING.search(log.read_text())
+            if found:
+                break
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{' '.join(command)} did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield found.group(1)
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def pid_of_log(log: Path) -> int | None:
+    """The pid uvicorn logged for a process, if it did."""
+    found = re.search(r"Started server process \[(\d+)\]", log.read_text())
+    return int(found.group(1)) if found else None
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "RUNBACK_LOG_LEVEL": "warning", "RUNBACK_CALLBACK_ALLOW": "127.0.0.0/8",
+            **extra}  # fmt: skip
+
+
+def postgres_env(schema: str) -> dict[str, str]:
+    return base_env(RUNBACK_DATABASE_URL=POSTGRES_URL, RUNBACK_DATABASE_SCHEMA=schema)
+
+
+def new_schema_name() -> str:
+    return f"bench_{uuid.uuid4().hex[:10]}"
+
+
+@contextmanager
+def fast_receiver(folder: Path) -> Iterator[str]:
+    """``bench/receiver.py`` in its own process; yields its base URL."""
+    port_file = folder / "receiver.port"
+    child = subprocess.Popen([sys.executable, str(ROOT / "bench" / "receiver.py"), str(port_file)])
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text():
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the fast receiver did not start")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port_file.read_text()}"
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
