@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from runback import metrics
+from runback.batching import GroupCommit
 from runback.core.clock import Clock
 from runback.core.delivery import SendError, SendResult, after_attempt
 from runback.core.destinations import BreakerPolicy
@@ -25,7 +26,6 @@ from runback.core.signing import signature_headers
 from runback.core.states import DeliveryStatus
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
-from runback.provider.batching import GroupCommit
 from runback.provider.gate import DestinationGate
 from runback.provider.operations import Operations
 from runback.provider.sender import OutboundRequest, Sender
@@ -70,7 +70,7 @@ class Dispatcher(Worker):
             per_destination=per_destination, breaker=breaker or BreakerPolicy()
         )
         self.operations = operations
-        self._recorder = GroupCommit(self._record)
+        self._recorder: GroupCommit[AttemptOutcome, None] = GroupCommit(self._record)
 
     async def deliver_due(self) -> int:
         """Send every delivery due now and wait until each attempt is recorded.

@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import Row, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from runback.batching import GroupCommit
 from runback.core.records import Delivery, Run
 from runback.core.states import RunStatus
 from runback.errors import IdempotencyKeyReusedError
@@ -50,50 +51,92 @@ def _run(row: Row[Any]) -> Run:
     return to_record(Run, row, status=RunStatus(row.status))
 
 
+def _run_row(run: Run, idempotency: Idempotency | None) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "organization_id": run.organization_id,
+        "model": run.model,
+        "status": run.status.value,
+        "input": run.input,
+        "output": run.output,
+        "metadata": run.metadata,
+        "client_ref": run.client_ref,
+        "callback_url": run.callback_url,
+        "idempotency_key": None if idempotency is None else idempotency.key,
+        "request_hash": None if idempotency is None else idempotency.request_hash,
+        "batch_id": run.batch_id,
+        "execution_count": run.execution_count,
+        "output_url_ttl": run.output_url_ttl,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    run: Run
+    delivery: Delivery | None
+    expected: RunStatus
+
+
+async def _finish_one(conn: AsyncConnection, item: _Finish) -> bool:
+    run = item.run
+    result = await conn.execute(
+        update(runs)
+        .where(runs.c.id == run.id, runs.c.status == item.expected.value)
+        .values(
+            status=run.status.value,
+            output=run.output,
+            failure_code=run.failure_code,
+            failure_message=run.failure_message,
+            completed_at=run.completed_at,
+            updated_at=run.updated_at,
+            claimed_by=None,
+            lease_until=None,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    if item.delivery is not None:
+        await insert_delivery(conn, item.delivery)
+    return True
+
+
 class RunStore:
     """The ``runs`` table."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._inserts: GroupCommit[dict[str, Any], None] = GroupCommit(self._insert_many)
+        self._finishes: GroupCommit[_Finish, bool] = GroupCommit(self._finish_many)
 
     async def insert(self, run: Run, *, idempotency: Idempotency | None = None) -> Run:
         """Commit a new run and answer it; with ``idempotency``, answer instead the earlier
         run made with the same key inside the window (``IdempotencyKeyReusedError`` if that
         one came from another request).
 
-        The check and the insert share one write transaction, and writes are serialised,
-        so concurrent requests with one key create one run: the later ones replay it.
+        Without a key, runs submitted together commit together (a group commit: the commit
+        rate stops bounding submissions). With one, the check and the insert share one
+        write transaction, and writes are serialised, so concurrent requests with one key
+        create one run: the later ones replay it.
         """
+        if idempotency is None:
+            await self._inserts.submit(_run_row(run, None))
+            return run
 
         async def attempt() -> Run:
             async with self._db.write() as conn:
-                if idempotency is not None:
-                    earlier = await self._keyed(conn, run.organization_id, idempotency)
-                    if earlier is not None:
-                        return earlier
-                await conn.execute(
-                    runs.insert().values(
-                        id=run.id,
-                        organization_id=run.organization_id,
-                        model=run.model,
-                        status=run.status.value,
-                        input=run.input,
-                        output=run.output,
-                        metadata=run.metadata,
-                        client_ref=run.client_ref,
-                        callback_url=run.callback_url,
-                        idempotency_key=None if idempotency is None else idempotency.key,
-                        request_hash=None if idempotency is None else idempotency.request_hash,
-                        batch_id=run.batch_id,
-                        execution_count=run.execution_count,
-                        output_url_ttl=run.output_url_ttl,
-                        created_at=run.created_at,
-                        updated_at=run.updated_at,
-                    )
-                )
+                earlier = await self._keyed(conn, run.organization_id, idempotency)
+                if earlier is not None:
+                    return earlier
+                await conn.execute(runs.insert(), [_run_row(run, idempotency)])
             return run
 
         return await retrying_conflicts(attempt, constraints=("ux_runs_idempotency",))
+
+    async def _insert_many(self, rows: list[dict[str, Any]]) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(runs.insert(), rows)
 
     async def _keyed(
         self, conn: AsyncConnection, organization_id: UUID, idempotency: Idempotency
@@ -214,28 +257,17 @@ class RunStore:
 
         The outbox: the callback exists exactly when the terminal state does. The update only
         applies to a run still in status ``expected``, so a run ended elsewhere (cancelled,
-        recovered) is not ended twice; answers whether it applied.
+        recovered) is not ended twice; answers whether it applied. Runs ending together
+        share the transaction (a group commit).
         """
+        return await self._finishes.submit(_Finish(run, delivery, expected))
+
+    async def _finish_many(self, items: list[_Finish]) -> list[bool]:
+        applied: list[bool] = []
         async with self._db.write() as conn:
-            result = await conn.execute(
-                update(runs)
-                .where(runs.c.id == run.id, runs.c.status == expected.value)
-                .values(
-                    status=run.status.value,
-                    output=run.output,
-                    failure_code=run.failure_code,
-                    failure_message=run.failure_message,
-                    completed_at=run.completed_at,
-                    updated_at=run.updated_at,
-                    claimed_by=None,
-                    lease_until=None,
-                )
-            )
-            if result.rowcount != 1:
-                return False
-            if delivery is not None:
-                await insert_delivery(conn, delivery)
-            return True
+            for item in items:
+                applied.append(await _finish_one(conn, item))
+        return applied
 
     async def hand_back(self, run_ids: list[UUID], *, now: datetime) -> None:
         """Queue again runs whose models were stopped by a shutdown, as if never started."""
