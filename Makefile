@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LOCK   := requirements.lock
 
-.PHONY: run run-pg test check soak lock clean
+.PHONY: run run-pg test check soak bench bench-full lock clean
 
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
@@ -19,6 +19,10 @@ $(VENV)/.run: $(BIN)/python pyproject.toml $(LOCK)
 
 $(VENV)/.dev: $(VENV)/.run
 	$(BIN)/pip install -q -c $(LOCK) -e '.[dev]'
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.dev
+	$(BIN)/pip install -q -c $(LOCK) -e '.[dev,bench]'
 	touch $@
 
 run: $(VENV)/.run  ## serve on ./runback-data at 127.0.0.1:8000, callbacks to loopback allowed
@@ -44,9 +48,15 @@ soak: $(VENV)/.dev  ## the long versions of the chaos and load tests
 	  $(BIN)/pytest tests/e2e/test_chaos.py tests/e2e/test_scale_out.py \
 	  tests/e2e/test_openapi_fuzz.py
 
+bench: $(VENV)/.bench  ## P1-P8 in quick mode (about 10 minutes); rewrites docs/benchmarks.md
+	$(BIN)/python bench/run.py --mode quick
+
+bench-full: $(VENV)/.bench  ## P1-P8 at full size
+	$(BIN)/python bench/run.py --mode full
+
 lock: $(BIN)/python  ## re-pin every dependency after changing pyproject.toml
 	$(BIN)/pip install -q 'pip-tools>=7.4'
-	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra dev -o $(LOCK) pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra dev --extra bench -o $(LOCK) pyproject.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
