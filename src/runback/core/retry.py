@@ -8,8 +8,10 @@ created, so changing the default never reschedules callbacks already underway.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from runback.errors import ConfigError
@@ -52,6 +54,13 @@ class RetryPolicy:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RetryPolicy:
         return cls(delays=tuple(float(d) for d in data["delays"]), jitter=float(data["jitter"]))
+
+    @staticmethod
+    @lru_cache(maxsize=64)
+    def parse(text: str | bytes) -> RetryPolicy:
+        """The policy stored as JSON ``text``; cached, as every delivery stores one of a few
+        (the records are frozen, so they are shared safely)."""
+        return RetryPolicy.from_json(json.loads(text))
 
 
 def doubling(first: float, *, cap: float, count: int) -> tuple[float, ...]:

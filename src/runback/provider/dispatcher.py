@@ -104,7 +104,9 @@ class Dispatcher(Worker):
         await self._start_due()
         if self.room <= 0:
             return self._poll_interval  # a finishing attempt wakes the loop
-        due = await self._store.deliveries.next_due_at()
+        # Work due for destinations at their limit is not ready: a finishing attempt wakes
+        # the loop when one frees up (counting it as due would spin).
+        due = await self._store.deliveries.next_due_at(skip_destinations=self._gate.closed())
         if due is None:
             return self._poll_interval
         wait = (due - self._clock.now()).total_seconds()
@@ -123,6 +125,7 @@ class Dispatcher(Worker):
             now=now,
             lease_until=now + self._lease,
             skip_destinations=self._gate.closed(),
+            room=self._gate.room,
         )
         claimed, refused = self._gate.admit(claimed)
         if refused:

@@ -182,7 +182,10 @@ class Executor(Worker):
                 ending = Ending.canceled()
             if run.id in self._cancel_requested:
                 ending = Ending.canceled()
-            await self._outbox.end(run, ending)
+            # Files an earlier, interrupted execution saved are discarded once the model
+            # starts (it has a context then): from there on only this execution's count.
+            context = self._contexts.get(run.id)
+            await self._outbox.end(run, ending, files=context is None or bool(context.saved))
         finally:
             del self._running[run.id]
             self._contexts.pop(run.id, None)

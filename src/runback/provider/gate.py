@@ -36,10 +36,14 @@ class DestinationGate:
             return self.per_destination
         return found.allowance(self._now, self.breaker, limit=self.per_destination)
 
+    def room(self, host: str) -> int:
+        """How many more attempts ``host`` may take now."""
+        return max(self._allowance(host) - self._in_flight[host], 0)
+
     def closed(self) -> set[str]:
         """Destinations that may take no more attempts now: skip them when claiming."""
         hosts = set(self._troubled) | set(self._in_flight)
-        return {host for host in hosts if self._in_flight[host] >= self._allowance(host)}
+        return {host for host in hosts if self.room(host) == 0}
 
     def admit(self, claimed: Iterable[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
         """Split claimed deliveries into those to send now (counted in flight) and those

@@ -42,25 +42,31 @@ class Outbox:
         self._retry_policy = retry_policy
         self._on_delivery = on_delivery
 
-    async def _delivery(self, run: Run, *, is_automatic: bool) -> Delivery:
+    async def _delivery(self, run: Run, *, is_automatic: bool, files: bool = True) -> Delivery:
         return new_delivery(
             run,
             delivery_id=new_id(),
             now=self._clock.now(),
             policy=self._retry_policy,
             is_automatic=is_automatic,
-            output=await self._outputs.render_one(run),
+            output=await self._outputs.render_one(run) if files else run.output,
         )
 
     async def end(
-        self, run: Run, ending: Ending, *, expected: RunStatus = RunStatus.RUNNING
+        self,
+        run: Run,
+        ending: Ending,
+        *,
+        expected: RunStatus = RunStatus.RUNNING,
+        files: bool = True,
     ) -> Run | None:
         """End ``run`` if it is still ``expected``; answer the ended run, or None if it was
-        not (another writer ended or moved it first)."""
+        not (another writer ended or moved it first). ``files=False`` says the run has no
+        output files (its executor saw none saved), sparing their look-up."""
         done = end_run(run, ending, now=self._clock.now())
         delivery = None
         if done.callback_url is not None:
-            delivery = await self._delivery(done, is_automatic=True)
+            delivery = await self._delivery(done, is_automatic=True, files=files)
         if not await self._store.runs.finish(done, delivery, expected=expected):
             return None
         if delivery is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from runback.core.records import Attempt, Delivery, Recovery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.errors import DeliveryInFlightError
-from runback.store.database import Database, claimable
+from runback.store.database import Database
 from runback.store.destinations import apply_outcomes
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts, recoveries
@@ -36,12 +36,35 @@ class AttemptOutcome:
     destination: str = ""
 
 
+_MAX_SCAN = 1000
+"""The most candidate rows one claim reads (ids and destinations only)."""
+
+
+def _fitting(
+    candidates: Sequence[Any], *, limit: int, room: Callable[[str], int] | None
+) -> list[UUID]:
+    """The ids to claim, earliest first: up to ``limit``, within each destination's room."""
+    if room is None:
+        return [row.id for row in candidates[:limit]]
+    chosen: list[UUID] = []
+    left: dict[str, int] = {}
+    for row in candidates:
+        if row.destination not in left:
+            left[row.destination] = room(row.destination)
+        if left[row.destination] > 0:
+            left[row.destination] -= 1
+            chosen.append(row.id)
+            if len(chosen) == limit:
+                break
+    return chosen
+
+
 def _delivery(row: Row[Any]) -> Delivery:
     return to_record(
         Delivery,
         row,
         status=DeliveryStatus(row.status),
-        retry_policy=RetryPolicy.from_json(orjson.loads(row.retry_policy)),
+        retry_policy=RetryPolicy.parse(row.retry_policy),
     )
 
 
@@ -131,21 +154,38 @@ class DeliveryStore:
         now: datetime,
         lease_until: datetime,
         skip_destinations: Collection[str] = (),
+        room: Callable[[str], int] | None = None,
     ) -> list[Delivery]:
         """Claim up to ``limit`` pending deliveries due by ``now``, earliest first, none to
-        ``skip_destinations`` (open circuits, disabled, or at their concurrency limit)."""
-        query = select(deliveries.c.id).where(
+        ``skip_destinations`` (open circuits, disabled, or at their concurrency limit) and,
+        with ``room``, at most ``room(destination)`` to each destination.
+
+        Candidates are read first (ids only, locked with ``SKIP LOCKED`` so workers claim
+        side by side) and only those that fit are taken: claiming rows just to hand them
+        back would cost a full row each, many times over, when one busy destination has
+        a backlog.
+        """
+        query = select(deliveries.c.id, deliveries.c.destination).where(
             deliveries.c.status == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at <= now,
         )
         if skip_destinations:
             query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
-        due = claimable(query.order_by(deliveries.c.next_attempt_at).limit(limit))
+        scan = limit if room is None else min(limit * 2, _MAX_SCAN)
+        candidates = (
+            query.order_by(deliveries.c.next_attempt_at)
+            .limit(scan)
+            .with_for_update(skip_locked=True)
+        )
         async with self._db.write() as conn:
+            found = (await conn.execute(candidates)).all()
+            chosen = _fitting(found, limit=limit, room=room)
+            if not chosen:
+                return []
             rows = await conn.execute(
                 update(deliveries)
                 .where(
-                    deliveries.c.id == due.c.id,
+                    deliveries.c.id.in_(chosen),
                     deliveries.c.status == DeliveryStatus.PENDING.value,
                 )
                 .values(
@@ -221,11 +261,14 @@ class DeliveryStore:
                 )
         return transitions
 
-    async def next_due_at(self) -> datetime | None:
-        """When the earliest pending delivery is due; None when none is pending."""
+    async def next_due_at(self, *, skip_destinations: Collection[str] = ()) -> datetime | None:
+        """When the earliest pending delivery is due, none to ``skip_destinations``; None
+        when none is pending."""
         query = select(func.min(deliveries.c.next_attempt_at)).where(
             deliveries.c.status == DeliveryStatus.PENDING.value
         )
+        if skip_destinations:
+            query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
         async with self._db.read() as conn:
             due: datetime | None = (await conn.execute(query)).scalar()
         return due

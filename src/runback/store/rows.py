@@ -10,12 +10,15 @@ from sqlalchemy import Row
 R = TypeVar("R")
 
 
+# dataclasses.fields() rebuilds its tuple on every call: hot when claiming many rows.
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
 def to_record(cls: type[R], row: Row[Any], **converted: Any) -> R:
     """``cls`` built from ``row``'s like-named columns; ``converted`` replaces some of them."""
     mapping = row._mapping
-    values = {
-        field.name: mapping[field.name]
-        for field in fields(cls)  # type: ignore[arg-type]
-        if field.name not in converted
-    }
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    values = {name: mapping[name] for name in names if name not in converted}
     return cls(**values, **converted)
