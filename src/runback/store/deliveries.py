@@ -72,29 +72,32 @@ def _attempt(row: Row[Any]) -> Attempt:
     return to_record(Attempt, row)
 
 
+def delivery_row(delivery: Delivery) -> dict[str, Any]:
+    """A new delivery's columns, for an insert of one or many."""
+    return {
+        "id": delivery.id,
+        "organization_id": delivery.organization_id,
+        "run_id": delivery.run_id,
+        "batch_id": delivery.batch_id,
+        "callback_url": delivery.callback_url,
+        "webhook_id": delivery.webhook_id,
+        "destination": delivery.destination,
+        "recovery_id": delivery.recovery_id,
+        "payload_bytes": delivery.payload_bytes,
+        "is_automatic": delivery.is_automatic,
+        "status": delivery.status.value,
+        "attempt_count": delivery.attempt_count,
+        "max_attempts": delivery.max_attempts,
+        "retry_policy": orjson.dumps(delivery.retry_policy.to_json()).decode(),
+        "next_attempt_at": delivery.next_attempt_at,
+        "created_at": delivery.created_at,
+        "updated_at": delivery.updated_at,
+    }
+
+
 async def insert_delivery(conn: AsyncConnection, delivery: Delivery) -> None:
     """Insert a delivery inside the caller's transaction (the outbox write)."""
-    await conn.execute(
-        deliveries.insert().values(
-            id=delivery.id,
-            organization_id=delivery.organization_id,
-            run_id=delivery.run_id,
-            batch_id=delivery.batch_id,
-            callback_url=delivery.callback_url,
-            webhook_id=delivery.webhook_id,
-            destination=delivery.destination,
-            recovery_id=delivery.recovery_id,
-            payload_bytes=delivery.payload_bytes,
-            is_automatic=delivery.is_automatic,
-            status=delivery.status.value,
-            attempt_count=delivery.attempt_count,
-            max_attempts=delivery.max_attempts,
-            retry_policy=orjson.dumps(delivery.retry_policy.to_json()).decode(),
-            next_attempt_at=delivery.next_attempt_at,
-            created_at=delivery.created_at,
-            updated_at=delivery.updated_at,
-        )
-    )
+    await conn.execute(deliveries.insert(), [delivery_row(delivery)])
 
 
 # One statement, executed for many rows at once when a batch of attempts is recorded.

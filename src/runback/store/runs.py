@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, func, select, tuple_, update
+from sqlalchemy import Row, bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.batching import GroupCommit
@@ -20,9 +20,9 @@ from runback.store.database import (
     claimable,
     retrying_conflicts,
 )
-from runback.store.deliveries import insert_delivery
+from runback.store.deliveries import delivery_row
 from runback.store.rows import to_record
-from runback.store.schema import runs
+from runback.store.schema import deliveries, runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,27 +79,33 @@ class _Finish:
     expected: RunStatus
 
 
-async def _finish_one(conn: AsyncConnection, item: _Finish) -> bool:
-    run = item.run
-    result = await conn.execute(
-        update(runs)
-        .where(runs.c.id == run.id, runs.c.status == item.expected.value)
-        .values(
-            status=run.status.value,
-            output=run.output,
-            failure_code=run.failure_code,
-            failure_message=run.failure_message,
-            completed_at=run.completed_at,
-            updated_at=run.updated_at,
-            claimed_by=None,
-            lease_until=None,
-        )
+# One statement, executed for every run a batch of finishes ends.
+_END_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        output=bindparam("b_output"),
+        failure_code=bindparam("b_failure_code"),
+        failure_message=bindparam("b_failure_message"),
+        completed_at=bindparam("b_completed_at"),
+        updated_at=bindparam("b_updated_at"),
+        claimed_by=None,
+        lease_until=None,
     )
-    if result.rowcount != 1:
-        return False
-    if item.delivery is not None:
-        await insert_delivery(conn, item.delivery)
-    return True
+)
+
+
+def _end_params(run: Run) -> dict[str, Any]:
+    return {
+        "b_id": run.id,
+        "b_status": run.status.value,
+        "b_output": run.output,
+        "b_failure_code": run.failure_code,
+        "b_failure_message": run.failure_message,
+        "b_completed_at": run.completed_at,
+        "b_updated_at": run.updated_at,
+    }
 
 
 class RunStore:
@@ -263,10 +269,27 @@ class RunStore:
         return await self._finishes.submit(_Finish(run, delivery, expected))
 
     async def _finish_many(self, items: list[_Finish]) -> list[bool]:
-        applied: list[bool] = []
         async with self._db.write() as conn:
+            # Read (and on PostgreSQL lock) the runs' statuses first: only a run still in
+            # the status its ender expected ends, and then only once in the batch.
+            found = await conn.execute(
+                select(runs.c.id, runs.c.status)
+                .where(runs.c.id.in_({item.run.id for item in items}))
+                .with_for_update()
+            )
+            status = {row.id: row.status for row in found}
+            applied: list[bool] = []
             for item in items:
-                applied.append(await _finish_one(conn, item))
+                applies = status.get(item.run.id) == item.expected.value
+                if applies:
+                    status[item.run.id] = item.run.status.value
+                applied.append(applies)
+            ending = [item for item, applies in zip(items, applied, strict=True) if applies]
+            if ending:
+                await conn.execute(_END_RUN, [_end_params(item.run) for item in ending])
+            made = [delivery_row(item.delivery) for item in ending if item.delivery is not None]
+            if made:
+                await conn.execute(deliveries.insert(), made)
         return applied
 
     async def hand_back(self, run_ids: list[UUID], *, now: datetime) -> None:
