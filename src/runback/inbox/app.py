@@ -54,7 +54,8 @@ class ReceiveDeps:
     verifiers: dict[str, Verifier]
 
 
-def _deps(request: Request) -> ReceiveDeps:
+async def _deps(request: Request) -> ReceiveDeps:
+    # async: FastAPI runs a plain def dependency in a thread, a hop on every request.
     deps: ReceiveDeps = request.app.state.receive
     return deps
 

@@ -40,30 +40,30 @@ _CONFLICTS: dict[type[Exception], int] = {
 }
 
 
-def _api_error(_request: Request, exc: Exception) -> Response:
+async def _api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return json_response(exc.envelope(), exc.status_code)
 
 
-def _store_refused(_request: Request, exc: Exception) -> Response:
+async def _store_refused(_request: Request, exc: Exception) -> Response:
     status = _CONFLICTS.get(type(exc))
     if status is None:
-        return _unexpected(_request, exc)
+        return await _unexpected(_request, exc)
     return json_response(ConflictError(str(exc)).envelope(), status)
 
 
-def _request_invalid(_request: Request, exc: Exception) -> Response:
+async def _request_invalid(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return _api_error(_request, validation_error(exc.errors()))
+    return await _api_error(_request, validation_error(exc.errors()))
 
 
-def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     return json_response({"code": code, "message": exc.detail, "errors": None}, exc.status_code)
 
 
-def _unexpected(_request: Request, exc: Exception) -> Response:
+async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.error("unexpected error answering %s", _request.url.path, exc_info=exc)
     message = "runback failed to answer; the server log has the details"
     return json_response({"code": "INTERNAL", "message": message, "errors": None}, 500)

@@ -55,7 +55,8 @@ def uuid_or_none(text: str) -> UUID | None:
         return None
 
 
-def get_deps(request: Request) -> ApiDeps:
+async def get_deps(request: Request) -> ApiDeps:
+    # async: FastAPI runs a plain def dependency in a thread, a hop on every request.
     deps: ApiDeps = request.app.state.deps
     return deps
 
