@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+# ``bench/run.py --results-dir`` (a test) points this elsewhere, so a smoke run never
+# overwrites the real results.
+RESULTS = Path(os.environ.get("RUNBACK_BENCH_RESULTS") or ROOT / "bench" / "results")
 POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 RUNBACK = [sys.executable, "-m", "runback"]
 _SERVING = re.compile(r"runback (?:serving|receiving at) (http://[^\s/]+)")
@@ -43,6 +45,9 @@ class Result:
     mode: str
     command: str
     notes: str = ""
+    series: dict[str, list[float]] | None = None
+    """Optional plot data: named series of numbers (one named ``x`` or ``x: <label>`` is the
+    others' x axis); ``bench/run.py`` draws them into ``docs/benchmarks/<id>.png``."""
 
     @property
     def ratio(self) -> float | None:
@@ -63,9 +68,16 @@ def save(result: Result) -> None:
     (RESULTS / f"{result.id}.json").write_text(json.dumps(asdict(result), indent=2))
 
 
+MODES = ("quick", "full", "smoke")
+
+
 def mode() -> str:
-    """``quick`` (``make bench``) or ``full`` (``make bench-full``)."""
-    return os.environ.get("RUNBACK_BENCH_MODE", "quick")
+    """``quick`` (``make bench``), ``full`` (``make bench-full``) or ``smoke`` (a tiny run
+    that only proves a script works, for the test suite)."""
+    chosen = os.environ.get("RUNBACK_BENCH_MODE", "quick")
+    if chosen not in MODES:
+        raise SystemExit(f"RUNBACK_BENCH_MODE={chosen!r}: use one of {', '.join(MODES)}")
+    return chosen
 
 
 @contextmanager

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     """Defaults to ``runback.db`` inside the data directory."""
     database_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     """PostgreSQL: the schema runback's tables live in (default: the role's search path)."""
-    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    database_pool_size: int = Field(default=20, ge=1, le=1000)
     """PostgreSQL connections per process (and as many more under bursts)."""
     auto_migrate: bool = True
     """Migrate a new or older database on start; off for operators who migrate in a deploy

@@ -38,7 +38,7 @@ async def open_store(
     url: str,
     *,
     sqlite_synchronous: SqliteSync = "normal",
-    pool_size: int = 10,
+    pool_size: int = 20,
     schema: str | None = None,
     auto_migrate: bool = True,
     master_keys: MasterKeys | None = None,

@@ -1,0 +1,264 @@
+"""P1: durable deliveries per second to a fast loopback receiver, beside a bare POST loop.
+
+    RUNBACK_BENCH_MODE=quick .venv/bin/python bench/p1_deliveries.py
+
+N finished runs with pending, signed (a current callback secret: ``Runflow-Signature`` and
+``webhook-signature``) deliveries are written to the database first, not yet due. One
+runback process starts (``runback serve`` on an SQLite data directory; ``runback worker
+--no-executor`` on PostgreSQL), the deliveries are made due at a moment T a little ahead,
+and the clock runs from T until the receiver (``bench/receiver.py``, its own process) has
+counted N POSTs and the database holds N recorded attempts and no open delivery.
+
+The baseline, measured right after each runback figure: a bare aiohttp loop in this process
+POSTing the same N bodies to the same receiver, 256 in flight, no database. Also reported:
+CPU milliseconds per delivery of the runback process (and of PostgreSQL's processes), read
+from ``/proc`` before and after. A third row measures SQLite with ``synchronous=FULL``, the
+setting that also survives a power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import uvloop
+from procstat import cpu_seconds, postgres_cpu_seconds
+from seeding import (
+    attempts_recorded,
+    make_due,
+    organization_with_secret,
+    seed_deliveries,
+    unfinished,
+)
+
+from runback.settings import sqlite_url
+from runback.store import open_store
+from support import (
+    POSTGRES_URL,
+    RUNBACK,
+    Result,
+    base_env,
+    fast_receiver,
+    mode,
+    new_schema_name,
+    pid_of_log,
+    postgres_env,
+    process,
+    save,
+)
+
+COUNT = {"smoke": 500, "quick": 20_000, "full": 100_000}
+IN_FLIGHT = 256
+LEAD_SECONDS = 1.5
+"""From making the deliveries due to their due time: the dispatcher polls at least every
+second, so it has seen the new due time before it comes and wakes on it exactly."""
+DEADLINE_SECONDS = 600
+COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p1_deliveries.py"
+
+
+@dataclass(frozen=True)
+class Measured:
+    rate: float
+    cpu_ms: float
+    """CPU milliseconds per delivery of the runback process."""
+    database_cpu_ms: float
+    """CPU milliseconds per delivery of PostgreSQL's processes (0 on SQLite)."""
+    first_ms: float
+    """From the due time to the first arrival at the receiver."""
+
+
+async def bare_loop(url: str, bodies: list[bytes]) -> tuple[float, float]:
+    """POSTs per second of a bare aiohttp loop, and its CPU ms per POST."""
+    pending = iter(bodies)
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def sender() -> None:
+            for body in pending:
+                async with http.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"the receiver answered {response.status}")
+
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(IN_FLIGHT)))
+        elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
+    return len(bodies) / elapsed, cpu * 1000 / len(bodies)
+
+
+def profile(pid: int, folder: Path) -> subprocess.Popen[bytes] | None:
+    """With ``RUNBACK_BENCH_PROFILE=<dir>``, py-spy samples the runback process while it
+    drains (collapsed stacks in ``<dir>/<folder name>.txt``, for finding the hot paths)."""
+    into = os.environ.get("RUNBACK_BENCH_PROFILE")
+    if not into:
+        return None
+    out = Path(into) / f"{folder.name}.txt"
+    return subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def polled(check: Callable[[], Awaitable[bool]], *, deadline: float, what: str) -> None:
+    """Wait until ``check`` holds; a run past ``deadline`` is broken."""
+    while not await check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"runback did not get to {what} in time")
+        await asyncio.sleep(0.01)
+
+
+async def received(http: aiohttp.ClientSession, receiver: str) -> int:
+    async with http.get(f"{receiver}/count") as response:
+        count: int = (await response.json())["count"]
+        return count
+
+
+async def first_arrival_after(http: aiohttp.ClientSession, receiver: str, index: int) -> float:
+    async with http.get(f"{receiver}/arrivals") as response:
+        arrivals = await response.json(content_type=None)
+    return float(arrivals[index][0])
+
+
+async def runback_rate(
+    folder: Path, receiver: str, *, count: int, postgres: bool, synchronous: str = "normal"
+) -> tuple[Measured, list[bytes]]:
+    """Deliveries per second of one runback process draining ``count`` due deliveries."""
+    schema = new_schema_name() if postgres else None
+    if schema is not None:
+        admin = await asyncpg.connect(POSTGRES_URL)
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        env = postgres_env(schema)
+        command = [*RUNBACK, "worker", "--no-executor", "--port", "0", "--data-dir", str(folder)]
+        url = POSTGRES_URL
+    else:
+        env = base_env(RUNBACK_SQLITE_SYNCHRONOUS=synchronous)
+        command = [*RUNBACK, "serve", "--port", "0", "--data-dir", str(folder)]
+        url = sqlite_url(folder / "runback.db")
+    env["RUNBACK_LOG_LEVEL"] = "info"  # uvicorn says the pid at info
+    # The same concurrency as the baseline: every delivery goes to one receiver, which the
+    # default per-destination limit (16, to spare receivers) would make the bound.
+    env["RUNBACK_MAX_IN_FLIGHT_PER_DESTINATION"] = str(IN_FLIGHT)
+    try:
+        async with open_store(url, schema=schema) as store, aiohttp.ClientSession() as http:
+            now = datetime.now(UTC)
+            organization = await organization_with_secret(store, now=now)
+            bodies = await seed_deliveries(
+                store,
+                organization_id=organization,
+                count=count,
+                callback_url=f"{receiver}/hook",
+                now=now,
+                due=now + timedelta(days=1),
+            )
+            before = await received(http, receiver)
+            log = folder / "runback.log"
+            with process(command, env=env, log=log):
+                pid = pid_of_log(log)
+                if pid is None:
+                    raise SystemExit(f"no pid in the log:\n{log.read_text()}")
+                due = datetime.now(UTC) + timedelta(seconds=LEAD_SECONDS)
+                await make_due(store, at=due)
+                await asyncio.sleep((due - datetime.now(UTC)).total_seconds())
+                profiler = profile(pid, folder)
+                cpu, database_cpu = cpu_seconds(pid), postgres_cpu_seconds()
+                deadline = time.monotonic() + DEADLINE_SECONDS
+
+                async def all_received() -> bool:
+                    return await received(http, receiver) >= before + count
+
+                async def all_recorded() -> bool:
+                    return not await unfinished(store)
+
+                await polled(all_received, deadline=deadline, what=f"{count} deliveries")
+                await polled(all_recorded, deadline=deadline, what=f"{count} attempts recorded")
+                ended = time.time()
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)
+                    profiler.wait(timeout=30)
+                cpu = cpu_seconds(pid) - cpu
+                database_cpu = postgres_cpu_seconds() - database_cpu
+            got = await received(http, receiver) - before
+            recorded = await attempts_recorded(store)
+            if got != count or recorded != count:
+                raise SystemExit(f"sent {got} and recorded {recorded} attempts of {count}")
+            first = await first_arrival_after(http, receiver, before)
+    finally:
+        if schema is not None:
+            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+            await admin.close()
+    elapsed = ended - due.timestamp()
+    measured = Measured(
+        rate=count / elapsed,
+        cpu_ms=cpu * 1000 / count,
+        database_cpu_ms=database_cpu * 1000 / count if postgres else 0.0,
+        first_ms=(first - due.timestamp()) * 1000,
+    )
+    return measured, bodies
+
+
+def result(
+    id: str, what: str, measured: Measured, bare: tuple[float, float], *, target: float, count: int
+) -> Result:
+    rate, bare_cpu = bare
+    database = (
+        f" + {measured.database_cpu_ms:.2f} ms in PostgreSQL" if measured.database_cpu_ms else ""
+    )
+    return Result(
+        id=id,
+        what=what,
+        figure=measured.rate,
+        unit="deliveries/s",
+        baseline=rate,
+        baseline_what=f"bare aiohttp POSTs/s, {IN_FLIGHT} in flight, no database",
+        target=f">= {target}x",
+        holds=measured.rate / rate >= target,
+        mode=mode(),
+        command=COMMAND.format(mode=mode()),
+        notes=(
+            f"{count:,} deliveries, {IN_FLIGHT} in flight; "
+            f"CPU {measured.cpu_ms:.2f} ms/delivery in runback{database}; "
+            f"the bare loop {bare_cpu:.2f} ms/POST; first arrival {measured.first_ms:.0f} ms "
+            "after the due time"
+        ),
+    )
+
+
+async def main() -> None:
+    count = COUNT[mode()]
+    rows = [
+        ("P1", "durable deliveries/s, SQLite (runback serve)", False, "normal", 0.7),
+        ("P1pg", "durable deliveries/s, PostgreSQL (runback worker)", True, "normal", 0.5),
+        ("P1full", "durable deliveries/s, SQLite synchronous=FULL (power loss)", False, "full",
+         0.7),
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, fast_receiver(Path(tmp)) as receiver:
+        for id, what, postgres, synchronous, target in rows:
+            folder = Path(tmp) / id
+            folder.mkdir()
+            measured, bodies = await runback_rate(
+                folder, receiver, count=count, postgres=postgres, synchronous=synchronous
+            )
+            bare = await bare_loop(f"{receiver}/hook", bodies)
+            save(result(id, what, measured, bare, target=target, count=count))
+            print(f"  {measured}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
