@@ -103,10 +103,17 @@ def process(command: list[str], *, env: dict[str, str], log: Path) -> Iterator[s
             child.kill()
 
 
-def pid_of_log(log: Path) -> int | None:
-    """The pid uvicorn logged for a process, if it did."""
-    found = re.search(r"Started server process \[(\d+)\]", log.read_text())
-    return int(found.group(1)) if found else None
+def pid_of_log(log: Path, *, wait: float = 10.0) -> int | None:
+    """The pid uvicorn logged for a process, waiting up to ``wait`` seconds for the line
+    (runback may say where it serves before uvicorn's own line is flushed)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = re.search(r"Started server process \[(\d+)\]", log.read_text())
+        if found:
+            return int(found.group(1))
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
 
 
 def base_env(**extra: str) -> dict[str, str]:
