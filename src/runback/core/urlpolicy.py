@@ -17,6 +17,7 @@ import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
@@ -81,6 +82,11 @@ class UrlPolicy:
 
     def check(self, url: str) -> SplitResult:
         """The parsed URL if runback may call it; else ``UrlRefusedError`` saying why."""
+        # Cached: every attempt of every delivery checks its URL again, and most go to a
+        # few receivers. (A refusal raises, so it is not cached; those are rare.)
+        return _checked(self, url)
+
+    def _check(self, url: str) -> SplitResult:
         if len(url) > self.max_length:
             raise UrlRefusedError(
                 f"URL is {len(url)} characters long; at most {self.max_length} are allowed",
@@ -226,3 +232,8 @@ def _is_host_name(entry: str) -> bool:
     return all(label and len(label) <= 63 for label in labels) and all(
         c.isalnum() or c in "-." for c in entry
     )
+
+
+@lru_cache(maxsize=4096)
+def _checked(policy: UrlPolicy, url: str) -> SplitResult:
+    return policy._check(url)
