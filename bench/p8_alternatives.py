@@ -1,0 +1,611 @@
+"""P8: runback beside the alternatives users would otherwise pick, in one run on this machine.
+
+    RUNBACK_BENCH_MODE=quick .venv/bin/python bench/p8_alternatives.py  # 2,000 callbacks, 10 s
+    RUNBACK_BENCH_MODE=smoke .venv/bin/python bench/p8_alternatives.py  # 100 callbacks, 1 s
+    RUNBACK_BENCH_MODE=full .venv/bin/python bench/p8_alternatives.py   # 20,000, 60 s
+    .venv/bin/python bench/p8_alternatives.py --only celery  # measure some, write no row
+
+Four systems deliver the same callbacks (runback's own bodies, from ``seeding``) to the same
+fast receiver (``bench/receiver.py``, its own process):
+
+* runback on SQLite: one ``runback serve``;
+* runback on PostgreSQL (a fresh schema): one ``runback worker --no-executor``;
+* Celery (``bench/alternatives/celery_app.py``): a Redis broker, ``acks_late`` and
+  ``task_reject_on_worker_lost``, one prefork worker;
+* procrastinate (``bench/alternatives/procrastinate_app.py``): its own tables in a fresh
+  schema, one worker.
+
+Each alternative task does what runback does per attempt: both signatures
+(``runback.core.signing``), a POST with a 10 s timeout over a kept-alive connection, one
+committed row per attempt in a PostgreSQL ``attempts`` table, retries with backoff.
+
+Two figures per system. **Throughput** (P1's workload): N callbacks wait, not yet released
+(runback: pending deliveries not yet due; Celery: tasks in a queue no worker consumes yet;
+procrastinate: jobs deferred in one commit once its worker waits); the clock runs from their
+release until the receiver has counted N and all N attempts are recorded. CPU per delivery is
+``utime + stime`` of the system's own processes (the runback process; Celery's main process
+and its pool; the procrastinate worker) between those two moments, and beside it what the
+servers spent: all of PostgreSQL's processes on the machine (none for runback on SQLite),
+and Redis for Celery. **Latency** (P2's
+workload): after a warm-up, callbacks are submitted at a steady 200/s by P2's paced client,
+each timed from its submission to its arrival: a ``runback/echo`` run through the API
+(``serve`` on SQLite; ``api`` + ``worker`` on PostgreSQL, as in P2), a ``send_task``, a
+``defer``. runback's figure so covers more (the API's submission, the run, then its
+delivery) than the alternatives' (an enqueued delivery). Writes ``P8`` (runback on SQLite vs
+Celery) and ``P8pg`` (runback on PostgreSQL vs procrastinate).
+
+Celery here needs kombu 5.4 (5.4.2 tried) beside celery 5.4 and redis-py 5: kombu 5.7's
+Redis transport refuses redis-py < 6.1. Every schema and Redis key a run makes is removed
+afterwards, and each system's measurement has a deadline (``SYSTEM_DEADLINE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import redis
+import uvloop
+from alternatives import celery_app, procrastinate_app
+from p2_latency import (
+    RATE,
+    Phase,
+    arrivals,
+    check,
+    child_pid,
+    latencies_ms,
+    paced,
+    percentile,
+    submit_runs,
+)
+from procrastinate.schema import SchemaManager
+from procstat import cpu_seconds, postgres_cpu_seconds
+from seeding import (
+    attempts_recorded,
+    callback_delivery,
+    finished_run,
+    make_due,
+    organization_with_secret,
+    seed_deliveries,
+    unfinished,
+)
+
+from runback.core.ids import new_id
+from runback.core.signing import generate_secret
+from runback.settings import sqlite_url
+from runback.store import open_store
+from support import (
+    POSTGRES_URL,
+    ROOT,
+    RUNBACK,
+    Result,
+    base_env,
+    fast_receiver,
+    mode,
+    new_schema_name,
+    postgres_env,
+    process,
+    save,
+)
+
+COUNT = {"smoke": 100, "quick": 2_000, "full": 20_000}
+SECONDS = {"smoke": 1.0, "quick": 10.0, "full": 60.0}
+WARMUP = {"smoke": 0.5, "quick": 2.0, "full": 5.0}
+DEADLINE = {"smoke": 60.0, "quick": 120.0, "full": 900.0}
+"""Seconds one drain (or one latency phase's backlog) may take before the run counts as
+broken."""
+SYSTEM_DEADLINE = {"smoke": 120.0, "quick": 360.0, "full": 2_400.0}
+"""Seconds one system's whole measurement may take, start-up and clean-up aside."""
+SETTLE_SECONDS = 15.0
+"""After the last paced send, how long to wait for the next callback to arrive before the
+rest count as lost (as long as they keep arriving, a backlog is waited for, up to
+``DEADLINE``)."""
+LEAD_SECONDS = 1.5
+"""From making runback's deliveries due to their due time (its dispatcher polls each second)."""
+CELERY_CONCURRENCY = 4
+"""Prefork pool processes: each handles one task at a time and waits on the POST and the
+commit, so two per core keep both cores busy (2, 4 and 8 were tried; see the notes)."""
+PROCRASTINATE_CONCURRENCY = 16
+"""Jobs in flight on the worker's event loop (procrastinate's ``--concurrency``)."""
+REDIS_URL = os.environ.get("RUNBACK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+ALTERNATIVES = ROOT / "bench" / "alternatives"
+COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p8_alternatives.py"
+
+
+@dataclass(frozen=True)
+class Measured:
+    name: str
+    rate: float
+    """Deliveries per second, from release until all N arrived and were recorded."""
+    cpu_ms: float
+    """CPU ms per delivery of the system's own processes."""
+    server_cpu_ms: float
+    """CPU ms per delivery of PostgreSQL's processes (and Redis's, for Celery)."""
+    latencies: list[float]
+    """Submission → arrival at 200/s, ms."""
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 99)
+
+    @property
+    def total_cpu_ms(self) -> float:
+        return self.cpu_ms + self.server_cpu_ms
+
+    def line(self) -> str:
+        p50, p95 = percentile(self.latencies, 50), percentile(self.latencies, 95)
+        return (
+            f"{self.name}: {self.rate:,.0f} deliveries/s, CPU {self.cpu_ms:.2f} ms/delivery "
+            f"+ {self.server_cpu_ms:.2f} in the servers; at {RATE:g}/s p50 {p50:.1f} / "
+            f"p95 {p95:.1f} / p99 {self.p99:.1f} ms"
+        )
+
+
+async def received(http: aiohttp.ClientSession, receiver: str) -> int:
+    async with http.get(f"{receiver}/count") as response:
+        count: int = (await response.json())["count"]
+        return count
+
+
+async def drained(
+    receiver: str, *, before: int, count: int, recorded: Callable[[], Awaitable[int]]
+) -> float:
+    """Wait until the receiver has counted ``count`` more POSTs and ``recorded()`` reaches
+    ``count``; answers that moment (``time.time()``)."""
+    deadline = time.monotonic() + DEADLINE[mode()]
+    async with aiohttp.ClientSession() as http:
+        while await received(http, receiver) < before + count or await recorded() < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{count} deliveries were not made in {DEADLINE[mode()]:g} s")
+            await asyncio.sleep(0.02)
+    return time.time()
+
+
+async def steady(receiver: str, send: Callable[[Phase, int], Awaitable[None]]) -> list[float]:
+    """P2's paced client: a warm-up, then ``send`` at 200/s; each callback's latency (ms)."""
+    for seconds in (WARMUP[mode()], SECONDS[mode()]):
+        phase = Phase()
+        done = await paced(RATE, seconds, lambda n, phase=phase: send(phase, n))
+        phase.lag, phase.elapsed = done.lag, done.elapsed
+    arrived = await settled(receiver, set(phase.sent))
+    check("alternative", phase, arrived)
+    return latencies_ms(phase, arrived)
+
+
+async def settled(receiver: str, wanted: set[str]) -> dict[str, float]:
+    """P2's ``arrivals``, waited for as long as callbacks keep arriving (a system that fell
+    behind drains its backlog), up to ``DEADLINE``."""
+    deadline = time.monotonic() + DEADLINE[mode()]
+    arrived: dict[str, float] = {}
+    while True:
+        before = len(arrived)
+        arrived = await arrivals(receiver, wanted, settle=SETTLE_SECONDS)
+        if len(arrived) in (len(wanted), before) or time.monotonic() > deadline:
+            return arrived
+
+
+def server_cpu(broker: int | None = None) -> float:
+    """CPU seconds of PostgreSQL's processes, and of the broker's if given."""
+    return postgres_cpu_seconds() + (cpu_seconds(broker) if broker else 0.0)
+
+
+def redis_pid() -> int | None:
+    """The local ``redis-server``'s pid, if one is visible."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "redis-server":
+                return int(entry.name)
+        except OSError:
+            continue  # it exited while we looked
+    return None
+
+
+def with_pool(pid: int) -> list[int]:
+    """A process and its descendants (a Celery pool), read from ``/proc``."""
+    found = [pid]
+    for parent in found:  # grows while it is walked: breadth first
+        for listing in Path(f"/proc/{parent}/task").glob("*/children"):
+            found.extend(int(child) for child in listing.read_text().split())
+    return found
+
+
+@contextmanager
+def worker(command: list[str], *, env: dict[str, str], log: Path) -> Iterator[int]:
+    """An alternative's worker process, run from ``bench/alternatives``; yields its pid."""
+    env = {**env, "PYTHONPATH": str(ALTERNATIVES)}
+    with log.open("wb") as handle:
+        child = subprocess.Popen(
+            command, cwd=ALTERNATIVES, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+    try:
+        yield child.pid
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+async def until(ready: Callable[[], Awaitable[bool]], *, what: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not await ready():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start:\n{tail(log)}")
+        await asyncio.sleep(0.1)
+
+
+# runback ----------------------------------------------------------------------------------
+
+
+async def runback_system(
+    folder: Path, receiver: str, admin: asyncpg.Connection, *, postgres: bool
+) -> Measured:
+    """Drain N seeded deliveries with one dispatcher, then P2's paced runs."""
+    count, hook = COUNT[mode()], f"{receiver}/hook"
+    schema = new_schema_name() if postgres else None
+    if schema is not None:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        env, url, role = postgres_env(schema), POSTGRES_URL, "worker"
+        command = [*RUNBACK, role, "--no-executor", "--port", "0", "--data-dir", str(folder)]
+    else:
+        env, url, role = base_env(), sqlite_url(folder / "runback.db"), "serve"
+        command = [*RUNBACK, role, "--port", "0", "--data-dir", str(folder)]
+    try:
+        async with open_store(url, schema=schema) as store:
+            now = datetime.now(UTC)
+            organization = await organization_with_secret(store, now=now)
+            await seed_deliveries(
+                store,
+                organization_id=organization,
+                count=count,
+                callback_url=hook,
+                now=now,
+                due=now + timedelta(days=1),
+            )
+            key = await store.accounts.create_api_key([organization], now=now, label="p8")
+            log = folder / "drain.log"
+            async with aiohttp.ClientSession() as http:
+                before = await received(http, receiver)
+            with process(command, env=env, log=log) as base:
+                # Not pid_of_log: uvicorn may log its pid after runback's start-up line.
+                pid = child_pid(role, str(folder))
+                due = datetime.now(UTC) + timedelta(seconds=LEAD_SECONDS)
+                await make_due(store, at=due)
+                await asyncio.sleep((due - datetime.now(UTC)).total_seconds())
+                cpu, servers = cpu_seconds(pid), server_cpu()
+
+                async def recorded() -> int:
+                    return 0 if await unfinished(store) else await attempts_recorded(store)
+
+                ended = await drained(receiver, before=before, count=count, recorded=recorded)
+                cpu, servers = cpu_seconds(pid) - cpu, server_cpu() - servers
+                if not postgres:
+                    servers = 0.0  # no server: PostgreSQL's CPU here is someone else's
+                    latencies = await runs_latency(base, key, receiver)
+            if schema is not None:
+                api = [*RUNBACK, "api", "--port", "0", "--data-dir", str(folder)]
+                full = [*RUNBACK, "worker", "--port", "0", "--data-dir", str(folder)]
+                with (
+                    process(api, env=env, log=folder / "api.log") as base,
+                    process(full, env=env, log=folder / "worker.log"),
+                ):
+                    latencies = await runs_latency(base, key, receiver)
+    finally:
+        if schema is not None:
+            await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    elapsed = ended - due.timestamp()
+    name = "runback worker (PostgreSQL)" if postgres else "runback serve (SQLite)"
+    return Measured(name, count / elapsed, cpu * 1000 / count, servers * 1000 / count, latencies)
+
+
+async def runs_latency(api: str, key: str, receiver: str) -> list[float]:
+    """P2's measurement: ``runback/echo`` runs submitted at 200/s, submit → callback."""
+    hook = f"{receiver}/hook"
+    for seconds in (WARMUP[mode()], SECONDS[mode()]):
+        phase = await submit_runs(api, key, hook, rate=RATE, seconds=seconds)
+    arrived = await settled(receiver, set(phase.sent))
+    check(api, phase, arrived)
+    return latencies_ms(phase, arrived)
+
+
+# the alternatives -------------------------------------------------------------------------
+
+
+def task_kwargs(n: int, hook: str, organization: Any) -> tuple[str, dict[str, str]]:
+    """A callback exactly as runback would send it: its run id and the task's arguments."""
+    now = datetime.now(UTC)
+    delivery = callback_delivery(
+        finished_run(organization, n=n, callback_url=hook, now=now), now=now
+    )
+    arguments = {
+        "delivery_id": str(delivery.id),
+        "url": delivery.callback_url,
+        "body": delivery.payload_bytes.decode(),
+        "webhook_id": delivery.webhook_id,
+    }
+    return str(delivery.run_id), arguments
+
+
+async def attempts_table(admin: asyncpg.Connection, schema: str) -> Callable[[], Awaitable[int]]:
+    """Create ``attempts`` in a fresh schema; answers a counter of its rows."""
+    await admin.execute(f"CREATE SCHEMA {schema}; SET search_path TO {schema}")
+    await admin.execute(celery_app.ATTEMPTS_DDL)
+    await admin.execute("SET search_path TO DEFAULT")
+
+    async def recorded() -> int:
+        return int(await admin.fetchval(f"SELECT count(*) FROM {schema}.attempts"))
+
+    return recorded
+
+
+async def celery_system(
+    folder: Path, receiver: str, admin: asyncpg.Connection, *, concurrency: int
+) -> Measured:
+    count, hook, organization = COUNT[mode()], f"{receiver}/hook", new_id()
+    schema = new_schema_name()
+    prefix, queue = f"{schema}:", "p8"
+    app = celery_app.make_app(REDIS_URL, key_prefix=prefix)
+    env = {
+        **os.environ,
+        "P8_REDIS_URL": REDIS_URL,
+        "P8_KEY_PREFIX": prefix,
+        "P8_POSTGRES_URL": POSTGRES_URL,
+        "P8_SCHEMA": schema,
+        "P8_SECRET": generate_secret(),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_app",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        "p8_hold",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "WARNING",
+    ]
+    try:
+        recorded = await attempts_table(admin, schema)
+        log = folder / "celery.log"
+        with worker(command, env=env, log=log) as pid:
+
+            async def ready() -> bool:
+                return bool(app.control.ping(timeout=0.5))
+
+            await until(ready, what="the Celery worker", log=log)
+            for n in range(count):
+                app.send_task(
+                    celery_app.TASK, kwargs=task_kwargs(n, hook, organization)[1], queue=queue
+                )
+            async with aiohttp.ClientSession() as http:
+                before = await received(http, receiver)
+            broker, pool = redis_pid(), with_pool(pid)
+            cpu, servers = sum(map(cpu_seconds, pool)), server_cpu(broker)
+            released = time.time()
+            app.control.add_consumer(queue, reply=True, timeout=5, limit=1)
+            ended = await drained(receiver, before=before, count=count, recorded=recorded)
+            cpu, servers = sum(map(cpu_seconds, pool)) - cpu, server_cpu(broker) - servers
+
+            async def send(phase: Phase, n: int) -> None:
+                run_id, arguments = task_kwargs(n, hook, organization)
+                sent = time.time()
+                app.send_task(celery_app.TASK, kwargs=arguments, queue=queue)
+                phase.sent[run_id] = sent
+
+            latencies = await steady(receiver, send)
+    finally:
+        app.close()
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        keys = redis.Redis.from_url(REDIS_URL)
+        for key in keys.scan_iter(match=f"{prefix}*"):
+            keys.delete(key)
+        keys.close()
+    name = f"Celery (prefork x{concurrency}, Redis, acks_late)"
+    return Measured(
+        name, count / (ended - released), cpu * 1000 / count, servers * 1000 / count, latencies
+    )
+
+
+async def procrastinate_system(
+    folder: Path, receiver: str, admin: asyncpg.Connection, *, concurrency: int
+) -> Measured:
+    count, hook, organization = COUNT[mode()], f"{receiver}/hook", new_id()
+    schema = new_schema_name()
+    pool_size = concurrency + 4  # a fetch, a finish and an attempt per job, and the heartbeat
+    env = {
+        **os.environ,
+        "P8_POSTGRES_URL": POSTGRES_URL,
+        "P8_SCHEMA": schema,
+        "P8_SECRET": generate_secret(),
+        "P8_POOL_SIZE": str(pool_size),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "procrastinate",
+        "--app=procrastinate_app.app",
+        "worker",
+        "--queues",
+        "p8",
+        "--concurrency",
+        str(concurrency),
+    ]
+    app = procrastinate_app.make_app(POSTGRES_URL, schema=schema, pool_size=4)
+    try:
+        recorded = await attempts_table(admin, schema)
+        await admin.execute(f"SET search_path TO {schema}")
+        await admin.execute(SchemaManager.get_schema())  # procrastinate's own tables
+        await admin.execute("SET search_path TO DEFAULT")
+        log = folder / "procrastinate.log"
+        async with app.open_async():
+            deferrer = app.configure_task(procrastinate_app.TASK, queue="p8")
+            with worker(command, env=env, log=log) as pid:
+
+                async def ready() -> bool:
+                    listening = await admin.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
+                        "AND query ILIKE 'LISTEN%'",
+                        procrastinate_app.application_name(schema),
+                    )
+                    return bool(listening)
+
+                await until(ready, what="the procrastinate worker", log=log)
+                jobs = [task_kwargs(n, hook, organization)[1] for n in range(count)]
+                async with aiohttp.ClientSession() as http:
+                    before = await received(http, receiver)
+                await deferrer.batch_defer_async(*jobs)  # one commit: all visible at once
+                released = time.time()
+                cpu, servers = cpu_seconds(pid), server_cpu()
+                ended = await drained(receiver, before=before, count=count, recorded=recorded)
+                cpu, servers = cpu_seconds(pid) - cpu, server_cpu() - servers
+
+                async def send(phase: Phase, n: int) -> None:
+                    run_id, arguments = task_kwargs(n, hook, organization)
+                    sent = time.time()
+                    await deferrer.defer_async(**arguments)
+                    phase.sent[run_id] = sent
+
+                latencies = await steady(receiver, send)
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    name = f"procrastinate (one worker, concurrency {concurrency})"
+    return Measured(
+        name, count / (ended - released), cpu * 1000 / count, servers * 1000 / count, latencies
+    )
+
+
+# the rows ---------------------------------------------------------------------------------
+
+
+def result(
+    id_: str,
+    what: str,
+    runback: Measured,
+    baseline: Measured,
+    target: float,
+    everyone: list[Measured],
+) -> Result:
+    others = [m for m in everyone if not m.name.startswith("runback")]
+    ratio = runback.rate / baseline.rate
+    lower_p99 = all(runback.p99 < m.p99 for m in others)
+    less_cpu = all(runback.total_cpu_ms < m.total_cpu_ms for m in others)
+    verdict = (
+        f"ratio {ratio:.1f}x ({'holds' if ratio >= target else 'missed'}); p99 "
+        f"{'lower' if lower_p99 else 'NOT lower'} than both alternatives; CPU per delivery "
+        f"(own processes + servers) {'lower' if less_cpu else 'NOT lower'} than both"
+    )
+    return Result(
+        id=id_,
+        what=what,
+        figure=runback.rate,
+        unit="deliveries/s",
+        baseline=baseline.rate,
+        baseline_what=baseline.name,
+        target=f">= {target:g}x; lower p99 and CPU/delivery than Celery and procrastinate",
+        holds=ratio >= target and lower_p99 and less_cpu,
+        mode=mode(),
+        command=COMMAND.format(mode=mode()),
+        notes=(
+            f"{verdict}. {COUNT[mode()]:,} callbacks drained per system; latency at "
+            f"{RATE:g}/s for {SECONDS[mode()]:g} s after a {WARMUP[mode()]:g} s warm-up. "
+            + " ".join(f"{m.line()}." for m in everyone)
+        ),
+    )
+
+
+SYSTEMS = ("sqlite", "postgres", "celery", "procrastinate")
+
+
+async def measure(
+    name: str, folder: Path, receiver: str, admin: asyncpg.Connection, arguments: argparse.Namespace
+) -> Measured:
+    if name == "celery":
+        return await celery_system(
+            folder, receiver, admin, concurrency=arguments.celery_concurrency
+        )
+    if name == "procrastinate":
+        return await procrastinate_system(
+            folder, receiver, admin, concurrency=arguments.procrastinate_concurrency
+        )
+    return await runback_system(folder, receiver, admin, postgres=name == "postgres")
+
+
+async def main(arguments: argparse.Namespace) -> None:
+    print(f"P8 ({mode()}): {COUNT[mode()]:,} callbacks per drain", flush=True)
+    measured: dict[str, Measured] = {}
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, fast_receiver(Path(tmp)) as receiver:
+            for name in arguments.only or SYSTEMS:
+                folder = Path(tmp) / name
+                folder.mkdir()
+                try:
+                    async with asyncio.timeout(SYSTEM_DEADLINE[mode()]):
+                        measured[name] = await measure(name, folder, receiver, admin, arguments)
+                except TimeoutError:
+                    raise SystemExit(
+                        f"{name}: not measured within {SYSTEM_DEADLINE[mode()]:g} s"
+                    ) from None
+                print(f"  {measured[name].line()}", flush=True)
+    finally:
+        await admin.close()
+    if len(measured) < len(SYSTEMS):
+        return  # a partial run (--only) measures, but writes no row
+    everyone = list(measured.values())
+    save(
+        result(
+            "P8",
+            "deliveries/s, runback on SQLite vs a Celery task",
+            measured["sqlite"],
+            measured["celery"],
+            8,
+            everyone,
+        )
+    )
+    save(
+        result(
+            "P8pg",
+            "deliveries/s, runback on PostgreSQL vs a procrastinate task",
+            measured["postgres"],
+            measured["procrastinate"],
+            10,
+            everyone,
+        )
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--celery-concurrency", type=int, default=CELERY_CONCURRENCY)
+    parser.add_argument("--procrastinate-concurrency", type=int, default=PROCRASTINATE_CONCURRENCY)
+    parser.add_argument("--only", nargs="+", choices=SYSTEMS, help="measure these, write no row")
+    uvloop.run(main(parser.parse_args()))
