@@ -190,8 +190,8 @@ def cell(text: object) -> str:
 def render_table(results: Sequence[dict[str, Any]]) -> str:
     """The markdown table, one row per result, in the order given."""
     lines = [
-        "| id | what | figure | baseline | ratio | target | holds | mode | notes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| id | what | figure | baseline | ratio | target | holds | mode |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         baseline = result.get("baseline")
@@ -208,12 +208,23 @@ def render_table(results: Sequence[dict[str, Any]]) -> str:
             result.get("target", ""),
             holds_mark(result.get("holds")),
             result.get("mode", ""),
-            result.get("notes", ""),
         ]
         lines.append("| " + " | ".join(cell(value) for value in row) + " |")
     if not results:
-        lines.append("| - | no results yet: run `make bench` | | | | | | | |")
+        lines.append("| - | no results yet: run `make bench` | | | | | | |")
     return "\n".join(lines)
+
+
+def render_details(results: Sequence[dict[str, Any]]) -> str:
+    """Under the table, one entry per result: its notes (the percentiles, CPU per item,
+    sizes, settings) and the command that measured it."""
+    entries = []
+    for result in results:
+        entry = f"- **{result['id']}** ({result.get('mode', '')}): {result.get('notes', '')}"
+        if result.get("command"):
+            entry += f" `{result['command']}`"
+        entries.append(entry)
+    return "\n".join(entries)
 
 
 def rewrite_page(page: str, block: str) -> str:
@@ -234,6 +245,8 @@ def rewrite_page(page: str, block: str) -> str:
 def results_block(results: Sequence[dict[str, Any]], plots: Sequence[Path], page: Path) -> str:
     """What goes between the markers: the table, then the plots (linked from the page)."""
     parts = [render_table(results)]
+    if results:
+        parts.append(render_details(results))
     for plot in plots:
         parts.append(f"![{plot.stem}]({plot.relative_to(page.parent).as_posix()})")
     return "\n\n".join(parts)

@@ -107,8 +107,17 @@ def test_the_table_between_the_markers_is_replaced_and_the_page_around_it_kept(
     assert missed[5] == ">= 1.0x"
     assert missed[6] == "❌"
     assert missed[7] == "quick"
-    assert missed[8] == "notes of P6 \\| with a pipe"
+    assert len(missed) == 8
     assert [row[6] for row in rows] == ["✅", "❌", "✅", "❌", "✅"]
+
+
+def test_each_result_s_notes_and_command_follow_the_table(runner: ModuleType) -> None:
+    result = fake_result("P6", figure=50.0, baseline=100.0, holds=False)
+
+    details: str = runner.render_details([result])
+
+    assert details.startswith("- **P6** (quick): notes of P6 | with a pipe")
+    assert details.endswith(f"`{result['command']}`")
 
 
 def test_a_page_without_markers_gets_a_results_section_before_its_first_section(

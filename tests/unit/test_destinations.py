@@ -137,8 +137,41 @@ async def test_an_enabled_destination_is_tried_again(store: Store, clock: Manual
     clock.advance(2)
     await h.dispatcher.deliver_due()
 
-    assert await store.destinations.enable("dead.example:443")
+    assert await store.destinations.enable("dead.example:443", now=clock.now())
     assert await store.destinations.troubled() == {}
+    assert await store.deliveries.next_due_at() == clock.now()  # sent again at once
+
+
+async def test_an_open_circuit_moves_its_backlog_to_when_it_half_opens(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await make_harness(store, clock, handler=_by_host, breaker_threshold=1)
+    await _runs(h, DEAD, 3)
+    await h.dispatcher.deliver_due()  # the first failure opens the circuit
+
+    [dead] = (await store.destinations.troubled()).values()
+    assert dead.open_until is not None
+    assert dead.open_until > clock.now()
+    # Not due before then, so no claim walks past them meanwhile.
+    assert await store.deliveries.next_due_at() == dead.open_until
+
+
+async def test_a_disabled_destinations_backlog_waits_for_an_operator(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await make_harness(store, clock, handler=_by_host, breaker_threshold=1, disable_after=1)
+    await _runs(h, DEAD, 2)
+    await h.dispatcher.deliver_due()  # fails: the circuit opens
+    clock.advance(3600)
+    await h.dispatcher.deliver_due()  # the half-open probe fails after the window: disabled
+    [dead] = (await store.destinations.troubled()).values()
+    assert dead.disabled_at is not None
+    clock.advance(3600)
+
+    assert await h.dispatcher.deliver_due() == 0
+    due = await store.deliveries.next_due_at()
+    assert due is not None
+    assert due.year == 9999
 
 
 async def test_an_exhausted_delivery_raises_an_alert(store: Store, clock: ManualClock) -> None:

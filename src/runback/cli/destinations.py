@@ -36,8 +36,8 @@ def destinations_enable(
 ) -> None:
     """Forget a destination's failures: its deliveries are sent again at once."""
 
-    async def enable(store: Store, _now: datetime) -> bool:
-        return await store.destinations.enable(host)
+    async def enable(store: Store, now: datetime) -> bool:
+        return await store.destinations.enable(host, now=now)
 
     if not run(with_store(settings_from(data_dir=data_dir), enable)):
         raise fail(f"{host} is neither failing nor disabled")

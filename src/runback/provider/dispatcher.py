@@ -187,10 +187,16 @@ class Dispatcher(Worker):
             signing_secret_id=current.id if current else None,
             created_at=started,
         )
-        self._gate.done(delivery.destination)
-        await self._recorder.submit(
-            AttemptOutcome(delivery.organization_id, attempt, step, finished, delivery.destination)
-        )
+        try:
+            await self._recorder.submit(
+                AttemptOutcome(
+                    delivery.organization_id, attempt, step, finished, delivery.destination
+                )
+            )
+        finally:
+            # Only once the outcome is in the breaker: freed earlier, the slot would let a
+            # round send another wave to a dead destination before its circuit opens.
+            self._gate.done(delivery.destination)
         self._in_flight.discard(delivery.id)
         metrics.attempt(result.failure_reason)
         if step.status is DeliveryStatus.FAILED:

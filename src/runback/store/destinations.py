@@ -2,21 +2,27 @@
 
 A success deletes the row, so the table holds only the troubled few and reading all of it
 each dispatcher round stays cheap.
+
+While a destination's circuit is open its pending deliveries are moved to the time it
+half-opens, and while it is disabled out of reach until an operator enables it: otherwise
+every claim would walk past its whole backlog in the due index (a dead receiver with 10,000
+waiting callbacks made every round of the dispatcher several milliseconds slower).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.destinations import BreakerPolicy, Destination, Transition, after_outcome
+from runback.core.states import DeliveryStatus
 from runback.store.database import Database
 from runback.store.rows import to_record
-from runback.store.schema import destinations
+from runback.store.schema import deliveries, destinations
 
 
 def _destination(row: Row[Any]) -> Destination:
@@ -48,7 +54,39 @@ async def apply_outcomes(
             transitions.append((current[host], transition))
     for host, destination in current.items():
         await _save(conn, destination, existed=host in known, now=now)
+        until = _postponed_until(known.get(host), destination, now=now)
+        if until is not None:
+            await _postpone(conn, host, until=until)
     return transitions
+
+
+_UNTIL_ENABLED = datetime(9999, 1, 1, tzinfo=UTC)
+"""The due time of a disabled destination's deliveries: never, until it is enabled."""
+
+
+def _postponed_until(
+    before: Destination | None, after: Destination, *, now: datetime
+) -> datetime | None:
+    """Where a destination's backlog goes when it was just disabled or its circuit opened."""
+    if after.disabled_at is not None:
+        just = before is None or before.disabled_at is None
+        return _UNTIL_ENABLED if just else None
+    if after.open_until is not None and after.open_until > now:
+        just = before is None or before.open_until != after.open_until
+        return after.open_until if just else None
+    return None
+
+
+async def _postpone(conn: AsyncConnection, host: str, *, until: datetime) -> None:
+    await conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.destination == host,
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at < until,
+        )
+        .values(next_attempt_at=until)
+    )
 
 
 async def _save(
@@ -87,9 +125,18 @@ class DestinationStore:
             rows = await conn.execute(select(destinations))
             return {row.host: _destination(row) for row in rows}
 
-    async def enable(self, host: str) -> bool:
-        """Forget a destination's failures (an operator's decision); answers whether it had
-        any."""
+    async def enable(self, host: str, *, now: datetime) -> bool:
+        """Forget a destination's failures (an operator's decision) and make its pending
+        deliveries due now; answers whether it had any failures."""
         async with self._db.write() as conn:
             result = await conn.execute(delete(destinations).where(destinations.c.host == host))
+            await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.destination == host,
+                    deliveries.c.status == DeliveryStatus.PENDING.value,
+                    deliveries.c.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now)
+            )
             return result.rowcount == 1
