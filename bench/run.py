@@ -132,10 +132,14 @@ def stop_group(child: subprocess.Popen[bytes]) -> None:
 # --- the table -----------------------------------------------------------------------------
 
 
+_MODE_ORDER = {"full": 0, "quick": 1, "smoke": 2}
+
+
 def load_results(folder: Path) -> list[dict[str, Any]]:
-    """Every result in ``folder``, in table order; an unreadable file is said and skipped."""
+    """Every result under ``folder`` (each mode writes its own subfolder), in table order:
+    by id, then full before quick; an unreadable file is said and skipped."""
     found = []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.rglob("*.json")):
         try:
             result = json.loads(path.read_text())
             if not isinstance(result, dict) or "id" not in result or "figure" not in result:
@@ -144,7 +148,13 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
             print(f"{path}: skipped ({exc})", file=sys.stderr)
             continue
         found.append(result)
-    return sorted(found, key=lambda result: natural_key(str(result["id"])))
+    return sorted(
+        found,
+        key=lambda result: (
+            natural_key(str(result["id"])),
+            _MODE_ORDER.get(str(result.get("mode")), 3),
+        ),
+    )
 
 
 def natural_key(id_: str) -> tuple[str, int, str]:
@@ -170,8 +180,10 @@ def number(value: float) -> str:
 
 
 def ratio_of(result: dict[str, Any]) -> float | None:
+    """figure / baseline, where the target is a ratio or a latency (P7's target is an
+    absolute growth in MB beside the idle process: a ratio there means nothing)."""
     baseline = result.get("baseline")
-    if not baseline:
+    if not baseline or "MB" in str(result.get("target", "")):
         return None
     return float(result["figure"]) / float(baseline)
 
@@ -277,7 +289,7 @@ def draw_plots(results: Sequence[dict[str, Any]], folder: Path) -> list[Path]:
     rated = [(result, ratio) for result in results if (ratio := ratio_of(result))]
     if rated:
         figure, axes = plt.subplots(figsize=(9, 0.45 * len(rated) + 1.5))
-        labels = [str(result["id"]) for result, _ in rated]
+        labels = [f"{result['id']} ({result.get('mode', '?')})" for result, _ in rated]
         ratios = [ratio for _, ratio in rated]
         colours = [
             "tab:green" if result.get("holds") else "tab:red" if result.get("holds") is False
@@ -326,7 +338,7 @@ def draw_plots(results: Sequence[dict[str, Any]], folder: Path) -> list[Path]:
         axes.legend(fontsize=8)
         axes.grid(alpha=0.3)
         figure.tight_layout()
-        drawn.append(_save(figure, folder / f"{result['id']}.png"))
+        drawn.append(_save(figure, folder / f"{result['id']}-{result.get('mode', 'any')}.png"))
         plt.close(figure)
     return drawn
 
@@ -354,7 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", type=benchmark_id, metavar="ID",
                         help="benchmarks to run, e.g. P1 P6 (default: all)")  # fmt: skip
     parser.add_argument("--timeout", type=float, help="seconds per script [by mode]")
-    parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
+    parser.add_argument("--results-dir", type=Path, default=BENCH / "results",
+                        help="each mode writes into its own subfolder")  # fmt: skip
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md",
                         help="the page whose table to rewrite")  # fmt: skip
     parser.add_argument("--no-run", action="store_true", help="only rewrite the docs")
@@ -363,14 +376,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [id_ for id_ in SCRIPTS if not args.only or id_ in args.only]
     timeout = args.timeout or TIMEOUT_SECONDS[args.mode]
     results_dir = args.results_dir.resolve()
-    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / args.mode).mkdir(parents=True, exist_ok=True)
     outcomes = []
     started = time.monotonic()
     if not args.no_run:
         for id_ in chosen:
             outcomes.append(
                 run_script(id_, BENCH / SCRIPTS[id_], mode=args.mode, timeout=timeout,
-                           results_dir=results_dir)
+                           results_dir=results_dir / args.mode)
             )  # fmt: skip
     try:
         update_docs(results_dir, args.docs.resolve())

@@ -158,9 +158,9 @@ def test_the_runner_runs_p6_in_smoke_mode_and_its_rows_reach_the_page(tmp_path: 
     )  # fmt: skip
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted(path.name for path in results.iterdir()) == ["P6.json", "P6pg.json"]
+    assert sorted(path.name for path in (results / "smoke").iterdir()) == ["P6.json", "P6pg.json"]
     for id_ in ("P6", "P6pg"):
-        result = json.loads((results / f"{id_}.json").read_text())
+        result = json.loads((results / "smoke" / f"{id_}.json").read_text())
         assert result["mode"] == "smoke"
         assert result["unit"] == "runs/s"
         assert result["figure"] > 0
