@@ -2,7 +2,9 @@
 
 Each round starts whatever work is ready, as tasks counted against a capacity, then sleeps
 until the time the round asked for or until ``wake()``: a new run, a new delivery, or one of
-its own tasks finishing (which frees room). A round that fails is logged and retried after
+its own tasks finishing while work waits for room. (A task finishing when nothing waits
+wakes nothing: each round costs a few queries, and at low load every run would pay for
+several empty ones.) A round that fails is logged and retried after
 the poll interval, so a passing database error never stops the worker.
 """
 
@@ -26,6 +28,8 @@ class Worker(ABC):
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._draining = False
+        self._waiting_for_room = False
+        """Set by a round that left ready work behind for lack of room."""
 
     def wake(self) -> None:
         """Start a round now."""
@@ -85,4 +89,5 @@ class Worker(ABC):
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed unexpectedly", task.get_name(), exc_info=task.exception())
-        self._wake.set()
+        if self._waiting_for_room:
+            self._wake.set()

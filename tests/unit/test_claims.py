@@ -88,3 +88,33 @@ async def test_a_dispatcher_at_a_destinations_limit_sleeps_instead_of_spinning(
 
 async def _sent(h: Any) -> bool:
     return bool(h.sender.requests)
+
+
+async def test_a_finished_attempt_wakes_the_dispatcher_when_its_destination_was_full(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await make_harness(store, clock, per_destination=1)
+    for _ in range(2):
+        await h.submit(callback_url=BUSY)
+    await h.executor.run_until_idle()
+
+    h.dispatcher._wake.clear()
+    await h.dispatcher._round()  # the second must wait for the first's slot
+    await h.dispatcher._settle()
+
+    assert h.dispatcher._wake.is_set()
+
+
+async def test_a_finished_attempt_wakes_nothing_when_nothing_waits(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await make_harness(store, clock)
+    await h.submit(callback_url=QUIET)
+    await h.executor.run_until_idle()
+
+    h.dispatcher._wake.clear()
+    await h.dispatcher._round()
+    await h.dispatcher._settle()
+
+    assert len(h.sender.requests) == 1
+    assert not h.dispatcher._wake.is_set()  # a round would only find nothing to do

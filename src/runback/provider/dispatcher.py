@@ -115,6 +115,7 @@ class Dispatcher(Worker):
     async def _start_due(self) -> int:
         room = self.room
         if room <= 0:
+            self._waiting_for_room = True
             return 0
         now = self._clock.now()
         self._gate.update(await self._store.destinations.troubled(), now=now)
@@ -128,6 +129,9 @@ class Dispatcher(Worker):
             room=self._gate.room,
         )
         claimed, refused = self._gate.admit(claimed)
+        # Work may wait for a slot (ours, or a destination's at its limit): a finishing
+        # attempt wakes the loop then, and only then.
+        self._waiting_for_room = len(claimed) == room or bool(self._gate.closed())
         if refused:
             await self._store.deliveries.release_claims(now=now, ids=[d.id for d in refused])
         if not claimed:
@@ -198,6 +202,8 @@ class Dispatcher(Worker):
             # round send another wave to a dead destination before its circuit opens.
             self._gate.done(delivery.destination)
         self._in_flight.discard(delivery.id)
+        if step.status is DeliveryStatus.PENDING:
+            self.wake()  # its retry may be due before the loop would look again
         metrics.attempt(result.failure_reason)
         if step.status is DeliveryStatus.FAILED:
             metrics.delivery_failed(step.failure_reason_code)

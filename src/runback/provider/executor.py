@@ -141,14 +141,23 @@ class Executor(Worker):
     async def _start_queued(self) -> int:
         """Claim as many queued runs as there is room for, each model within its cap."""
         started = 0
+        full = False  # a claim took all it had room for: more may be queued
         capped = [m for m in self._registry if m.concurrency is not None]
         for model in capped:
             assert model.concurrency is not None
             room = min(self.room, model.concurrency - self._per_model[model.name])
             if room > 0:
-                started += await self._claim(room, model=model.name)
-        if self.room > 0:
-            started += await self._claim(self.room, exclude_models=[m.name for m in capped])
+                claimed = await self._claim(room, model=model.name)
+                started, full = started + claimed, full or claimed == room
+            else:
+                full = True  # at its cap: its queued runs wait for one to end
+        room = self.room
+        if room > 0:
+            claimed = await self._claim(room, exclude_models=[m.name for m in capped])
+            started, full = started + claimed, full or claimed == room
+        else:
+            full = True
+        self._waiting_for_room = full
         return started
 
     async def _claim(
