@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import orjson
@@ -23,6 +22,8 @@ from runback.core.runs import Ending, end_run, new_run
 from runback.core.signing import generate_secret, key_prefix
 from runback.core.states import DeliveryStatus, RunStatus
 from runback.store import Store
+from runback.store.deliveries import delivery_row
+from runback.store.runs import run_row
 from runback.store.schema import deliveries, delivery_attempts, runs
 
 _BATCH = 2_000
@@ -72,44 +73,6 @@ def callback_delivery(run: Run, *, now: datetime) -> Delivery:
     )
 
 
-def _run_row(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "organization_id": run.organization_id,
-        "model": run.model,
-        "status": run.status.value,
-        "input": run.input,
-        "output": run.output,
-        "metadata": run.metadata,
-        "callback_url": run.callback_url,
-        "execution_count": run.execution_count,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "completed_at": run.completed_at,
-        "updated_at": run.updated_at,
-    }
-
-
-def _delivery_row(delivery: Delivery, *, due: datetime) -> dict[str, Any]:
-    return {
-        "id": delivery.id,
-        "organization_id": delivery.organization_id,
-        "run_id": delivery.run_id,
-        "callback_url": delivery.callback_url,
-        "webhook_id": delivery.webhook_id,
-        "destination": delivery.destination,
-        "payload_bytes": delivery.payload_bytes,
-        "is_automatic": delivery.is_automatic,
-        "status": delivery.status.value,
-        "attempt_count": 0,
-        "max_attempts": delivery.max_attempts,
-        "retry_policy": orjson.dumps(delivery.retry_policy.to_json()).decode(),
-        "next_attempt_at": due,
-        "created_at": delivery.created_at,
-        "updated_at": delivery.updated_at,
-    }
-
-
 async def seed_deliveries(
     store: Store,
     *,
@@ -129,8 +92,11 @@ async def seed_deliveries(
         ]
         made = [callback_delivery(run, now=now) for run in batch]
         async with store.database.write() as conn:
-            await conn.execute(runs.insert(), [_run_row(run) for run in batch])
-            await conn.execute(deliveries.insert(), [_delivery_row(d, due=due) for d in made])
+            await conn.execute(runs.insert(), [run_row(run) for run in batch])
+            await conn.execute(
+                deliveries.insert(),
+                [delivery_row(replace(d, next_attempt_at=due)) for d in made],
+            )
         bodies.extend(d.payload_bytes for d in made)
     return bodies
 

@@ -24,7 +24,7 @@ import psycopg
 import requests
 from celery import Celery, Task
 
-from runback.core.signing import signature_headers
+from runback.core.delivery import attempt_headers
 
 TASK = "p8.deliver"
 RESPONSE_BODY_LIMIT = 4096
@@ -107,15 +107,14 @@ def deliver(self: Task, delivery_id: str, url: str, body: str, webhook_id: str) 
     secret = os.environ["P8_SECRET"]
     payload = body.encode()
     started = datetime.now(UTC)
-    headers = signature_headers(
+    headers = attempt_headers(
         body=payload,
-        msg_id=webhook_id,
+        webhook_id=webhook_id,
+        delivery_id=delivery_id,
         timestamp=int(started.timestamp()),
         current=secret,
         active=[secret],
     )
-    headers["Content-Type"] = "application/json"
-    headers["Runflow-Request-Id"] = delivery_id
     clock = time.perf_counter()
     status: int | None = None
     text: str | None = None

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import aiohttp
 import procrastinate
 
-from runback.core.signing import signature_headers
+from runback.core.delivery import attempt_headers
 
 TASK = "p8.deliver"
 RESPONSE_BODY_LIMIT = 4096
@@ -88,15 +88,14 @@ async def deliver(
     secret = os.environ["P8_SECRET"]
     payload = body.encode()
     started = datetime.now(UTC)
-    headers = signature_headers(
+    headers = attempt_headers(
         body=payload,
-        msg_id=webhook_id,
+        webhook_id=webhook_id,
+        delivery_id=delivery_id,
         timestamp=int(started.timestamp()),
         current=secret,
         active=[secret],
     )
-    headers["Content-Type"] = "application/json"
-    headers["Runflow-Request-Id"] = delivery_id
     clock = time.perf_counter()
     status: int | None = None
     text: str | None = None

@@ -9,6 +9,7 @@ at once. A redirect is a failure: runback never follows one, so a ``3xx`` is ret
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -20,6 +21,7 @@ from runback.core.ids import webhook_id
 from runback.core.payload import run_callback_body
 from runback.core.records import Delivery, JsonText, Run
 from runback.core.retry import Random, RetryPolicy
+from runback.core.signing import signature_headers
 from runback.core.states import DeliveryStatus
 
 RESPONSE_BODY_LIMIT = 4096
@@ -136,6 +138,25 @@ class NextStep:
     next_attempt_at: datetime | None
     failure_reason_code: FailureReason | None
     failure_detail: str | None
+
+
+def attempt_headers(
+    *,
+    body: bytes,
+    webhook_id: str,
+    delivery_id: UUID | str,
+    timestamp: int,
+    current: str | None,
+    active: Sequence[str],
+) -> dict[str, str]:
+    """Every header of one callback attempt: both signature schemes, the JSON content type
+    and ``Runflow-Request-Id`` (the delivery's id, for a receiver to quote)."""
+    headers = signature_headers(
+        body=body, msg_id=webhook_id, timestamp=timestamp, current=current, active=active
+    )
+    headers["Content-Type"] = "application/json"
+    headers["Runflow-Request-Id"] = str(delivery_id)
+    return headers
 
 
 def after_attempt(

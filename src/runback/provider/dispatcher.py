@@ -17,12 +17,11 @@ from uuid import UUID
 from runback import metrics
 from runback.batching import GroupCommit
 from runback.core.clock import Clock
-from runback.core.delivery import SendError, SendResult, after_attempt
+from runback.core.delivery import SendError, SendResult, after_attempt, attempt_headers
 from runback.core.destinations import BreakerPolicy
 from runback.core.ids import new_id
 from runback.core.records import Attempt, CallbackSecret, Delivery
 from runback.core.retry import Random
-from runback.core.signing import signature_headers
 from runback.core.states import DeliveryStatus
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
@@ -153,15 +152,14 @@ class Dispatcher(Worker):
         except UrlRefusedError as exc:
             result = SendResult(None, None, 0, SendError.BLOCKED_URL, str(exc))
         else:
-            headers = signature_headers(
+            headers = attempt_headers(
                 body=delivery.payload_bytes,
-                msg_id=delivery.webhook_id,
+                webhook_id=delivery.webhook_id,
+                delivery_id=delivery.id,
                 timestamp=int(started.timestamp()),
                 current=current.secret if current else None,
                 active=[s.secret for s in secrets],
             )
-            headers["Content-Type"] = "application/json"
-            headers["Runflow-Request-Id"] = str(delivery.id)
             result = await self._sender.send(
                 OutboundRequest(
                     url=delivery.callback_url,

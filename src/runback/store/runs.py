@@ -51,7 +51,8 @@ def _run(row: Row[Any]) -> Run:
     return to_record(Run, row, status=RunStatus(row.status))
 
 
-def _run_row(run: Run, idempotency: Idempotency | None) -> dict[str, Any]:
+def run_row(run: Run, idempotency: Idempotency | None = None) -> dict[str, Any]:
+    """A run's columns, for an insert of one or many."""
     return {
         "id": run.id,
         "organization_id": run.organization_id,
@@ -62,12 +63,16 @@ def _run_row(run: Run, idempotency: Idempotency | None) -> dict[str, Any]:
         "metadata": run.metadata,
         "client_ref": run.client_ref,
         "callback_url": run.callback_url,
+        "failure_code": run.failure_code,
+        "failure_message": run.failure_message,
         "idempotency_key": None if idempotency is None else idempotency.key,
         "request_hash": None if idempotency is None else idempotency.request_hash,
         "batch_id": run.batch_id,
         "execution_count": run.execution_count,
         "output_url_ttl": run.output_url_ttl,
         "created_at": run.created_at,
+        "started_at": run.started_at,
+        "completed_at": run.completed_at,
         "updated_at": run.updated_at,
     }
 
@@ -127,7 +132,7 @@ class RunStore:
         create one run: the later ones replay it.
         """
         if idempotency is None:
-            await self._inserts.submit(_run_row(run, None))
+            await self._inserts.submit(run_row(run))
             return run
 
         async def attempt() -> Run:
@@ -135,7 +140,7 @@ class RunStore:
                 earlier = await self._keyed(conn, run.organization_id, idempotency)
                 if earlier is not None:
                     return earlier
-                await conn.execute(runs.insert(), [_run_row(run, idempotency)])
+                await conn.execute(runs.insert(), [run_row(run, idempotency)])
             return run
 
         return await retrying_conflicts(attempt, constraints=("ux_runs_idempotency",))
