@@ -13,6 +13,7 @@ from runback.core.destinations import BreakerPolicy, BreakerState, Destination, 
 from runback.core.states import DeliveryStatus
 from runback.provider.sender import OutboundRequest
 from runback.store import RunFilter, Store
+from runback.store.destinations import HELD
 from runback.testing import ManualClock, respond
 from support.harness import Harness, make_harness
 from support.waiting import wait_for
@@ -142,18 +143,30 @@ async def test_an_enabled_destination_is_tried_again(store: Store, clock: Manual
     assert await store.deliveries.next_due_at() == clock.now()  # sent again at once
 
 
-async def test_an_open_circuit_moves_its_backlog_to_when_it_half_opens(
+async def test_an_open_circuit_holds_its_backlog_but_one_probe_until_it_recovers(
     store: Store, clock: ManualClock
 ) -> None:
-    h = await make_harness(store, clock, handler=_by_host, breaker_threshold=1)
-    await _runs(h, DEAD, 3)
+    down = True
+
+    def flaky(request: OutboundRequest) -> SendResult:
+        return respond(500 if down else 200)
+
+    h = await make_harness(store, clock, handler=flaky, breaker_threshold=1, per_destination=1)
+    await _runs(h, DEAD, 4)
     await h.dispatcher.deliver_due()  # the first failure opens the circuit
 
     [dead] = (await store.destinations.troubled()).values()
     assert dead.open_until is not None
-    assert dead.open_until > clock.now()
-    # Not due before then, so no claim walks past them meanwhile.
+    # One probe waits for the half-open moment; the rest are out of the due index.
     assert await store.deliveries.next_due_at() == dead.open_until
+    due_times = [d.next_attempt_at for r in await _run_ids(h) for d, _ in await h.deliveries(r)]
+    assert sorted(due_times, key=str) == [dead.open_until, HELD, HELD, HELD]
+
+    down = False
+    clock.advance((dead.open_until - clock.now()).total_seconds())
+    assert await h.dispatcher.deliver_due() == 4  # the probe, then all it released
+
+    assert await store.destinations.troubled() == {}
 
 
 async def test_a_disabled_destinations_backlog_waits_for_an_operator(

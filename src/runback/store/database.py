@@ -4,8 +4,9 @@ SQLite allows one writer at a time. Rather than let connections fight over the l
 retry on ``SQLITE_BUSY``), every write in this process goes through one connection, queued on
 an asyncio lock, and begins with ``BEGIN IMMEDIATE`` so a transaction never has to upgrade a
 read lock into a write lock. Reads use their own small pool and see WAL snapshots, never
-waiting for the writer. Another process (``runback keys create`` beside ``serve``) waits up
-to the busy timeout.
+waiting for the writer. Calls are made on the event loop's thread (``_InlineSqlite``), so
+another process holding the write lock (``runback keys create`` beside ``serve``: a few
+milliseconds) pauses this one's loop for as long, up to the busy timeout.
 
 PostgreSQL takes concurrent writers itself: one pool (asyncpg) serves reads and writes, each
 transaction at READ COMMITTED; claims use ``FOR UPDATE SKIP LOCKED`` so workers never wait for

@@ -3,10 +3,10 @@
 A success deletes the row, so the table holds only the troubled few and reading all of it
 each dispatcher round stays cheap.
 
-While a destination's circuit is open its pending deliveries are moved to the time it
-half-opens, and while it is disabled out of reach until an operator enables it: otherwise
-every claim would walk past its whole backlog in the due index (a dead receiver with 10,000
-waiting callbacks made every round of the dispatcher several milliseconds slower).
+While a destination's circuit is open its pending deliveries are held out of the due index
+(all but one, the probe that half-opens it), released when it recovers or an operator
+enables it: otherwise every claim would walk past its whole backlog (a dead receiver with
+10,000 waiting callbacks made every round of the dispatcher several milliseconds slower).
 """
 
 from __future__ import annotations
@@ -54,38 +54,60 @@ async def apply_outcomes(
             transitions.append((current[host], transition))
     for host, destination in current.items():
         await _save(conn, destination, existed=host in known, now=now)
-        until = _postponed_until(known.get(host), destination, now=now)
-        if until is not None:
-            await _postpone(conn, host, until=until)
+        before = known.get(host)
+        if destination.disabled_at is not None:
+            if before is None or before.disabled_at is None:
+                await _hold(conn, host)
+        elif destination.open_until is not None and destination.open_until > now:
+            if before is None or before.open_until != destination.open_until:
+                await _hold(conn, host, probe_at=destination.open_until)
+        elif before is not None and destination.consecutive_failures == 0:
+            await _release(conn, host, now=now)  # recovered
     return transitions
 
 
-_UNTIL_ENABLED = datetime(9999, 1, 1, tzinfo=UTC)
-"""The due time of a disabled destination's deliveries: never, until it is enabled."""
+HELD = datetime(9999, 1, 1, tzinfo=UTC)
+"""The due time of a troubled destination's held deliveries: not before it recovers (or an
+operator enables it)."""
 
 
-def _postponed_until(
-    before: Destination | None, after: Destination, *, now: datetime
-) -> datetime | None:
-    """Where a destination's backlog goes when it was just disabled or its circuit opened."""
-    if after.disabled_at is not None:
-        just = before is None or before.disabled_at is None
-        return _UNTIL_ENABLED if just else None
-    if after.open_until is not None and after.open_until > now:
-        just = before is None or before.open_until != after.open_until
-        return after.open_until if just else None
-    return None
+async def _hold(conn: AsyncConnection, host: str, *, probe_at: datetime | None = None) -> None:
+    """Hold every pending delivery to ``host``; with ``probe_at``, all but one, the probe
+    that half-opens the circuit then (a success releases the rest)."""
+    pending = (
+        deliveries.c.destination == host,
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+    )
+    await conn.execute(
+        update(deliveries)
+        .where(*pending, deliveries.c.next_attempt_at < HELD)
+        .values(next_attempt_at=HELD)
+    )
+    if probe_at is None:
+        return
+    probe = (
+        select(deliveries.c.id)
+        .where(*pending)
+        .order_by(deliveries.c.created_at, deliveries.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    await conn.execute(
+        update(deliveries).where(deliveries.c.id == probe).values(next_attempt_at=probe_at)
+    )
 
 
-async def _postpone(conn: AsyncConnection, host: str, *, until: datetime) -> None:
+async def _release(conn: AsyncConnection, host: str, *, now: datetime) -> None:
+    """Make every delivery waiting for ``host`` due ``now``: it is back (or an operator says
+    so), and what waited for it goes out at once, held or scheduled."""
     await conn.execute(
         update(deliveries)
         .where(
             deliveries.c.destination == host,
             deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.next_attempt_at < until,
+            deliveries.c.next_attempt_at > now,
         )
-        .values(next_attempt_at=until)
+        .values(next_attempt_at=now)
     )
 
 
@@ -130,13 +152,5 @@ class DestinationStore:
         deliveries due now; answers whether it had any failures."""
         async with self._db.write() as conn:
             result = await conn.execute(delete(destinations).where(destinations.c.host == host))
-            await conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.destination == host,
-                    deliveries.c.status == DeliveryStatus.PENDING.value,
-                    deliveries.c.next_attempt_at > now,
-                )
-                .values(next_attempt_at=now)
-            )
+            await _release(conn, host, now=now)
             return result.rowcount == 1
