@@ -17,7 +17,8 @@ from runback.core.states import RunStatus
 from runback.errors import SchemaTooNewError
 from runback.settings import sqlite_url
 from runback.store import Store, head_revision, open_store
-from runback.store.deliveries import insert_delivery
+from runback.store.deliveries import delivery_row
+from runback.store.schema import deliveries
 from runback.testing import ManualClock
 from support.factories import queued_run
 
@@ -87,7 +88,7 @@ async def test_at_most_one_delivery_per_run_is_in_flight(store: Store, clock: Ma
 
     with pytest.raises(IntegrityError):
         async with store.database.write() as conn:
-            await insert_delivery(conn, _delivery(done, clock))
+            await conn.execute(deliveries.insert(), [delivery_row(_delivery(done, clock))])
 
 
 async def test_next_due_at_is_an_aware_utc_datetime(store: Store, clock: ManualClock) -> None:

@@ -11,7 +11,6 @@ from uuid import UUID
 import orjson
 from sqlalchemy import Row, Select, bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.delivery import NextStep
 from runback.core.destinations import BreakerPolicy, Destination, Transition
@@ -95,11 +94,6 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-async def insert_delivery(conn: AsyncConnection, delivery: Delivery) -> None:
-    """Insert a delivery inside the caller's transaction (the outbox write)."""
-    await conn.execute(deliveries.insert(), [delivery_row(delivery)])
-
-
 # One statement, executed for many rows at once when a batch of attempts is recorded.
 _APPLY_STEP = (
     update(deliveries)
@@ -130,7 +124,7 @@ class DeliveryStore:
         already has one pending or delivering (the database's unique index decides)."""
         try:
             async with self._db.write() as conn:
-                await insert_delivery(conn, delivery)
+                await conn.execute(deliveries.insert(), [delivery_row(delivery)])
         except IntegrityError as exc:
             if "ux_deliveries_in_flight" not in str(exc) and "deliveries.run_id" not in str(exc):
                 raise
