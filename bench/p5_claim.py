@@ -372,7 +372,7 @@ async def claim_plan(store: Store, *, limit: int) -> Plan:
     now = datetime.now(UTC)
     with captured_claims() as seen:
         claimed = await claim(store, limit=limit, now=now)
-    await store.deliveries.release_claims(now=now, ids=[d.id for d in claimed])
+    await store.deliveries.hand_back([d.id for d in claimed], worker="bench-p5", now=now)
     if not seen:
         missing = "(claim_due sent no statement on deliveries through SQLAlchemy)"
         return Plan(missing, missing)

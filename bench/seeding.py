@@ -22,7 +22,7 @@ from runback.core.runs import Ending, end_run, new_run
 from runback.core.signing import generate_secret, key_prefix
 from runback.core.states import DeliveryStatus, RunStatus
 from runback.store import Store
-from runback.store.deliveries import delivery_row
+from runback.store.outbox import delivery_row
 from runback.store.runs import run_row
 from runback.store.schema import deliveries, delivery_attempts, runs
 

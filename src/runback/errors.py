@@ -16,6 +16,7 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
     │   ├── SecretDisabledError     a disabled secret cannot be made current
     │   ├── SecretInUseError        the current secret cannot go while others remain
     │   └── NotFoundInStoreError    no such organization or key
+    ├── InvalidTransitionError      a status change the transition tables forbid: a bug
     ├── UrlRefusedError             an outbound URL fails the URL policy
     ├── VerificationError           a received callback is not authentic: 401 INVALID_SIGNATURE
     │   ├── MissingSignatureError   no signature header (or only Runflow-Signature where the
@@ -93,6 +94,11 @@ class SecretInUseError(StoreError):
 
 class NotFoundInStoreError(StoreError):
     """An organization or API key named on the command line does not exist."""
+
+
+class InvalidTransitionError(RunbackError):
+    """A status change the transition tables (``runback.core.states``) do not allow: a bug
+    in the code that asked for it, never the user's doing."""
 
 
 class UrlRefusedError(RunbackError):

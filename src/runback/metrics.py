@@ -29,6 +29,11 @@ def attempt(reason: FailureReason | None) -> None:
     ATTEMPTS.labels(outcome="succeeded" if reason is None else reason.value).inc()
 
 
+def attempt_refused() -> None:
+    """An attempt whose worker had lost the delivery's claim: logged, not counted."""
+    ATTEMPTS.labels(outcome="refused").inc()
+
+
 def delivery_failed(reason: FailureReason | None) -> None:
     FAILED.labels(reason=reason.value if reason else "unknown").inc()
 

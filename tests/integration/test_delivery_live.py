@@ -162,7 +162,7 @@ async def test_a_blackholed_destination_with_a_thousand_pending_holds_up_no_heal
         try:
             now = SystemClock().now()
             for n in range(1000):  # a backlog to the dead receiver, due at once
-                await store.deliveries.insert(_bare_delivery(live, blackhole.url_for(f"/{n}"), now))
+                await store.outbox.add(_bare_delivery(live, blackhole.url_for(f"/{n}"), now))
             fine = [await live.submit(healthy.url_for(f"/ok/{n}")) for n in range(50)]
 
             async def all_healthy_delivered() -> bool:

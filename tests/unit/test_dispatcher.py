@@ -255,7 +255,7 @@ async def test_in_flight_deliveries_are_handed_back_after_a_restart(
     )
     assert await h.dispatcher.deliver_due() == 0
 
-    assert await store.deliveries.release_claims(now=clock.now()) == 1
+    assert await store.deliveries.release_all(now=clock.now()) == 1
 
     assert await h.dispatcher.deliver_due() == 1
     delivery, _ = await h.only_delivery(run.id)

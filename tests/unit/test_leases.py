@@ -94,9 +94,9 @@ async def test_a_delivery_whose_lease_expired_is_sent_again(
         worker="dead", limit=1, now=clock.now(), lease_until=clock.now() + timedelta(seconds=60)
     )
 
-    assert await store.deliveries.release_claims(now=clock.now(), expired_only=True) == 0
+    assert await store.deliveries.release_lapsed(now=clock.now()) == 0
     clock.advance(61)
-    assert await store.deliveries.release_claims(now=clock.now(), expired_only=True) == 1
+    assert await store.deliveries.release_lapsed(now=clock.now()) == 1
 
     await h.dispatcher.deliver_due()
     delivery, _ = await h.only_delivery(run.id)

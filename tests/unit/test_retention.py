@@ -233,7 +233,7 @@ async def test_ended_deliveries_of_no_run_go_too(store: Store, clock: ManualCloc
         run, delivery_id=new_id(), now=clock.now(), policy=FAST_POLICY, is_automatic=True
     )
     operational = replace(draft, run_id=None, webhook_id="msg_operational")
-    await store.deliveries.insert(operational)
+    await store.outbox.add(operational)
     await h.dispatcher.deliver_due()
     clock.advance(31 * DAY)
 

@@ -17,7 +17,7 @@ from runback.core.states import RunStatus
 from runback.errors import SchemaTooNewError
 from runback.settings import sqlite_url
 from runback.store import Store, head_revision, open_store
-from runback.store.deliveries import delivery_row
+from runback.store.outbox import delivery_row
 from runback.store.schema import deliveries
 from runback.testing import ManualClock
 from support.factories import queued_run
@@ -71,9 +71,11 @@ async def _finished_run(store: Store, clock: ManualClock) -> Run:
     organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
     run = queued_run(organization_id=organization.id, now=clock.now())
     await store.runs.insert(run)
-    await store.runs.claim_queued(worker="w", limit=1, now=clock.now(), lease_until=clock.now())
-    done = replace(run, status=RunStatus.SUCCEEDED, output="{}", completed_at=clock.now())
-    assert await store.runs.finish(done, _delivery(done, clock))
+    [running] = await store.runs.claim_queued(
+        worker="w", limit=1, now=clock.now(), lease_until=clock.now()
+    )
+    done = replace(running, status=RunStatus.SUCCEEDED, output="{}", completed_at=clock.now())
+    assert await store.outbox.end(running, done, _delivery(done, clock)) is None
     return done
 
 

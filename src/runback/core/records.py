@@ -39,6 +39,9 @@ class Run:
     updated_at: datetime
     output_url_ttl: int | None = None
     """Seconds the run's output URLs stay valid; None: the deployment's or model's rule."""
+    claimed_by: str | None = None
+    """The worker executing it (``dispatching`` or ``running``); None while it waits or
+    once it has ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,9 @@ class Attempt:
     failure_reason_code: str | None
     signing_secret_id: UUID | None
     created_at: datetime
+    refused_reason: str | None = None
+    """Why the attempt did not count, when it did not: its worker had lost the delivery's
+    claim (stalled past its lease) and another worker had taken it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,8 @@ class Delivery:
     """The callback URL's ``host:port``: what its circuit breaker and concurrency go by."""
     recovery_id: UUID | None = None
     """The bulk recovery that queued this delivery, if one did."""
+    claimed_by: str | None = None
+    """The worker making its attempt (``delivering``); None otherwise."""
 
     @property
     def max_attempts(self) -> int:

@@ -1,16 +1,19 @@
 """Run and delivery states, and the transitions allowed between them.
 
-The tables are the rules: adapters ask ``check_run_transition`` / ``check_delivery_transition``
-before writing, and the store's conditional updates (``WHERE status = ...``) enforce the same
-table against concurrent writers.
+The tables are the rules: the store declares each of its status writes as a move that these
+tables must allow (``runback.store.moves``), and its guarded updates (``WHERE status = ...
+AND claimed_by = ...``) enforce them against concurrent writers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 
-from runback.errors import RunbackError
+from runback.errors import InvalidTransitionError
+
+S = TypeVar("S", bound=StrEnum)
 
 
 class RunStatus(StrEnum):
@@ -76,17 +79,20 @@ DELIVERY_TRANSITIONS: Final[dict[DeliveryStatus, frozenset[DeliveryStatus]]] = {
 }
 
 
-class InvalidTransitionError(RunbackError):
-    """A state change the tables do not allow: a bug, or a lost race with another writer."""
+def check_transition(
+    transitions: Mapping[S, frozenset[S]], source: S, target: S, noun: str
+) -> None:
+    """Raise ``InvalidTransitionError`` unless ``transitions`` lets a ``noun`` go from
+    ``source`` to ``target``."""
+    if target not in transitions.get(source, frozenset()):
+        raise InvalidTransitionError(f"a {noun} cannot go from {source} to {target}")
 
 
 def check_run_transition(source: RunStatus, target: RunStatus) -> None:
     """Raise ``InvalidTransitionError`` unless a run may go from ``source`` to ``target``."""
-    if target not in RUN_TRANSITIONS.get(source, frozenset()):
-        raise InvalidTransitionError(f"a run cannot go from {source} to {target}")
+    check_transition(RUN_TRANSITIONS, source, target, "run")
 
 
 def check_delivery_transition(source: DeliveryStatus, target: DeliveryStatus) -> None:
     """Raise ``InvalidTransitionError`` unless a delivery may go from ``source`` to ``target``."""
-    if target not in DELIVERY_TRANSITIONS.get(source, frozenset()):
-        raise InvalidTransitionError(f"a delivery cannot go from {source} to {target}")
+    check_transition(DELIVERY_TRANSITIONS, source, target, "delivery")

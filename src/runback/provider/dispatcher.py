@@ -28,7 +28,7 @@ from runback.errors import UrlRefusedError
 from runback.provider.gate import DestinationGate
 from runback.provider.operations import Operations
 from runback.provider.sender import OutboundRequest, Sender
-from runback.store import AttemptOutcome, Store
+from runback.store import AttemptOutcome, Refusal, Store
 from runback.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Dispatcher(Worker):
             per_destination=per_destination, breaker=breaker or BreakerPolicy()
         )
         self.operations = operations
-        self._recorder: GroupCommit[AttemptOutcome, None] = GroupCommit(self._record)
+        self._recorder: GroupCommit[AttemptOutcome, Refusal | None] = GroupCommit(self._record)
 
     async def deliver_due(self) -> int:
         """Send every delivery due now and wait until each attempt is recorded.
@@ -89,14 +89,16 @@ class Dispatcher(Worker):
         held = list(self._in_flight)
         await super().close()
         if held:
-            await self._store.deliveries.release_claims(now=self._clock.now(), ids=held)
+            await self._store.deliveries.hand_back(
+                held, worker=self._worker_id, now=self._clock.now()
+            )
 
     async def _upkeep(self) -> None:
         """Take back the deliveries of dead workers (expired leases), a few times per lease."""
         now = self._clock.now()
         if now >= self._next_upkeep:
             self._next_upkeep = now + self._lease / 3
-            await self._store.deliveries.release_claims(now=now, expired_only=True)
+            await self._store.deliveries.release_lapsed(now=now)
 
     async def _round(self) -> float:
         await self._upkeep()
@@ -132,7 +134,9 @@ class Dispatcher(Worker):
         # attempt wakes the loop then, and only then.
         self._waiting_for_room = len(claimed) == room or bool(self._gate.closed())
         if refused:
-            await self._store.deliveries.release_claims(now=now, ids=[d.id for d in refused])
+            await self._store.deliveries.hand_back(
+                [d.id for d in refused], worker=self._worker_id, now=now
+            )
         if not claimed:
             return 0
         secrets = await self._store.secrets.signing({d.organization_id for d in claimed})
@@ -190,7 +194,7 @@ class Dispatcher(Worker):
             created_at=started,
         )
         try:
-            await self._recorder.submit(
+            refused = await self._recorder.submit(
                 AttemptOutcome(
                     delivery.organization_id, attempt, step, finished, delivery.destination
                 )
@@ -200,6 +204,16 @@ class Dispatcher(Worker):
             # round send another wave to a dead destination before its circuit opens.
             self._gate.done(delivery.destination)
         self._in_flight.discard(delivery.id)
+        if refused is not None:
+            log.warning(
+                "attempt %d of delivery %s (run %s) does not count: %s",
+                number,
+                delivery.id,
+                delivery.run_id,
+                refused,
+            )
+            metrics.attempt_refused()
+            return
         if step.status is DeliveryStatus.PENDING:
             self.wake()  # its retry may be due before the loop would look again
         metrics.attempt(result.failure_reason)
@@ -208,10 +222,13 @@ class Dispatcher(Worker):
             if self.operations is not None and delivery.run_id is not None:
                 await self.operations.exhausted(delivery, step)
 
-    async def _record(self, outcomes: list[AttemptOutcome]) -> None:
-        transitions = await self._store.deliveries.record(outcomes, breaker=self._gate.breaker)
-        for destination, transition in transitions:
+    async def _record(self, outcomes: list[AttemptOutcome]) -> list[Refusal | None]:
+        recorded = await self._store.deliveries.record(
+            outcomes, worker=self._worker_id, breaker=self._gate.breaker
+        )
+        for destination, transition in recorded.transitions:
             log.warning("%s: %s", transition.value, destination.host)
             metrics.destination_transition(transition)
             if self.operations is not None:
                 await self.operations.destination(destination, transition)
+        return recorded.refused

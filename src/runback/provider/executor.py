@@ -91,7 +91,7 @@ class Executor(Worker):
         await super().close()
         self._threads.shutdown(wait=False, cancel_futures=True)
         if held:
-            await self._store.runs.hand_back(held, now=self._clock.now())
+            await self._store.runs.hand_back(held, worker=self._worker_id, now=self._clock.now())
 
     def cancel(self, run_id: UUID) -> asyncio.Task[Any] | None:
         """Cancel a run this executor holds; answers its task, to await, if it has started."""
@@ -135,7 +135,9 @@ class Executor(Worker):
             return
         self._next_upkeep = now + self._lease / 3
         if self._running:
-            await self._store.runs.extend_leases(list(self._running), lease_until=now + self._lease)
+            await self._store.runs.extend_leases(
+                list(self._running), worker=self._worker_id, lease_until=now + self._lease
+            )
         await self.recover(max_executions=self._max_executions, expired_only=True)
 
     async def _start_queued(self) -> int:

@@ -75,7 +75,7 @@ class Operations:
         now = self._clock.now()
         delivery_id = new_id()
         body = orjson.dumps({**fields, "created_at": isoformat(now)})
-        await self._store.deliveries.insert(
+        await self._store.outbox.add(
             Delivery(
                 id=delivery_id,
                 organization_id=organization_id,

@@ -7,6 +7,7 @@ delivery wakes the dispatcher in process.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -18,10 +19,12 @@ from runback.core.ids import new_id
 from runback.core.records import Delivery, Recovery, Run
 from runback.core.retry import RetryPolicy
 from runback.core.runs import Ending, end_run
-from runback.core.states import DeliveryStatus, RunStatus
+from runback.core.states import DeliveryStatus
 from runback.errors import ConflictError, DeliveryInFlightError
 from runback.provider.outputs import Outputs
 from runback.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class Outbox:
@@ -52,22 +55,18 @@ class Outbox:
             output=await self._outputs.render_one(run) if files else run.output,
         )
 
-    async def end(
-        self,
-        run: Run,
-        ending: Ending,
-        *,
-        expected: RunStatus = RunStatus.RUNNING,
-        files: bool = True,
-    ) -> Run | None:
-        """End ``run`` if it is still ``expected``; answer the ended run, or None if it was
-        not (another writer ended or moved it first). ``files=False`` says the run has no
-        output files (its executor saw none saved), sparing their look-up."""
+    async def end(self, run: Run, ending: Ending, *, files: bool = True) -> Run | None:
+        """End ``run`` if it is still as read (its status, and the worker holding it);
+        answer the ended run, or None if another writer ended or moved it first.
+        ``files=False`` says the run has no output files (its executor saw none saved),
+        sparing their look-up."""
         done = end_run(run, ending, now=self._clock.now())
         delivery = None
         if done.callback_url is not None:
             delivery = await self._delivery(done, is_automatic=True, files=files)
-        if not await self._store.runs.finish(done, delivery, expected=expected):
+        refused = await self._store.outbox.end(run, done, delivery)
+        if refused is not None:
+            log.info("run %s was not ended as %s: %s", run.id, done.status, refused)
             return None
         if delivery is not None:
             self._on_delivery()
@@ -85,7 +84,7 @@ class Outbox:
                 f"run {run.id} has no callback_url to deliver to", code="NO_CALLBACK_URL"
             )
         delivery = replace(await self._delivery(run, is_automatic=False), recovery_id=recovery_id)
-        await self._store.deliveries.insert(delivery)
+        await self._store.outbox.add(delivery)
         self._on_delivery()
         return delivery
 
@@ -136,5 +135,5 @@ class Outbox:
             completed_at=None,
             recovery_id=recovery_id,
         )
-        await self._store.deliveries.insert(copy)
+        await self._store.outbox.add(copy)
         self._on_delivery()

@@ -126,7 +126,7 @@ async def serve(
                 notify_others=not exclusive,
             )
             if exclusive:
-                await store.deliveries.release_claims(now=clock.now())
+                await store.deliveries.release_all(now=clock.now())
                 await runtime.executor.recover(max_executions=settings.run_max_executions)
             workers: list[Worker] = []
             if roles.executor:

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from runback.core.sealing import MasterKeys
 from runback.store.accounts import AccountStore
 from runback.store.database import DELIVERIES, RUNS, Database, SqliteSync
-from runback.store.deliveries import AttemptOutcome, DeliveryStore
+from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
 from runback.store.destinations import DestinationStore
 from runback.store.inbox import CopyDraft, EventDraft, InboxStore
 from runback.store.migrate import check_schema, head_revision, migrate
+from runback.store.moves import Refusal
+from runback.store.outbox import OutboxStore
 from runback.store.outputs import OutputStore
 from runback.store.retention import Retention
 from runback.store.runs import Idempotency, RunFilter, RunStore
@@ -26,6 +28,7 @@ class Store:
         self.accounts = AccountStore(database)
         self.runs = RunStore(database)
         self.deliveries = DeliveryStore(database)
+        self.outbox = OutboxStore(database)
         self.destinations = DestinationStore(database)
         self.secrets = SecretStore(database, master_keys)
         self.outputs = OutputStore(database)
@@ -64,6 +67,8 @@ __all__ = [
     "Database",
     "EventDraft",
     "Idempotency",
+    "Recorded",
+    "Refusal",
     "RunFilter",
     "Store",
     "check_schema",

@@ -8,18 +8,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 from sqlalchemy import Row, Select, bindparam, func, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 
 from runback.core.delivery import NextStep
 from runback.core.destinations import BreakerPolicy, Destination, Transition
 from runback.core.records import Attempt, Delivery, Recovery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
-from runback.errors import DeliveryInFlightError
 from runback.store.database import Database
 from runback.store.destinations import apply_outcomes
+from runback.store.moves import DELIVERIES, Claim, Refusal, Step, transition
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts, recoveries
 
@@ -71,46 +69,71 @@ def _attempt(row: Row[Any]) -> Attempt:
     return to_record(Attempt, row)
 
 
-def delivery_row(delivery: Delivery) -> dict[str, Any]:
-    """A new delivery's columns, for an insert of one or many."""
+# Every status a delivery takes after its birth (``runback.store.outbox``), each named.
+_CLAIM = transition(DELIVERIES, DeliveryStatus.PENDING, DeliveryStatus.DELIVERING)
+"""A dispatcher takes a due delivery to make an attempt."""
+_RELEASE = transition(DELIVERIES, DeliveryStatus.DELIVERING, DeliveryStatus.PENDING)
+"""An attempt that never finished: its worker stopped, died, or could not send it now."""
+_RECORD = transition(
+    DELIVERIES,
+    DeliveryStatus.DELIVERING,
+    {DeliveryStatus.PENDING, DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED},
+).per_row(
+    attempt_count=bindparam("b_attempt_count"),
+    next_attempt_at=bindparam("b_next_attempt_at"),
+    failure_reason_code=bindparam("b_failure_reason_code"),
+    failure_detail=bindparam("b_failure_detail"),
+    signing_secret_id=bindparam("b_signing_secret_id"),
+    completed_at=bindparam("b_completed_at"),
+    updated_at=bindparam("b_now"),
+)
+"""An attempt's outcome, by the worker that made it: retry later, delivered, or given up."""
+
+
+def _step(outcome: AttemptOutcome, worker: str) -> Step[DeliveryStatus]:
+    attempt, step = outcome.attempt, outcome.step
+    return Step(
+        id=attempt.delivery_id,
+        source=DeliveryStatus.DELIVERING,
+        target=step.status,
+        holder=worker,
+        params={
+            "b_attempt_count": attempt.attempt_number,
+            "b_next_attempt_at": step.next_attempt_at,
+            "b_failure_reason_code": step.failure_reason_code,
+            "b_failure_detail": step.failure_detail,
+            "b_signing_secret_id": attempt.signing_secret_id,
+            "b_completed_at": outcome.now if step.status.is_final else None,
+            "b_now": outcome.now,
+        },
+    )
+
+
+def _attempt_row(outcome: AttemptOutcome, refused: Refusal | None) -> dict[str, Any]:
+    attempt = outcome.attempt
     return {
-        "id": delivery.id,
-        "organization_id": delivery.organization_id,
-        "run_id": delivery.run_id,
-        "batch_id": delivery.batch_id,
-        "callback_url": delivery.callback_url,
-        "webhook_id": delivery.webhook_id,
-        "destination": delivery.destination,
-        "recovery_id": delivery.recovery_id,
-        "payload_bytes": delivery.payload_bytes,
-        "is_automatic": delivery.is_automatic,
-        "status": delivery.status.value,
-        "attempt_count": delivery.attempt_count,
-        "max_attempts": delivery.max_attempts,
-        "retry_policy": orjson.dumps(delivery.retry_policy.to_json()).decode(),
-        "next_attempt_at": delivery.next_attempt_at,
-        "created_at": delivery.created_at,
-        "updated_at": delivery.updated_at,
+        "id": attempt.id,
+        "delivery_id": attempt.delivery_id,
+        "organization_id": outcome.organization_id,
+        "attempt_number": attempt.attempt_number,
+        "status_code": attempt.status_code,
+        "response_body": attempt.response_body,
+        "response_time_ms": attempt.response_time_ms,
+        "error_message": attempt.error_message,
+        "failure_reason_code": attempt.failure_reason_code,
+        "signing_secret_id": attempt.signing_secret_id,
+        "created_at": attempt.created_at,
+        "refused_reason": None if refused is None else str(refused),
     }
 
 
-# One statement, executed for many rows at once when a batch of attempts is recorded.
-_APPLY_STEP = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        attempt_count=bindparam("b_attempt_count"),
-        next_attempt_at=bindparam("b_next_attempt_at"),
-        failure_reason_code=bindparam("b_failure_reason_code"),
-        failure_detail=bindparam("b_failure_detail"),
-        signing_secret_id=bindparam("b_signing_secret_id"),
-        completed_at=bindparam("b_completed_at"),
-        updated_at=bindparam("b_now"),
-        claimed_by=None,
-        lease_until=None,
-    )
-)
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What a batch of attempts led to: for each, None or why its outcome was refused;
+    and the destinations whose circuit changed."""
+
+    refused: list[Refusal | None]
+    transitions: list[tuple[Destination, Transition]]
 
 
 class DeliveryStore:
@@ -118,19 +141,6 @@ class DeliveryStore:
 
     def __init__(self, database: Database) -> None:
         self._db = database
-
-    async def insert(self, delivery: Delivery) -> None:
-        """Commit a new delivery (a redelivery); ``DeliveryInFlightError`` if its run
-        already has one pending or delivering (the database's unique index decides)."""
-        try:
-            async with self._db.write() as conn:
-                await conn.execute(deliveries.insert(), [delivery_row(delivery)])
-        except IntegrityError as exc:
-            if "ux_deliveries_in_flight" not in str(exc) and "deliveries.run_id" not in str(exc):
-                raise
-            raise DeliveryInFlightError(
-                f"run {delivery.run_id} already has a delivery in flight; wait for it to end"
-            ) from None
 
     async def get(
         self, delivery_id: UUID, *, organization_id: UUID
@@ -180,83 +190,57 @@ class DeliveryStore:
             if not chosen:
                 return []
             rows = await conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id.in_(chosen),
-                    deliveries.c.status == DeliveryStatus.PENDING.value,
-                )
-                .values(
-                    status=DeliveryStatus.DELIVERING.value,
+                _CLAIM.update(
+                    claim=Claim.unclaimed(),
+                    where=[deliveries.c.id.in_(chosen)],
                     claimed_by=worker,
                     lease_until=lease_until,
                     updated_at=now,
-                )
-                .returning(*deliveries.c)
+                ).returning(*deliveries.c)
             )
             claimed = [_delivery(row) for row in rows]
         return sorted(claimed, key=lambda d: (d.next_attempt_at or now, d.id))
 
     async def record(
-        self, outcomes: Sequence[AttemptOutcome], *, breaker: BreakerPolicy | None = None
-    ) -> list[tuple[Destination, Transition]]:
-        """Commit a batch of finished attempts, the delivery states they lead to, the
-        secrets' ``last_used_at`` and (with ``breaker``) the destinations' circuit breakers;
-        answers the destinations' transitions."""
+        self,
+        outcomes: Sequence[AttemptOutcome],
+        *,
+        worker: str,
+        breaker: BreakerPolicy | None = None,
+    ) -> Recorded:
+        """Commit a batch of ``worker``'s finished attempts, the delivery states they lead
+        to, the secrets' ``last_used_at`` and (with ``breaker``) the destinations' circuit
+        breakers.
+
+        An outcome counts only while ``worker`` still holds the delivery: one that stalled
+        past its lease (and lost the delivery to another worker) keeps its attempt row, with
+        the reason it was refused, and changes nothing else.
+        """
         if not outcomes:
-            return []
+            return Recorded([], [])
         transitions: list[tuple[Destination, Transition]] = []
         async with self._db.write() as conn:
+            refused = await _RECORD.apply(conn, [_step(o, worker) for o in outcomes])
             await conn.execute(
                 delivery_attempts.insert(),
-                [
-                    {
-                        "id": o.attempt.id,
-                        "delivery_id": o.attempt.delivery_id,
-                        "organization_id": o.organization_id,
-                        "attempt_number": o.attempt.attempt_number,
-                        "status_code": o.attempt.status_code,
-                        "response_body": o.attempt.response_body,
-                        "response_time_ms": o.attempt.response_time_ms,
-                        "error_message": o.attempt.error_message,
-                        "failure_reason_code": o.attempt.failure_reason_code,
-                        "signing_secret_id": o.attempt.signing_secret_id,
-                        "created_at": o.attempt.created_at,
-                    }
-                    for o in outcomes
-                ],
+                [_attempt_row(o, r) for o, r in zip(outcomes, refused, strict=True)],
             )
-            await conn.execute(
-                _APPLY_STEP,
-                [
-                    {
-                        "b_id": o.attempt.delivery_id,
-                        "b_status": o.step.status.value,
-                        "b_attempt_count": o.attempt.attempt_number,
-                        "b_next_attempt_at": o.step.next_attempt_at,
-                        "b_failure_reason_code": o.step.failure_reason_code,
-                        "b_failure_detail": o.step.failure_detail,
-                        "b_signing_secret_id": o.attempt.signing_secret_id,
-                        "b_completed_at": o.now if o.step.status.is_final else None,
-                        "b_now": o.now,
-                    }
-                    for o in outcomes
-                ],
-            )
-            used = {o.attempt.signing_secret_id for o in outcomes} - {None}
+            counted = [o for o, r in zip(outcomes, refused, strict=True) if r is None]
+            used = {o.attempt.signing_secret_id for o in counted} - {None}
             if used:
                 await conn.execute(
                     update(callback_secrets)
                     .where(callback_secrets.c.id.in_(used))
-                    .values(last_used_at=max(o.now for o in outcomes))
+                    .values(last_used_at=max(o.now for o in counted))
                 )
-            if breaker is not None:
+            if breaker is not None and counted:
                 transitions = await apply_outcomes(
                     conn,
-                    [(o.destination, o.attempt.failure_reason_code is None) for o in outcomes],
-                    now=max(o.now for o in outcomes),
+                    [(o.destination, o.attempt.failure_reason_code is None) for o in counted],
+                    now=max(o.now for o in counted),
                     policy=breaker,
                 )
-        return transitions
+        return Recorded(refused, transitions)
 
     async def next_due_at(self, *, skip_destinations: Collection[str] = ()) -> datetime | None:
         """When the earliest pending delivery is due, none to ``skip_destinations``; None
@@ -270,30 +254,30 @@ class DeliveryStore:
             due: datetime | None = (await conn.execute(query)).scalar()
         return due
 
-    async def release_claims(
-        self, *, now: datetime, expired_only: bool = False, ids: list[UUID] | None = None
-    ) -> int:
-        """Hand in-flight deliveries back to ``pending``: every one (start-up with an
-        exclusive lock), those whose lease expired (their worker died), or ``ids`` (this
-        worker is stopping).
+    async def hand_back(self, ids: Collection[UUID], *, worker: str, now: datetime) -> int:
+        """Hand ``worker``'s claimed deliveries back to ``pending`` (it is stopping, or
+        cannot send them now); answers how many it still held."""
+        return await self._release(Claim.held_by(worker), now=now, ids=ids)
 
-        The interrupted attempt was never recorded; it is sent again at once, and receivers
-        dedupe on ``webhook-id``.
-        """
-        which = [deliveries.c.status == DeliveryStatus.DELIVERING.value]
-        if expired_only:
-            which.append(deliveries.c.lease_until < now)
-        if ids is not None:
-            which.append(deliveries.c.id.in_(ids))
+    async def release_lapsed(self, *, now: datetime) -> int:
+        """Take back the deliveries whose lease expired (their worker died or stalled)."""
+        return await self._release(Claim.lapsed(now), now=now)
+
+    async def release_all(self, *, now: datetime) -> int:
+        """Take back every claimed delivery: only at a start holding the database alone,
+        when no worker that claimed one can be alive."""
+        return await self._release(Claim.exclusive(), now=now)
+
+    async def _release(
+        self, claim: Claim, *, now: datetime, ids: Collection[UUID] | None = None
+    ) -> int:
+        # The interrupted attempt was never recorded; it is sent again at once, and
+        # receivers dedupe on ``webhook-id``.
+        which = [] if ids is None else [deliveries.c.id.in_(list(ids))]
         async with self._db.write() as conn:
             result = await conn.execute(
-                update(deliveries)
-                .where(*which)
-                .values(
-                    status=DeliveryStatus.PENDING.value,
-                    claimed_by=None,
-                    lease_until=None,
-                    updated_at=now,
+                _RELEASE.update(
+                    claim=claim, where=which, claimed_by=None, lease_until=None, updated_at=now
                 )
             )
             return result.rowcount

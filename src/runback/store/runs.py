@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, bindparam, func, select, tuple_, update
+from sqlalchemy import Row, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.batching import GroupCommit
-from runback.core.records import Delivery, Run
+from runback.core.records import Run
 from runback.core.states import RunStatus
 from runback.errors import IdempotencyKeyReusedError
 from runback.store.database import (
@@ -20,9 +20,9 @@ from runback.store.database import (
     claimable,
     retrying_conflicts,
 )
-from runback.store.deliveries import delivery_row
+from runback.store.moves import RUNS, Claim, transition
 from runback.store.rows import to_record
-from runback.store.schema import deliveries, runs
+from runback.store.schema import runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,40 +77,17 @@ def run_row(run: Run, idempotency: Idempotency | None = None) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class _Finish:
-    run: Run
-    delivery: Delivery | None
-    expected: RunStatus
-
-
-# One statement, executed for every run a batch of finishes ends.
-_END_RUN = (
-    update(runs)
-    .where(runs.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        output=bindparam("b_output"),
-        failure_code=bindparam("b_failure_code"),
-        failure_message=bindparam("b_failure_message"),
-        completed_at=bindparam("b_completed_at"),
-        updated_at=bindparam("b_updated_at"),
-        claimed_by=None,
-        lease_until=None,
-    )
-)
-
-
-def _end_params(run: Run) -> dict[str, Any]:
-    return {
-        "b_id": run.id,
-        "b_status": run.status.value,
-        "b_output": run.output,
-        "b_failure_code": run.failure_code,
-        "b_failure_message": run.failure_message,
-        "b_completed_at": run.completed_at,
-        "b_updated_at": run.updated_at,
-    }
+# Every status a run takes here but its end (``runback.store.outbox``), each named.
+_CLAIM = transition(RUNS, RunStatus.QUEUED, RunStatus.DISPATCHING)
+"""An executor takes a queued run..."""
+_START = transition(RUNS, RunStatus.DISPATCHING, RunStatus.RUNNING)
+"""...and starts its model at once."""
+_HAND_BACK = transition(RUNS, RunStatus.RUNNING, RunStatus.QUEUED)
+"""A stopping executor queues its runs again, as if never started."""
+_REQUEUE_UNSTARTED = transition(RUNS, RunStatus.DISPATCHING, RunStatus.QUEUED)
+"""Recovery: a dead executor's claimed run whose model never started goes back."""
+_REQUEUE_INTERRUPTED = transition(RUNS, RunStatus.RUNNING, RunStatus.QUEUED)
+"""Recovery: a dead executor's running run with executions left is queued again."""
 
 
 class RunStore:
@@ -119,7 +96,6 @@ class RunStore:
     def __init__(self, database: Database) -> None:
         self._db = database
         self._inserts: GroupCommit[dict[str, Any], None] = GroupCommit(self._insert_many)
-        self._finishes: GroupCommit[_Finish, bool] = GroupCommit(self._finish_many)
 
     async def insert(self, run: Run, *, idempotency: Idempotency | None = None) -> Run:
         """Commit a new run and answer it; with ``idempotency``, answer instead the earlier
@@ -236,75 +212,39 @@ class RunStore:
         if exclude_models:
             queued = queued.where(runs.c.model.not_in(list(exclude_models)))
         oldest = claimable(queued.order_by(runs.c.created_at).limit(limit))
-        lease = {"claimed_by": worker, "lease_until": lease_until, "updated_at": now}
         async with self._db.write() as conn:
             claimed = (
                 await conn.execute(
-                    update(runs)
-                    .where(runs.c.id == oldest.c.id, runs.c.status == RunStatus.QUEUED.value)
-                    .values(status=RunStatus.DISPATCHING.value, **lease)
-                    .returning(runs.c.id)
+                    _CLAIM.update(
+                        claim=Claim.unclaimed(),
+                        where=[runs.c.id == oldest.c.id],
+                        claimed_by=worker,
+                        lease_until=lease_until,
+                        updated_at=now,
+                    ).returning(runs.c.id)
                 )
             ).scalars()
             ids = list(claimed)
             if not ids:
                 return []
             rows = await conn.execute(
-                update(runs)
-                .where(runs.c.id.in_(ids))
-                .values(
-                    status=RunStatus.RUNNING.value,
+                _START.update(
+                    claim=Claim.held_by(worker),
+                    where=[runs.c.id.in_(ids)],
                     started_at=now,
                     execution_count=runs.c.execution_count + 1,
-                )
-                .returning(*runs.c)
+                ).returning(*runs.c)
             )
             return sorted((_run(row) for row in rows), key=lambda run: run.created_at)
 
-    async def finish(
-        self, run: Run, delivery: Delivery | None, *, expected: RunStatus = RunStatus.RUNNING
-    ) -> bool:
-        """Commit a run's terminal state and its callback delivery in one transaction.
-
-        The outbox: the callback exists exactly when the terminal state does. The update only
-        applies to a run still in status ``expected``, so a run ended elsewhere (cancelled,
-        recovered) is not ended twice; answers whether it applied. Runs ending together
-        share the transaction (a group commit).
-        """
-        return await self._finishes.submit(_Finish(run, delivery, expected))
-
-    async def _finish_many(self, items: list[_Finish]) -> list[bool]:
-        async with self._db.write() as conn:
-            # Read (and on PostgreSQL lock) the runs' statuses first: only a run still in
-            # the status its ender expected ends, and then only once in the batch.
-            found = await conn.execute(
-                select(runs.c.id, runs.c.status)
-                .where(runs.c.id.in_({item.run.id for item in items}))
-                .with_for_update()
-            )
-            status = {row.id: row.status for row in found}
-            applied: list[bool] = []
-            for item in items:
-                applies = status.get(item.run.id) == item.expected.value
-                if applies:
-                    status[item.run.id] = item.run.status.value
-                applied.append(applies)
-            ending = [item for item, applies in zip(items, applied, strict=True) if applies]
-            if ending:
-                await conn.execute(_END_RUN, [_end_params(item.run) for item in ending])
-            made = [delivery_row(item.delivery) for item in ending if item.delivery is not None]
-            if made:
-                await conn.execute(deliveries.insert(), made)
-        return applied
-
-    async def hand_back(self, run_ids: list[UUID], *, now: datetime) -> None:
-        """Queue again runs whose models were stopped by a shutdown, as if never started."""
+    async def hand_back(self, run_ids: list[UUID], *, worker: str, now: datetime) -> None:
+        """Queue again runs whose models ``worker`` stopped at its shutdown, as if never
+        started; runs it no longer holds (recovered elsewhere meanwhile) stay as they are."""
         async with self._db.write() as conn:
             await conn.execute(
-                update(runs)
-                .where(runs.c.id.in_(run_ids), runs.c.status == RunStatus.RUNNING.value)
-                .values(
-                    status=RunStatus.QUEUED.value,
+                _HAND_BACK.update(
+                    claim=Claim.held_by(worker),
+                    where=[runs.c.id.in_(run_ids)],
                     execution_count=runs.c.execution_count - 1,
                     started_at=None,
                     claimed_by=None,
@@ -324,30 +264,26 @@ class RunStore:
         model was running are queued again while they have executions left, and answered
         (still ``running``) for the caller to fail.
         """
-        requeue = {
-            "status": RunStatus.QUEUED.value,
-            "claimed_by": None,
-            "lease_until": None,
-            "updated_at": now,
-        }
-        lapsed = [runs.c.lease_until < now] if expired_only else []
+        claim = Claim.lapsed(now) if expired_only else Claim.exclusive()
         async with self._db.write() as conn:
             await conn.execute(
-                update(runs)
-                .where(runs.c.status == RunStatus.DISPATCHING.value, *lapsed)
-                .values(**requeue)
+                _REQUEUE_UNSTARTED.update(
+                    claim=claim, claimed_by=None, lease_until=None, updated_at=now
+                )
             )
             await conn.execute(
-                update(runs)
-                .where(
-                    runs.c.status == RunStatus.RUNNING.value,
-                    runs.c.execution_count < max_executions,
-                    *lapsed,
+                _REQUEUE_INTERRUPTED.update(
+                    claim=claim,
+                    where=[runs.c.execution_count < max_executions],
+                    claimed_by=None,
+                    lease_until=None,
+                    updated_at=now,
                 )
-                .values(**requeue)
             )
+            # What is left running there is out of executions: the caller fails it, from
+            # this state (the claim of the dead holder) through the outbox.
             rows = await conn.execute(
-                select(runs).where(runs.c.status == RunStatus.RUNNING.value, *lapsed)
+                select(runs).where(runs.c.status == RunStatus.RUNNING.value, *claim.clauses(runs))
             )
             return [_run(row) for row in rows]
 
@@ -370,12 +306,19 @@ class RunStore:
             )
             return list(rows.scalars())
 
-    async def extend_leases(self, run_ids: list[UUID], *, lease_until: datetime) -> None:
-        """Keep the claims of runs still executing (the executor's heartbeat)."""
+    async def extend_leases(
+        self, run_ids: list[UUID], *, worker: str, lease_until: datetime
+    ) -> None:
+        """Keep ``worker``'s claims of runs it still executes (the executor's heartbeat);
+        a claim it lost meanwhile stays lost."""
         async with self._db.write() as conn:
             await conn.execute(
                 update(runs)
-                .where(runs.c.id.in_(run_ids), runs.c.status == RunStatus.RUNNING.value)
+                .where(
+                    runs.c.id.in_(run_ids),
+                    runs.c.status == RunStatus.RUNNING.value,
+                    *Claim.held_by(worker).clauses(runs),
+                )
                 .values(lease_until=lease_until)
             )
 

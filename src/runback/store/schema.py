@@ -202,6 +202,8 @@ delivery_attempts = Table(
     Column("failure_reason_code", Text),
     Column("signing_secret_id", Uuid),
     Column("created_at", UtcDateTime, nullable=False),
+    # Set when the outcome did not count: the worker had lost the delivery's claim.
+    Column("refused_reason", Text),
     Index("ix_delivery_attempts_delivery", "delivery_id", "attempt_number"),
 )
 

@@ -11,12 +11,11 @@ from runback.core.states import (
     IN_FLIGHT_DELIVERY_STATUSES,
     TERMINAL_RUN_STATUSES,
     DeliveryStatus,
-    InvalidTransitionError,
     RunStatus,
     check_delivery_transition,
     check_run_transition,
 )
-from runback.errors import RunbackError
+from runback.errors import InvalidTransitionError, RunbackError
 
 R = RunStatus
 D = DeliveryStatus

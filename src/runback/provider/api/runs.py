@@ -184,7 +184,7 @@ async def cancel_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response
     callback is ``run.cancelled``. A run already ended is answered unchanged."""
     run = await run_of(deps, caller, run_id)
     if run.status is RunStatus.QUEUED:
-        ended = await deps.outbox.end(run, Ending.canceled(), expected=RunStatus.QUEUED)
+        ended = await deps.outbox.end(run, Ending.canceled())
         if ended is not None:
             return await _shown(deps, ended)
         run = await run_of(deps, caller, run_id)  # claimed meanwhile: cancel it running

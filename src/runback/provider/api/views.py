@@ -61,6 +61,7 @@ def attempt_view(attempt: Attempt) -> dict[str, Any]:
         "failure_reason_code": attempt.failure_reason_code,
         "signing_secret_id": _id(attempt.signing_secret_id),
         "created_at": isoformat(attempt.created_at),
+        "refused_reason": attempt.refused_reason,
     }
 
 
