@@ -13,7 +13,7 @@ import pytest
 
 from runback.core.delivery import NextStep, SendResult
 from runback.core.ids import new_id
-from runback.core.records import Attempt, Run
+from runback.core.records import Attempt, Delivery, Run
 from runback.core.runs import Ending
 from runback.core.states import DeliveryStatus, RunStatus
 from runback.core.urlpolicy import UrlPolicy
@@ -38,19 +38,28 @@ def _outcome(h: Harness, delivery_id: UUID, status: DeliveryStatus, code: int) -
     return AttemptOutcome(h.organization_id, attempt, NextStep(status, retry, None, None), now)
 
 
+async def _taken_over(h: Harness) -> tuple[Delivery, Delivery]:
+    """A delivery claimed by worker a, whose lease expired, then claimed by worker b: the
+    claim as each of them holds it."""
+    now = h.clock.now()
+    [lost] = await h.store.deliveries.claim_due(
+        worker="a", limit=1, now=now, lease_until=now + LEASE
+    )
+    h.clock.advance(LEASE.total_seconds() + 1)
+    now = h.clock.now()
+    assert await h.store.deliveries.release_lapsed(now=now) == 1
+    [taken] = await h.store.deliveries.claim_due(
+        worker="b", limit=1, now=now, lease_until=now + LEASE
+    )
+    return lost, taken
+
+
 async def test_an_attempt_recorded_after_the_lease_expired_and_another_claimed_is_refused(
     store: Store, clock: ManualClock
 ) -> None:
     h = await make_harness(store, clock)
     run = await _pending_delivery(h)
-    [stale] = await store.deliveries.claim_due(
-        worker="a", limit=1, now=clock.now(), lease_until=clock.now() + LEASE
-    )
-    clock.advance(LEASE.total_seconds() + 1)
-    assert await store.deliveries.release_lapsed(now=clock.now()) == 1
-    [fresh] = await store.deliveries.claim_due(
-        worker="b", limit=1, now=clock.now(), lease_until=clock.now() + LEASE
-    )
+    stale, fresh = await _taken_over(h)
 
     late = await store.deliveries.record(
         [_outcome(h, stale.id, DeliveryStatus.SUCCEEDED, 200)], worker="a"
@@ -134,14 +143,7 @@ async def test_a_stopping_dispatcher_hands_back_only_what_it_still_holds(
 ) -> None:
     h = await make_harness(store, clock)
     run = await _pending_delivery(h)
-    [lost] = await store.deliveries.claim_due(
-        worker="a", limit=1, now=clock.now(), lease_until=clock.now() + LEASE
-    )
-    clock.advance(LEASE.total_seconds() + 1)
-    await store.deliveries.release_lapsed(now=clock.now())
-    await store.deliveries.claim_due(
-        worker="b", limit=1, now=clock.now(), lease_until=clock.now() + LEASE
-    )
+    lost, _ = await _taken_over(h)
 
     assert await store.deliveries.hand_back([lost.id], worker="a", now=clock.now()) == 0
 
