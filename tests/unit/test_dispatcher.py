@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -279,3 +280,28 @@ async def test_the_payload_names_the_run_and_its_final_status(
         "succeeded",
     )
     assert body["output"] == {"x": "é"}
+
+
+async def test_a_round_that_claims_signs_and_plans_its_sleep_is_one_transaction(
+    store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = await make_harness(store, clock)
+    await _add_secret(h, "current")
+    await _finished_run_with_delivery(h)
+    await _finished_run_with_delivery(h)
+    opened: list[str] = []
+    for kind in ("read", "write"):
+        begin = getattr(store.database, kind)
+
+        def counted(begin: Any = begin, kind: str = kind) -> Any:
+            opened.append(kind)
+            return begin()
+
+        monkeypatch.setattr(store.database, kind, counted)
+
+    started, due = await h.dispatcher._start_due()
+
+    # The breakers, the claim, the secrets to sign with and the next due time: one.
+    assert (started, opened) == (2, ["write"])
+    assert due is None  # both claimed: nothing else is pending
+    await h.dispatcher.deliver_due()

@@ -99,6 +99,33 @@ async def test_a_model_never_runs_more_than_its_concurrency_limit(
     assert gauge.peak == 2
 
 
+async def test_one_claim_serves_every_model_capped_or_not(
+    store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry()
+    for name in ("acme/one", "acme/two"):
+        registry.register(name, lambda input, context: {}, concurrency=1)
+    registry.register("acme/free", lambda input, context: {})
+    h = await make_harness(store, clock, registry=registry)
+    writes = 0
+    write = store.database.write
+
+    def counted() -> Any:
+        nonlocal writes
+        writes += 1
+        return write()
+
+    monkeypatch.setattr(store.database, "write", counted)
+
+    await h.executor.run_until_idle()  # nothing queued for any model: one claim, not three
+    assert writes == 1
+
+    submitted = [await h.submit(model=m) for m in ("acme/one", "acme/one", "acme/two", "acme/free")]
+    await h.executor.run_until_idle()
+
+    assert [(await h.run(r.id)).status for r in submitted] == [RunStatus.SUCCEEDED] * 4
+
+
 async def test_cancelling_a_running_sync_model_ends_its_run_canceled_when_it_returns(
     store: Store, clock: ManualClock
 ) -> None:

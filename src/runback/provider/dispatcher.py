@@ -77,7 +77,7 @@ class Dispatcher(Worker):
         For tests and tools that drive time themselves; answers how many attempts were made.
         """
         attempts = 0
-        while started := await self._start_due():
+        while started := (await self._start_due())[0]:
             attempts += started
             await self._settle()
         await self._settle()
@@ -102,51 +102,42 @@ class Dispatcher(Worker):
 
     async def _round(self) -> float:
         await self._upkeep()
-        await self._start_due()
-        if self.room <= 0:
+        _, due = await self._start_due()
+        if self.room <= 0 or due is None:
             return self._poll_interval  # a finishing attempt wakes the loop
-        # Work due for destinations at their limit is not ready: a finishing attempt wakes
-        # the loop when one frees up (counting it as due would spin).
-        due = await self._store.deliveries.next_due_at(skip_destinations=self._gate.closed())
-        if due is None:
-            return self._poll_interval
         wait = (due - self._clock.now()).total_seconds()
         return min(max(wait, 0.0), self._poll_interval)
 
-    async def _start_due(self) -> int:
+    async def _start_due(self) -> tuple[int, datetime | None]:
+        """Claim and send what is due, within the room there is; answers how many started,
+        and when the next pending delivery to a destination with room is due.
+
+        Work due for destinations at their limit is not counted as due (it would spin): a
+        finishing attempt wakes the loop when one frees up.
+        """
         room = self.room
         if room <= 0:
             self._waiting_for_room = True
-            return 0
+            return 0, None
         now = self._clock.now()
-        self._gate.update(await self._store.destinations.troubled(), now=now)
-        metrics.observe_destinations(self._gate.states())
-        claimed = await self._store.deliveries.claim_due(
+        found = await self._store.dispatch.round(
             worker=self._worker_id,
             limit=room,
             now=now,
             lease_until=now + self._lease,
-            skip_destinations=self._gate.closed(),
-            room=self._gate.room,
+            gate=self._gate,
         )
-        claimed, refused = self._gate.admit(claimed)
+        metrics.observe_destinations(self._gate.states())
         # Work may wait for a slot (ours, or a destination's at its limit): a finishing
         # attempt wakes the loop then, and only then.
-        self._waiting_for_room = len(claimed) == room or bool(self._gate.closed())
-        if refused:
-            await self._store.deliveries.hand_back(
-                [d.id for d in refused], worker=self._worker_id, now=now
-            )
-        if not claimed:
-            return 0
-        secrets = await self._store.secrets.signing({d.organization_id for d in claimed})
-        for delivery in claimed:
+        self._waiting_for_room = len(found.claimed) == room or bool(self._gate.closed())
+        for delivery in found.claimed:
             self._in_flight.add(delivery.id)
             self._spawn(
-                self._attempt(delivery, secrets[delivery.organization_id]),
+                self._attempt(delivery, found.secrets[delivery.organization_id]),
                 name=f"delivery {delivery.id}",
             )
-        return len(claimed)
+        return len(found.claimed), found.next_due_at
 
     async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
         started = self._clock.now()

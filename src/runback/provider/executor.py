@@ -141,43 +141,37 @@ class Executor(Worker):
         await self.recover(max_executions=self._max_executions, expired_only=True)
 
     async def _start_queued(self) -> int:
-        """Claim as many queued runs as there is room for, each model within its cap."""
-        started = 0
-        full = False  # a claim took all it had room for: more may be queued
-        capped = [m for m in self._registry if m.concurrency is not None]
-        for model in capped:
-            assert model.concurrency is not None
-            room = min(self.room, model.concurrency - self._per_model[model.name])
-            if room > 0:
-                claimed = await self._claim(room, model=model.name)
-                started, full = started + claimed, full or claimed == room
-            else:
-                full = True  # at its cap: its queued runs wait for one to end
+        """Claim as many queued runs as there is room for, each model within its cap, in
+        one claim whatever the models."""
         room = self.room
-        if room > 0:
-            claimed = await self._claim(room, exclude_models=[m.name for m in capped])
-            started, full = started + claimed, full or claimed == room
-        else:
-            full = True
-        self._waiting_for_room = full
-        return started
-
-    async def _claim(
-        self, limit: int, *, model: str | None = None, exclude_models: list[str] | None = None
-    ) -> int:
+        if room <= 0:
+            self._waiting_for_room = True
+            return 0
         now = self._clock.now()
         claimed = await self._store.runs.claim_queued(
             worker=self._worker_id,
-            limit=limit,
+            limit=room,
             now=now,
             lease_until=now + self._lease,
-            model=model,
-            exclude_models=exclude_models or (),
+            room=self._model_room,
+            skip_models=[m.name for m in self._registry if self._model_room(m.name) <= 0],
         )
         for run in claimed:
             self._per_model[run.model] += 1
             self._spawn(self._execute(run), name=f"run {run.id}")
+        # More may be queued when the claim took all it had room for, or when a model is at
+        # its cap: a finishing run wakes the loop then.
+        self._waiting_for_room = len(claimed) == room or any(
+            self._model_room(m.name) <= 0 for m in self._registry if m.concurrency is not None
+        )
         return len(claimed)
+
+    def _model_room(self, name: str) -> int:
+        """How many more runs of model ``name`` may start now (no cap: all there is room for)."""
+        model = self._registry.get(name)
+        if model is None or model.concurrency is None:
+            return self.room
+        return model.concurrency - self._per_model[name]
 
     async def _execute(self, run: Run) -> None:
         task = asyncio.current_task()

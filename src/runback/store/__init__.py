@@ -10,6 +10,7 @@ from runback.store.accounts import AccountStore
 from runback.store.database import DELIVERIES, RUNS, Database, SqliteSync
 from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
 from runback.store.destinations import DestinationStore
+from runback.store.dispatch import DispatchStore, Round
 from runback.store.inbox import CopyDraft, EventDraft, InboxStore
 from runback.store.migrate import check_schema, head_revision, migrate
 from runback.store.moves import Refusal
@@ -31,6 +32,7 @@ class Store:
         self.outbox = OutboxStore(database)
         self.destinations = DestinationStore(database)
         self.secrets = SecretStore(database, master_keys)
+        self.dispatch = DispatchStore(database, self.secrets)
         self.outputs = OutputStore(database)
         self.inbox = InboxStore(database)
         self.retention = Retention(database)
@@ -69,6 +71,7 @@ __all__ = [
     "Idempotency",
     "Recorded",
     "Refusal",
+    "Round",
     "RunFilter",
     "Store",
     "check_schema",

@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
 from typing import Any, Literal, TypeVar
+from uuid import UUID
 
 import aiosqlite
 import asyncpg
@@ -278,3 +279,32 @@ def claimable(rows: Select[Any]) -> CTE:
     clause: its writes are serialised anyway.)
     """
     return rows.with_for_update(skip_locked=True).cte()
+
+
+MAX_SCAN = 1000
+"""The most candidate rows one claim reads (ids and what their room goes by)."""
+
+
+def fitting(
+    candidates: Sequence[Any],
+    *,
+    limit: int,
+    room: Callable[[str], int] | None,
+    key: Callable[[Any], str],
+) -> list[UUID]:
+    """The ids to claim of ``candidates`` (earliest first): up to ``limit``, and at most
+    ``room(key(row))`` of each group (a destination, a model) when ``room`` is given."""
+    if room is None:
+        return [row.id for row in candidates[:limit]]
+    chosen: list[UUID] = []
+    left: dict[str, int] = {}
+    for row in candidates:
+        group = key(row)
+        if group not in left:
+            left[group] = room(group)
+        if left[group] > 0:
+            left[group] -= 1
+            chosen.append(row.id)
+            if len(chosen) == limit:
+                break
+    return chosen

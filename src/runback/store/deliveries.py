@@ -9,13 +9,14 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Row, Select, bindparam, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.delivery import NextStep
 from runback.core.destinations import BreakerPolicy, Destination, Transition
 from runback.core.records import Attempt, Delivery, Recovery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
-from runback.store.database import Database
+from runback.store.database import MAX_SCAN, Database, fitting
 from runback.store.destinations import apply_outcomes
 from runback.store.moves import DELIVERIES, Claim, Refusal, Step, transition
 from runback.store.rows import to_record
@@ -31,29 +32,6 @@ class AttemptOutcome:
     step: NextStep
     now: datetime
     destination: str = ""
-
-
-_MAX_SCAN = 1000
-"""The most candidate rows one claim reads (ids and destinations only)."""
-
-
-def _fitting(
-    candidates: Sequence[Any], *, limit: int, room: Callable[[str], int] | None
-) -> list[UUID]:
-    """The ids to claim, earliest first: up to ``limit``, within each destination's room."""
-    if room is None:
-        return [row.id for row in candidates[:limit]]
-    chosen: list[UUID] = []
-    left: dict[str, int] = {}
-    for row in candidates:
-        if row.destination not in left:
-            left[row.destination] = room(row.destination)
-        if left[row.destination] > 0:
-            left[row.destination] -= 1
-            chosen.append(row.id)
-            if len(chosen) == limit:
-                break
-    return chosen
 
 
 def _delivery(row: Row[Any]) -> Delivery:
@@ -136,6 +114,76 @@ class Recorded:
     transitions: list[tuple[Destination, Transition]]
 
 
+async def claim_due(
+    conn: AsyncConnection,
+    *,
+    worker: str,
+    limit: int,
+    now: datetime,
+    lease_until: datetime,
+    skip_destinations: Collection[str] = (),
+    room: Callable[[str], int] | None = None,
+) -> list[Delivery]:
+    """``DeliveryStore.claim_due`` inside the caller's write transaction.
+
+    Candidates are read first (ids only, locked with ``SKIP LOCKED`` so workers claim side
+    by side) and only those that fit are taken: claiming rows just to hand them back would
+    cost a full row each, many times over, when one busy destination has a backlog.
+    """
+    query = select(deliveries.c.id, deliveries.c.destination).where(
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.next_attempt_at <= now,
+    )
+    if skip_destinations:
+        query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
+    scan = limit if room is None else min(limit * 2, MAX_SCAN)
+    candidates = (
+        query.order_by(deliveries.c.next_attempt_at).limit(scan).with_for_update(skip_locked=True)
+    )
+    found = (await conn.execute(candidates)).all()
+    chosen = fitting(found, limit=limit, room=room, key=lambda row: row.destination)
+    if not chosen:
+        return []
+    rows = await conn.execute(
+        _CLAIM.update(
+            claim=Claim.unclaimed(),
+            where=[deliveries.c.id.in_(chosen)],
+            claimed_by=worker,
+            lease_until=lease_until,
+            updated_at=now,
+        ).returning(*deliveries.c)
+    )
+    claimed = [_delivery(row) for row in rows]
+    return sorted(claimed, key=lambda d: (d.next_attempt_at or now, d.id))
+
+
+async def release(
+    conn: AsyncConnection, claim: Claim, *, now: datetime, ids: Collection[UUID] | None = None
+) -> int:
+    """Hand claimed deliveries held as ``claim`` says (of ``ids``, if given) back to
+    ``pending``, inside the caller's transaction; answers how many."""
+    # The interrupted attempt was never recorded; it is sent again at once, and receivers
+    # dedupe on ``webhook-id``.
+    which = [] if ids is None else [deliveries.c.id.in_(list(ids))]
+    result = await conn.execute(
+        _RELEASE.update(claim=claim, where=which, claimed_by=None, lease_until=None, updated_at=now)
+    )
+    return result.rowcount
+
+
+async def next_due_at(
+    conn: AsyncConnection, *, skip_destinations: Collection[str] = ()
+) -> datetime | None:
+    """``DeliveryStore.next_due_at`` inside the caller's transaction."""
+    query = select(func.min(deliveries.c.next_attempt_at)).where(
+        deliveries.c.status == DeliveryStatus.PENDING.value
+    )
+    if skip_destinations:
+        query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
+    due: datetime | None = (await conn.execute(query)).scalar()
+    return due
+
+
 class DeliveryStore:
     """The ``deliveries`` and ``delivery_attempts`` tables."""
 
@@ -165,41 +213,17 @@ class DeliveryStore:
     ) -> list[Delivery]:
         """Claim up to ``limit`` pending deliveries due by ``now``, earliest first, none to
         ``skip_destinations`` (open circuits, disabled, or at their concurrency limit) and,
-        with ``room``, at most ``room(destination)`` to each destination.
-
-        Candidates are read first (ids only, locked with ``SKIP LOCKED`` so workers claim
-        side by side) and only those that fit are taken: claiming rows just to hand them
-        back would cost a full row each, many times over, when one busy destination has
-        a backlog.
-        """
-        query = select(deliveries.c.id, deliveries.c.destination).where(
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.next_attempt_at <= now,
-        )
-        if skip_destinations:
-            query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
-        scan = limit if room is None else min(limit * 2, _MAX_SCAN)
-        candidates = (
-            query.order_by(deliveries.c.next_attempt_at)
-            .limit(scan)
-            .with_for_update(skip_locked=True)
-        )
+        with ``room``, at most ``room(destination)`` to each destination."""
         async with self._db.write() as conn:
-            found = (await conn.execute(candidates)).all()
-            chosen = _fitting(found, limit=limit, room=room)
-            if not chosen:
-                return []
-            rows = await conn.execute(
-                _CLAIM.update(
-                    claim=Claim.unclaimed(),
-                    where=[deliveries.c.id.in_(chosen)],
-                    claimed_by=worker,
-                    lease_until=lease_until,
-                    updated_at=now,
-                ).returning(*deliveries.c)
+            return await claim_due(
+                conn,
+                worker=worker,
+                limit=limit,
+                now=now,
+                lease_until=lease_until,
+                skip_destinations=skip_destinations,
+                room=room,
             )
-            claimed = [_delivery(row) for row in rows]
-        return sorted(claimed, key=lambda d: (d.next_attempt_at or now, d.id))
 
     async def record(
         self,
@@ -245,14 +269,8 @@ class DeliveryStore:
     async def next_due_at(self, *, skip_destinations: Collection[str] = ()) -> datetime | None:
         """When the earliest pending delivery is due, none to ``skip_destinations``; None
         when none is pending."""
-        query = select(func.min(deliveries.c.next_attempt_at)).where(
-            deliveries.c.status == DeliveryStatus.PENDING.value
-        )
-        if skip_destinations:
-            query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
         async with self._db.read() as conn:
-            due: datetime | None = (await conn.execute(query)).scalar()
-        return due
+            return await next_due_at(conn, skip_destinations=skip_destinations)
 
     async def hand_back(self, ids: Collection[UUID], *, worker: str, now: datetime) -> int:
         """Hand ``worker``'s claimed deliveries back to ``pending`` (it is stopping, or
@@ -271,16 +289,8 @@ class DeliveryStore:
     async def _release(
         self, claim: Claim, *, now: datetime, ids: Collection[UUID] | None = None
     ) -> int:
-        # The interrupted attempt was never recorded; it is sent again at once, and
-        # receivers dedupe on ``webhook-id``.
-        which = [] if ids is None else [deliveries.c.id.in_(list(ids))]
         async with self._db.write() as conn:
-            result = await conn.execute(
-                _RELEASE.update(
-                    claim=claim, where=which, claimed_by=None, lease_until=None, updated_at=now
-                )
-            )
-            return result.rowcount
+            return await release(conn, claim, now=now, ids=ids)
 
     async def failed_between(
         self, recovery: Recovery, *, after: tuple[datetime, UUID] | None, limit: int = 500

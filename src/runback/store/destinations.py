@@ -66,6 +66,12 @@ async def apply_outcomes(
     return transitions
 
 
+async def troubled(conn: AsyncConnection) -> dict[str, Destination]:
+    """Every destination that is failing or disabled, by host, in the caller's transaction."""
+    rows = await conn.execute(select(destinations))
+    return {row.host: _destination(row) for row in rows}
+
+
 HELD = datetime(9999, 1, 1, tzinfo=UTC)
 """The due time of a troubled destination's held deliveries: not before it recovers (or an
 operator enables it)."""
@@ -144,8 +150,7 @@ class DestinationStore:
     async def troubled(self) -> dict[str, Destination]:
         """Every destination that is failing or disabled, by host."""
         async with self._db.read() as conn:
-            rows = await conn.execute(select(destinations))
-            return {row.host: _destination(row) for row in rows}
+            return await troubled(conn)
 
     async def enable(self, host: str, *, now: datetime) -> bool:
         """Forget a destination's failures (an operator's decision) and make its pending

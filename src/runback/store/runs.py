@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,8 +16,9 @@ from runback.core.records import Run
 from runback.core.states import RunStatus
 from runback.errors import IdempotencyKeyReusedError
 from runback.store.database import (
+    MAX_SCAN,
     Database,
-    claimable,
+    fitting,
     retrying_conflicts,
 )
 from runback.store.moves import RUNS, Claim, transition
@@ -196,28 +197,34 @@ class RunStore:
         limit: int,
         now: datetime,
         lease_until: datetime,
-        model: str | None = None,
-        exclude_models: Collection[str] = (),
+        room: Callable[[str], int] | None = None,
+        skip_models: Collection[str] = (),
     ) -> list[Run]:
-        """Move up to ``limit`` of the oldest queued runs (of ``model``, or of any model but
-        ``exclude_models``) to ``running`` for ``worker``.
+        """Move up to ``limit`` of the oldest queued runs, none of ``skip_models`` (at their
+        cap) and, with ``room``, at most ``room(model)`` of each model, to ``running`` for
+        ``worker``: one transaction whatever the models.
 
         ``dispatching`` is the state in between: claimed, model not yet started. Both steps
         happen in one transaction here because this executor starts every run it claims
         at once; the state exists for executors that will hold claimed runs back.
         """
-        queued = select(runs.c.id).where(runs.c.status == RunStatus.QUEUED.value)
-        if model is not None:
-            queued = queued.where(runs.c.model == model)
-        if exclude_models:
-            queued = queued.where(runs.c.model.not_in(list(exclude_models)))
-        oldest = claimable(queued.order_by(runs.c.created_at).limit(limit))
+        queued = select(runs.c.id, runs.c.model).where(runs.c.status == RunStatus.QUEUED.value)
+        if skip_models:
+            queued = queued.where(runs.c.model.not_in(list(skip_models)))
+        scan = limit if room is None else min(limit * 2, MAX_SCAN)
+        candidates = (
+            queued.order_by(runs.c.created_at).limit(scan).with_for_update(skip_locked=True)
+        )
         async with self._db.write() as conn:
+            found = (await conn.execute(candidates)).all()
+            chosen = fitting(found, limit=limit, room=room, key=lambda row: row.model)
+            if not chosen:
+                return []
             claimed = (
                 await conn.execute(
                     _CLAIM.update(
                         claim=Claim.unclaimed(),
-                        where=[runs.c.id == oldest.c.id],
+                        where=[runs.c.id.in_(chosen)],
                         claimed_by=worker,
                         lease_until=lease_until,
                         updated_at=now,

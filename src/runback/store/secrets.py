@@ -8,12 +8,13 @@ given; ``reseal`` seals those, and re-seals old keys' values with the current ke
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Row, Select, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.records import CallbackSecret
 from runback.core.sealing import MasterKeys, open_value, sealed_key_id
@@ -122,21 +123,29 @@ class SecretStore:
     async def signing(self, organization_ids: Iterable[UUID]) -> dict[UUID, list[CallbackSecret]]:
         """Each organization's active secrets, the current one first."""
         ids = set(organization_ids)
-        found: dict[UUID, list[CallbackSecret]] = {org: [] for org in ids}
         if not ids:
-            return found
+            return {}
         async with self._db.read() as conn:
-            rows = await conn.execute(
-                select(callback_secrets)
-                .where(
-                    callback_secrets.c.organization_id.in_(ids),
-                    callback_secrets.c.disabled_at.is_(None),
-                )
-                .order_by(callback_secrets.c.is_current.desc(), callback_secrets.c.created_at)
+            return await self.signing_in(conn, ids)
+
+    async def signing_in(
+        self, conn: AsyncConnection, organization_ids: Collection[UUID]
+    ) -> dict[UUID, list[CallbackSecret]]:
+        """``signing``, inside the caller's transaction."""
+        found: dict[UUID, list[CallbackSecret]] = {org: [] for org in organization_ids}
+        if not found:
+            return found
+        rows = await conn.execute(
+            select(callback_secrets)
+            .where(
+                callback_secrets.c.organization_id.in_(list(found)),
+                callback_secrets.c.disabled_at.is_(None),
             )
-            for row in rows:
-                secret = self._secret(row)
-                found[secret.organization_id].append(secret)
+            .order_by(callback_secrets.c.is_current.desc(), callback_secrets.c.created_at)
+        )
+        for row in rows:
+            secret = self._secret(row)
+            found[secret.organization_id].append(secret)
         return found
 
     async def list(self, organization_id: UUID) -> list[CallbackSecret]:
