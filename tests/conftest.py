@@ -59,3 +59,19 @@ async def store(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
         open_store(POSTGRES_URL, schema=schema, pool_size=5) as opened,
     ):
         yield opened
+
+
+@pytest.fixture
+async def store_pair(backend: str, tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
+    """Two stores over one database, each with its own connections: two processes."""
+    if backend == "sqlite":
+        url = sqlite_url(tmp_path / "runback.db")
+        async with open_store(url) as first, open_store(url) as second:
+            yield first, second
+        return
+    async with (
+        postgres_schema() as schema,
+        open_store(POSTGRES_URL, schema=schema, pool_size=5) as first,
+        open_store(POSTGRES_URL, schema=schema, pool_size=5) as second,
+    ):
+        yield first, second

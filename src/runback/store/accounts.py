@@ -1,7 +1,15 @@
-"""Organizations, API keys and the memberships that join them."""
+"""Organizations, API keys and the memberships that join them.
+
+Every API request names its key. Rather than read the key and its memberships each time, a
+process keeps the keys it has seen and reads one counter, ``revisions.api_keys``, which every
+revocation bumps in its own transaction: while the counter stands, no key was revoked, and
+once it moves (in any process) the next request of every process drops what it kept. So a
+revoked key fails from the next request on, everywhere.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -9,15 +17,19 @@ from uuid import UUID
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.ids import hash_api_key, new_api_key, new_id, visible_prefix
 from runback.core.records import ApiKey, Organization
 from runback.errors import NotFoundInStoreError, StoreError
 from runback.store.database import Database, retrying_conflicts
 from runback.store.rows import to_record
-from runback.store.schema import api_keys, memberships, organizations
+from runback.store.schema import api_keys, memberships, organizations, revisions
 
 DEFAULT_ORGANIZATION = "default"
+_KEYS_REVISION = "api_keys"
+_MAX_KEYS_KEPT = 10_000
+"""Live keys a process keeps (least recently used go first); unknown keys are never kept."""
 
 
 class AccountStore:
@@ -25,6 +37,8 @@ class AccountStore:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._keys: OrderedDict[str, list[UUID]] = OrderedDict()
+        self._keys_revision = -1
 
     async def ensure_default_organization(self, *, now: datetime) -> tuple[Organization, bool]:
         """The first organization, created when there is none; answers whether it was."""
@@ -95,15 +109,32 @@ class AccountStore:
         return token
 
     async def organizations_of(self, token: str) -> list[UUID]:
-        """The organizations of a live key, its default first; empty for an unknown key."""
-        query = (
-            select(memberships.c.organization_id)
-            .join(api_keys, api_keys.c.id == memberships.c.api_key_id)
-            .where(api_keys.c.key_hash == hash_api_key(token), api_keys.c.revoked_at.is_(None))
-            .order_by(memberships.c.position)
-        )
+        """The organizations of a live key, its default first; empty for an unknown or
+        revoked key."""
+        key_hash = hash_api_key(token)
         async with self._db.read() as conn:
-            return list((await conn.execute(query)).scalars())
+            revision: int = (
+                await conn.execute(
+                    select(revisions.c.value).where(revisions.c.name == _KEYS_REVISION)
+                )
+            ).scalar_one()
+            if revision != self._keys_revision:
+                if revision < self._keys_revision:
+                    # An older snapshot than one a concurrent request saw: trust neither.
+                    return await _organizations_of(conn, key_hash)
+                self._keys.clear()
+                self._keys_revision = revision
+            kept = self._keys.get(key_hash)
+            if kept is not None:
+                self._keys.move_to_end(key_hash)
+                return kept
+            found = await _organizations_of(conn, key_hash)
+        # Kept only if no revocation was seen meanwhile (another request may have moved on).
+        if found and revision == self._keys_revision:
+            self._keys[key_hash] = found
+            if len(self._keys) > _MAX_KEYS_KEPT:
+                self._keys.popitem(last=False)
+        return found
 
     async def count_keys(self) -> int:
         async with self._db.read() as conn:
@@ -163,4 +194,19 @@ class AccountStore:
             await conn.execute(
                 update(api_keys).where(api_keys.c.id == found.id).values(revoked_at=now)
             )
+            await conn.execute(
+                update(revisions)
+                .where(revisions.c.name == _KEYS_REVISION)
+                .values(value=revisions.c.value + 1)
+            )
         return replace(found, revoked_at=now)
+
+
+async def _organizations_of(conn: AsyncConnection, key_hash: str) -> list[UUID]:
+    query = (
+        select(memberships.c.organization_id)
+        .join(api_keys, api_keys.c.id == memberships.c.api_key_id)
+        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+        .order_by(memberships.c.position)
+    )
+    return list((await conn.execute(query)).scalars())

@@ -48,6 +48,15 @@ api_keys = Table(
     Column("last_used_at", UtcDateTime),
 )
 
+# Counters that processes compare with what they cached: ``api_keys`` grows with every
+# revocation, so a cached key is good while the counter has not moved.
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 memberships = Table(
     "memberships",
     metadata,
