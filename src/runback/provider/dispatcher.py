@@ -9,8 +9,10 @@ poll interval is only a safety net.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -32,6 +34,20 @@ from runback.store import AttemptOutcome, Refusal, Store
 from runback.worker import Worker
 
 log = logging.getLogger(__name__)
+
+
+class Handoff:
+    """A delivery reserved by ``Dispatcher.take``: commit it claimed by ``worker`` until
+    ``lease_until``, then say whether it was committed."""
+
+    def __init__(self, worker: str, lease_until: datetime) -> None:
+        self.worker = worker
+        self.lease_until = lease_until
+        self.committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def settle(self, *, committed: bool) -> None:
+        if not self.committed.done():
+            self.committed.set_result(committed)
 
 
 class Dispatcher(Worker):
@@ -70,6 +86,50 @@ class Dispatcher(Worker):
         )
         self.operations = operations
         self._recorder: GroupCommit[AttemptOutcome, Refusal | None] = GroupCommit(self._record)
+        self._serving = False
+
+    def take(self, delivery: Delivery) -> Handoff | None:
+        """Reserve a slot for a delivery about to be committed in this process (a run just
+        ended), when this dispatcher is serving and its destination takes it now (room
+        here and there, circuit closed); answer how to hand it over, or None to leave it
+        to a round. The delivery is then committed already claimed by this worker, so no
+        other worker can send it; the attempt starts once it is committed."""
+        if not self._serving or self.room <= 0 or not self._gate.open_to(delivery.destination):
+            return None
+        self._gate.admit([delivery])
+        handoff = Handoff(self._worker_id, self._clock.now() + self._lease)
+        self._in_flight.add(delivery.id)
+        self._spawn(self._handed(delivery, handoff), name=f"delivery {delivery.id}")
+        return handoff
+
+    async def _handed(self, delivery: Delivery, handoff: Handoff) -> None:
+        claimed: Delivery | None = None
+        secrets: list[CallbackSecret] = []
+        try:
+            if await handoff.committed:
+                found = await self._store.secrets.signing([delivery.organization_id])
+                secrets = found[delivery.organization_id]
+                claimed = replace(
+                    delivery, status=DeliveryStatus.DELIVERING, claimed_by=handoff.worker
+                )
+        finally:
+            if claimed is None:  # not committed, or no secrets: its lease brings it back
+                self._gate.done(delivery.destination)
+                self._in_flight.discard(delivery.id)
+        if claimed is not None:
+            await self._attempt(claimed, secrets)
+
+    @property
+    def serving(self) -> bool:
+        """Whether its loop runs (``run_forever``): only then does it take deliveries over."""
+        return self._serving
+
+    async def run_forever(self) -> None:
+        self._serving = True
+        try:
+            await super().run_forever()
+        finally:
+            self._serving = False
 
     async def deliver_due(self) -> int:
         """Send every delivery due now and wait until each attempt is recorded.

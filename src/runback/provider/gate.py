@@ -40,6 +40,11 @@ class DestinationGate:
         """How many more attempts ``host`` may take now."""
         return max(self._allowance(host) - self._in_flight[host], 0)
 
+    def open_to(self, host: str) -> bool:
+        """Whether ``host`` may take an attempt now with nothing to probe: its circuit is
+        closed (it has no failures on record) and it has room."""
+        return host not in self._troubled and self._in_flight[host] < self.per_destination
+
     def closed(self) -> set[str]:
         """Destinations that may take no more attempts now: skip them when claiming."""
         hosts = set(self._troubled) | set(self._in_flight)

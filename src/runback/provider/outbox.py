@@ -2,7 +2,8 @@
 
 Whoever ends a run (the executor, a cancel, crash recovery) ends it here, so the callback
 exists exactly when the terminal state does; redeliveries are created here too. Each new
-delivery wakes the dispatcher in process.
+delivery wakes the dispatcher in process, or, when that dispatcher takes it at once (room, a
+healthy destination), is committed already claimed by it and sent without a claim round.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from runback.core.retry import RetryPolicy
 from runback.core.runs import Ending, end_run
 from runback.core.states import DeliveryStatus
 from runback.errors import ConflictError, DeliveryInFlightError
+from runback.provider.dispatcher import Handoff
 from runback.provider.outputs import Outputs
 from runback.store import Store
 
@@ -38,12 +40,14 @@ class Outbox:
         clock: Clock,
         retry_policy: RetryPolicy,
         on_delivery: Callable[[], None],
+        take: Callable[[Delivery], Handoff | None] | None = None,
     ) -> None:
         self._store = store
         self._outputs = outputs
         self._clock = clock
         self._retry_policy = retry_policy
         self._on_delivery = on_delivery
+        self._take = take
 
     async def _delivery(self, run: Run, *, is_automatic: bool, files: bool = True) -> Delivery:
         return new_delivery(
@@ -64,11 +68,27 @@ class Outbox:
         delivery = None
         if done.callback_url is not None:
             delivery = await self._delivery(done, is_automatic=True, files=files)
-        refused = await self._store.outbox.end(run, done, delivery)
+        handoff = None
+        if delivery is not None and self._take is not None:
+            handoff = self._take(delivery)
+            if handoff is not None:
+                delivery = replace(
+                    delivery, status=DeliveryStatus.DELIVERING, claimed_by=handoff.worker
+                )
+        try:
+            refused = await self._store.outbox.end(
+                run, done, delivery, lease_until=handoff.lease_until if handoff else None
+            )
+        except BaseException:
+            if handoff is not None:
+                handoff.settle(committed=False)
+            raise
+        if handoff is not None:
+            handoff.settle(committed=refused is None)
         if refused is not None:
             log.info("run %s was not ended as %s: %s", run.id, done.status, refused)
             return None
-        if delivery is not None:
+        if handoff is None and delivery is not None:
             self._on_delivery()
         return done
 

@@ -177,6 +177,7 @@ async def assemble(
         clock=clock,
         retry_policy=retry_policy,
         on_delivery=lambda: hints.send(DELIVERIES),
+        take=dispatcher.take,
     )
     executor = Executor(
         store=store,

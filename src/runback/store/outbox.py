@@ -11,6 +11,7 @@ operational callbacks, which end no run, are inserted here too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -54,6 +55,7 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "payload_bytes": delivery.payload_bytes,
         "is_automatic": delivery.is_automatic,
         "status": delivery.status.value,
+        "claimed_by": delivery.claimed_by,
         "attempt_count": delivery.attempt_count,
         "max_attempts": delivery.max_attempts,
         "retry_policy": orjson.dumps(delivery.retry_policy.to_json()).decode(),
@@ -68,6 +70,7 @@ class _Ending:
     read: Run
     ended: Run
     delivery: Delivery | None
+    lease_until: datetime | None
 
 
 def _step(item: _Ending) -> Step[RunStatus]:
@@ -94,18 +97,29 @@ class OutboxStore:
         self._db = database
         self._endings: GroupCommit[_Ending, Refusal | None] = GroupCommit(self._end_many)
 
-    async def end(self, read: Run, ended: Run, delivery: Delivery | None) -> Refusal | None:
+    async def end(
+        self,
+        read: Run,
+        ended: Run,
+        delivery: Delivery | None,
+        *,
+        lease_until: datetime | None = None,
+    ) -> Refusal | None:
         """Commit ``ended`` (the run's terminal state) and its callback ``delivery`` in one
         transaction, if the run is still as its ender ``read`` it: in that status, held by
         that worker. Answers None when it ended, or why it did not (nothing is written
-        then). Runs ending together share the transaction (a group commit)."""
-        return await self._endings.submit(_Ending(read, ended, delivery))
+        then). Runs ending together share the transaction (a group commit).
+
+        A ``delivery`` is born ``pending``, or ``delivering`` already claimed (by its
+        ``claimed_by``, until ``lease_until``) when a dispatcher of this process takes it
+        over at once."""
+        return await self._endings.submit(_Ending(read, ended, delivery, lease_until))
 
     async def _end_many(self, items: list[_Ending]) -> list[Refusal | None]:
         async with self._db.write() as conn:
             verdicts = await _END.apply(conn, [_step(item) for item in items])
             made = [
-                delivery_row(item.delivery)
+                {**delivery_row(item.delivery), "lease_until": item.lease_until}
                 for item, refused in zip(items, verdicts, strict=True)
                 if refused is None and item.delivery is not None
             ]
