@@ -3,9 +3,9 @@
     RUNBACK_BENCH_MODE=quick .venv/bin/python bench/p8_alternatives.py  # 2,000 callbacks, 10 s
     RUNBACK_BENCH_MODE=smoke .venv/bin/python bench/p8_alternatives.py  # 100 callbacks, 1 s
     RUNBACK_BENCH_MODE=full .venv/bin/python bench/p8_alternatives.py   # 20,000, 60 s
-    .venv/bin/python bench/p8_alternatives.py --only celery  # measure some, write no row
+    .venv/bin/python bench/p8_alternatives.py --only pgqueuer  # measure some, write no row
 
-Four systems deliver the same callbacks (runback's own bodies, from ``seeding``) to the same
+Five systems deliver the same callbacks (runback's own bodies, from ``seeding``) to the same
 fast receiver (``bench/receiver.py``, its own process):
 
 * runback on SQLite: one ``runback serve``;
@@ -13,7 +13,10 @@ fast receiver (``bench/receiver.py``, its own process):
 * Celery (``bench/alternatives/celery_app.py``): a Redis broker, ``acks_late`` and
   ``task_reject_on_worker_lost``, one prefork worker;
 * procrastinate (``bench/alternatives/procrastinate_app.py``): its own tables in a fresh
-  schema, one worker.
+  schema, one worker;
+* PgQueuer (``bench/alternatives/pgqueuer_app.py``): its own tables in a fresh schema, one
+  worker on asyncpg (``pgqueuer.run``, as ``pgq run``), dequeueing in batches of
+  ``PGQUEUER_BATCH_SIZE`` with at most ``PGQUEUER_CONCURRENCY`` jobs in flight.
 
 Each alternative task does what runback does per attempt: both signatures
 (``runback.core.signing``), a POST with a 10 s timeout over a kept-alive connection, one
@@ -21,22 +24,25 @@ committed row per attempt in a PostgreSQL ``attempts`` table, retries with backo
 
 Two figures per system. **Throughput** (P1's workload): N callbacks wait, not yet released
 (runback: pending deliveries not yet due; Celery: tasks in a queue no worker consumes yet;
-procrastinate: jobs deferred in one commit once its worker waits); the clock runs from their
-release until the receiver has counted N and all N attempts are recorded. CPU per delivery is
-``utime + stime`` of the system's own processes (the runback process; Celery's main process
-and its pool; the procrastinate worker) between those two moments, and beside it what the
-servers spent: all of PostgreSQL's processes on the machine (none for runback on SQLite),
-and Redis for Celery. **Latency** (P2's
+procrastinate and PgQueuer: jobs enqueued in one commit once the worker waits); the clock
+runs from their release until the receiver has counted N and all N attempts are recorded.
+CPU per delivery is ``utime + stime`` of the system's own processes (the runback process;
+Celery's main process and its pool; the procrastinate worker; the PgQueuer worker) between
+those two moments, and beside it what the servers spent: all of PostgreSQL's processes on
+the machine (none for runback on SQLite), and Redis for Celery. **Latency** (P2's
 workload): after a warm-up, callbacks are submitted at a steady 200/s by P2's paced client,
 each timed from its submission to its arrival: a ``runback/echo`` run through the API
 (``serve`` on SQLite; ``api`` + ``worker`` on PostgreSQL, as in P2), a ``send_task``, a
-``defer``. runback's figure so covers more (the API's submission, the run, then its
-delivery) than the alternatives' (an enqueued delivery). Writes ``P8`` (runback on SQLite vs
-Celery) and ``P8pg`` (runback on PostgreSQL vs procrastinate).
+``defer``, an ``enqueue``. runback's figure so covers more (the API's submission, the run,
+then its delivery) than the alternatives' (an enqueued delivery). Writes ``P8`` (runback on
+SQLite vs Celery) and ``P8pg`` (runback on PostgreSQL vs PgQueuer); procrastinate is
+measured and reported in both rows' notes. P2 (``p2_latency.py``) reuses the PgQueuer
+measurement below (``pgqueuer_latency``) as its baseline.
 
 Celery here needs kombu 5.4 (5.4.2 tried) beside celery 5.4 and redis-py 5: kombu 5.7's
 Redis transport refuses redis-py < 6.1. Every schema and Redis key a run makes is removed
-afterwards, and each system's measurement has a deadline (``SYSTEM_DEADLINE``).
+afterwards, and each system's measurement, PgQueuer's included, has its own deadline
+(``SYSTEM_DEADLINE``).
 """
 
 from __future__ import annotations
@@ -48,8 +54,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,7 +65,7 @@ import aiohttp
 import asyncpg
 import redis
 import uvloop
-from alternatives import celery_app, procrastinate_app
+from alternatives import celery_app, pgqueuer_app, procrastinate_app
 from p2_latency import (
     RATE,
     Phase,
@@ -71,6 +77,8 @@ from p2_latency import (
     percentile,
     submit_runs,
 )
+from pgqueuer.db import AsyncpgPoolDriver
+from pgqueuer.queries import Queries
 from procrastinate.schema import SchemaManager
 from procstat import cpu_seconds, postgres_cpu_seconds
 from seeding import (
@@ -120,6 +128,13 @@ CELERY_CONCURRENCY = 4
 commit, so two per core keep both cores busy (2, 4 and 8 were tried; see the notes)."""
 PROCRASTINATE_CONCURRENCY = 16
 """Jobs in flight on the worker's event loop (procrastinate's ``--concurrency``)."""
+PGQUEUER_BATCH_SIZE = 8
+"""Jobs one dequeue of the PgQueuer worker picks (its ``--batch-size``)."""
+PGQUEUER_CONCURRENCY = 16
+"""Jobs in flight on the PgQueuer worker's event loop (its ``--max-concurrent-tasks``,
+which PgQueuer wants at least twice the batch size): as many as procrastinate's, and as
+runback's default per destination. Unbounded, one worker would pick every queued job at
+once."""
 REDIS_URL = os.environ.get("RUNBACK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 ALTERNATIVES = ROOT / "bench" / "alternatives"
 COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p8_alternatives.py"
@@ -174,15 +189,32 @@ async def drained(
     return time.time()
 
 
-async def steady(receiver: str, send: Callable[[Phase, int], Awaitable[None]]) -> list[float]:
-    """P2's paced client: a warm-up, then ``send`` at 200/s; each callback's latency (ms)."""
-    for seconds in (WARMUP[mode()], SECONDS[mode()]):
+async def steady(
+    receiver: str,
+    send: Callable[[Phase, int], Awaitable[None]],
+    *,
+    seconds: float | None = None,
+    warmup: float | None = None,
+    pids: Sequence[int] = (),
+) -> tuple[Phase, list[float]]:
+    """P2's paced client: a warm-up, then ``send`` at 200/s for ``seconds`` (this mode's
+    ``WARMUP`` and ``SECONDS`` unless given). Answers the measured phase, with the CPU the
+    ``pids`` used per callback from its start until its last arrival (``cpu_ms``), and each
+    callback's latency (ms)."""
+
+    async def one(duration: float) -> Phase:
         phase = Phase()
-        done = await paced(RATE, seconds, lambda n, phase=phase: send(phase, n))
+        done = await paced(RATE, duration, lambda n: send(phase, n))
         phase.lag, phase.elapsed = done.lag, done.elapsed
+        return phase
+
+    await one(WARMUP[mode()] if warmup is None else warmup)
+    cpu = sum(map(cpu_seconds, pids))
+    phase = await one(SECONDS[mode()] if seconds is None else seconds)
     arrived = await settled(receiver, set(phase.sent))
+    phase.cpu_ms = (sum(map(cpu_seconds, pids)) - cpu) * 1000 / max(len(phase.sent), 1)
     check("alternative", phase, arrived)
-    return latencies_ms(phase, arrived)
+    return phase, latencies_ms(phase, arrived)
 
 
 async def settled(receiver: str, wanted: set[str]) -> dict[str, float]:
@@ -419,7 +451,7 @@ async def celery_system(
                 app.send_task(celery_app.TASK, kwargs=arguments, queue=queue)
                 phase.sent[run_id] = sent
 
-            latencies = await steady(receiver, send)
+            _, latencies = await steady(receiver, send)
     finally:
         app.close()
         await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -492,13 +524,152 @@ async def procrastinate_system(
                     await deferrer.defer_async(**arguments)
                     phase.sent[run_id] = sent
 
-                latencies = await steady(receiver, send)
+                _, latencies = await steady(receiver, send)
     finally:
         await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     name = f"procrastinate (one worker, concurrency {concurrency})"
     return Measured(
         name, count / (ended - released), cpu * 1000 / count, servers * 1000 / count, latencies
     )
+
+
+def pgqueuer_name(batch_size: int, concurrency: int) -> str:
+    return f"PgQueuer (one worker, batches of {batch_size}, {concurrency} in flight)"
+
+
+@dataclass(frozen=True)
+class PgQueuerWorker:
+    """A PgQueuer worker waiting on a fresh schema, and the client side that feeds it."""
+
+    pid: int
+    queries: Queries
+    """PgQueuer's queries on this process's own small pool (enqueueing)."""
+    recorded: Callable[[], Awaitable[int]]
+    """How many attempts its ``attempts`` table holds."""
+
+    async def enqueue_all(self, jobs: list[dict[str, str]]) -> None:
+        """Every job in one statement: one commit, all visible at once."""
+        await self.queries.enqueue(
+            [pgqueuer_app.TASK] * len(jobs),
+            [pgqueuer_app.payload(job) for job in jobs],
+            [0] * len(jobs),
+        )
+
+    async def steady(
+        self, receiver: str, *, seconds: float | None = None, warmup: float | None = None
+    ) -> tuple[Phase, list[float]]:
+        """P2's paced client enqueueing one job at a time at 200/s, enqueue → receipt; the
+        worker's CPU per job in ``cpu_ms``."""
+        hook, organization = f"{receiver}/hook", new_id()
+
+        async def send(phase: Phase, n: int) -> None:
+            run_id, arguments = task_kwargs(n, hook, organization)
+            sent = time.time()
+            await self.queries.enqueue(pgqueuer_app.TASK, pgqueuer_app.payload(arguments))
+            phase.acks.append(time.time() - sent)
+            phase.sent[run_id] = sent
+
+        return await steady(receiver, send, seconds=seconds, warmup=warmup, pids=[self.pid])
+
+
+@asynccontextmanager
+async def pgqueuer_worker(
+    folder: Path, admin: asyncpg.Connection, *, batch_size: int, concurrency: int
+) -> AsyncIterator[PgQueuerWorker]:
+    """PgQueuer's tables and ``attempts`` in a fresh schema, and its worker, yielded once it
+    listens; the worker stopped and the schema dropped afterwards."""
+    schema = new_schema_name()
+    pool_size = concurrency + 4  # an attempt per job; the listener, dequeues, logs, heartbeats
+    env = {
+        **os.environ,
+        "P8_POSTGRES_URL": POSTGRES_URL,
+        "P8_SCHEMA": schema,
+        "P8_SECRET": generate_secret(),
+        "P8_POOL_SIZE": str(pool_size),
+    }
+    command = [
+        sys.executable,
+        "pgqueuer_app.py",
+        "--batch-size",
+        str(batch_size),
+        "--max-concurrent-tasks",
+        str(concurrency),
+    ]
+    try:
+        recorded = await attempts_table(admin, schema)
+        await pgqueuer_app.install(admin, schema)
+        log = folder / "pgqueuer.log"
+        pool = await asyncpg.create_pool(POSTGRES_URL, min_size=4, max_size=4)
+        try:
+            with worker(command, env=env, log=log) as pid:
+
+                async def ready() -> bool:
+                    listening = await admin.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
+                        "AND query ILIKE 'LISTEN%'",
+                        pgqueuer_app.application_name(schema),
+                    )
+                    return bool(listening)
+
+                await until(ready, what="the PgQueuer worker", log=log)
+                client = pgqueuer_app.queries(AsyncpgPoolDriver(pool), schema)
+                yield PgQueuerWorker(pid, client, recorded)
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+async def pgqueuer_system(
+    folder: Path, receiver: str, admin: asyncpg.Connection, *, batch_size: int, concurrency: int
+) -> Measured:
+    count, hook, organization = COUNT[mode()], f"{receiver}/hook", new_id()
+    async with pgqueuer_worker(
+        folder, admin, batch_size=batch_size, concurrency=concurrency
+    ) as pgqueuer:
+        jobs = [task_kwargs(n, hook, organization)[1] for n in range(count)]
+        async with aiohttp.ClientSession() as http:
+            before = await received(http, receiver)
+        await pgqueuer.enqueue_all(jobs)
+        released = time.time()
+        cpu, servers = cpu_seconds(pgqueuer.pid), server_cpu()
+        ended = await drained(receiver, before=before, count=count, recorded=pgqueuer.recorded)
+        cpu, servers = cpu_seconds(pgqueuer.pid) - cpu, server_cpu() - servers
+        _, latencies = await pgqueuer.steady(receiver)
+    return Measured(
+        pgqueuer_name(batch_size, concurrency),
+        count / (ended - released),
+        cpu * 1000 / count,
+        servers * 1000 / count,
+        latencies,
+    )
+
+
+async def pgqueuer_latency(
+    folder: Path,
+    receiver: str,
+    *,
+    seconds: float,
+    warmup: float,
+    batch_size: int = PGQUEUER_BATCH_SIZE,
+    concurrency: int = PGQUEUER_CONCURRENCY,
+) -> tuple[Phase, list[float]]:
+    """PgQueuer's enqueue → receipt latencies (ms) at 200/s after a warm-up, and the measured
+    phase (its worker's CPU per job in ``cpu_ms``): P2's baseline. Bounded by
+    ``SYSTEM_DEADLINE``, as in P8."""
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        async with (
+            asyncio.timeout(SYSTEM_DEADLINE[mode()]),
+            pgqueuer_worker(
+                folder, admin, batch_size=batch_size, concurrency=concurrency
+            ) as pgqueuer,
+        ):
+            return await pgqueuer.steady(receiver, seconds=seconds, warmup=warmup)
+    except TimeoutError:
+        raise SystemExit(f"PgQueuer: not measured within {SYSTEM_DEADLINE[mode()]:g} s") from None
+    finally:
+        await admin.close()
 
 
 # the rows ---------------------------------------------------------------------------------
@@ -518,8 +689,8 @@ def result(
     less_cpu = all(runback.total_cpu_ms < m.total_cpu_ms for m in others)
     verdict = (
         f"ratio {ratio:.1f}x ({'holds' if ratio >= target else 'missed'}); p99 "
-        f"{'lower' if lower_p99 else 'NOT lower'} than both alternatives; CPU per delivery "
-        f"(own processes + servers) {'lower' if less_cpu else 'NOT lower'} than both"
+        f"{'lower' if lower_p99 else 'NOT lower'} than every alternative; CPU per delivery "
+        f"(own processes + servers) {'lower' if less_cpu else 'NOT lower'} than every one"
     )
     return Result(
         id=id_,
@@ -528,7 +699,9 @@ def result(
         unit="deliveries/s",
         baseline=baseline.rate,
         baseline_what=baseline.name,
-        target=f">= {target:g}x; lower p99 and CPU/delivery than Celery and procrastinate",
+        target=(
+            f">= {target:g}x; lower p99 and CPU/delivery than Celery, procrastinate and PgQueuer"
+        ),
         holds=ratio >= target and lower_p99 and less_cpu,
         mode=mode(),
         command=COMMAND.format(mode=mode()),
@@ -540,7 +713,7 @@ def result(
     )
 
 
-SYSTEMS = ("sqlite", "postgres", "celery", "procrastinate")
+SYSTEMS = ("sqlite", "postgres", "celery", "procrastinate", "pgqueuer")
 
 
 async def measure(
@@ -553,6 +726,14 @@ async def measure(
     if name == "procrastinate":
         return await procrastinate_system(
             folder, receiver, admin, concurrency=arguments.procrastinate_concurrency
+        )
+    if name == "pgqueuer":
+        return await pgqueuer_system(
+            folder,
+            receiver,
+            admin,
+            batch_size=arguments.pgqueuer_batch_size,
+            concurrency=arguments.pgqueuer_concurrency,
         )
     return await runback_system(folder, receiver, admin, postgres=name == "postgres")
 
@@ -592,9 +773,9 @@ async def main(arguments: argparse.Namespace) -> None:
     save(
         result(
             "P8pg",
-            "deliveries/s, runback on PostgreSQL vs a procrastinate task",
+            "deliveries/s, runback on PostgreSQL vs a PgQueuer job",
             measured["postgres"],
-            measured["procrastinate"],
+            measured["pgqueuer"],
             10,
             everyone,
         )
@@ -607,5 +788,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--celery-concurrency", type=int, default=CELERY_CONCURRENCY)
     parser.add_argument("--procrastinate-concurrency", type=int, default=PROCRASTINATE_CONCURRENCY)
+    parser.add_argument("--pgqueuer-batch-size", type=int, default=PGQUEUER_BATCH_SIZE)
+    parser.add_argument("--pgqueuer-concurrency", type=int, default=PGQUEUER_CONCURRENCY)
     parser.add_argument("--only", nargs="+", choices=SYSTEMS, help="measure these, write no row")
     uvloop.run(main(parser.parse_args()))
