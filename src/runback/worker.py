@@ -67,6 +67,10 @@ class Worker(ABC):
                             await self._wake.wait()
                     except TimeoutError:
                         pass
+                else:
+                    # SQLite's calls never suspend (they run on the loop's thread): give
+                    # the tasks this round started, and every other loop, their turn.
+                    await asyncio.sleep(0)
         finally:
             await self.close()
 

@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from runback.core.delivery import new_delivery
 from runback.core.ids import new_id
@@ -19,6 +18,7 @@ from runback.settings import sqlite_url
 from runback.store import Store, head_revision, open_store
 from runback.store.outbox import delivery_row
 from runback.store.schema import deliveries
+from runback.store.sql import IntegrityError
 from runback.testing import ManualClock
 from support.factories import queued_run
 
@@ -104,6 +104,6 @@ async def test_an_api_key_is_stored_only_as_its_hash(store: Store, clock: Manual
     token = await store.accounts.create_api_key([organization.id], now=clock.now())
 
     async with store.database.read() as conn:
-        rows = (await conn.exec_driver_sql("SELECT * FROM api_keys")).all()
+        rows = await conn.sql("SELECT * FROM api_keys")
     assert token not in repr(rows)
     assert await store.accounts.organizations_of(token) == [organization.id]

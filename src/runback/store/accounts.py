@@ -16,8 +16,6 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.ids import hash_api_key, new_api_key, new_id, visible_prefix
 from runback.core.records import ApiKey, Organization
@@ -25,6 +23,7 @@ from runback.errors import NotFoundInStoreError, StoreError
 from runback.store.database import Database, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import api_keys, memberships, organizations, revisions
+from runback.store.sql import Connection, IntegrityError
 
 DEFAULT_ORGANIZATION = "default"
 _KEYS_REVISION = "api_keys"
@@ -202,7 +201,7 @@ class AccountStore:
         return replace(found, revoked_at=now)
 
 
-async def _organizations_of(conn: AsyncConnection, key_hash: str) -> list[UUID]:
+async def _organizations_of(conn: Connection, key_hash: str) -> list[UUID]:
     query = (
         select(memberships.c.organization_id)
         .join(api_keys, api_keys.c.id == memberships.c.api_key_id)

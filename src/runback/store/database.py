@@ -1,19 +1,27 @@
 """Connections and transactions, on SQLite (the embedded default) or PostgreSQL.
 
+Statements run on the drivers' own connections (``runback.store.sql``): the standard
+library's ``sqlite3``, and asyncpg.
+
 SQLite allows one writer at a time. Rather than let connections fight over the lock (and
 retry on ``SQLITE_BUSY``), every write in this process goes through one connection, queued on
 an asyncio lock, and begins with ``BEGIN IMMEDIATE`` so a transaction never has to upgrade a
-read lock into a write lock. Reads use their own small pool and see WAL snapshots, never
-waiting for the writer. Calls are made on the event loop's thread (``_InlineSqlite``), so
-another process holding the write lock (``runback keys create`` beside ``serve``: a few
+read lock into a write lock. Reads use connections of their own and see WAL snapshots, never
+waiting for the writer. Calls are made on the event loop's thread: SQLite answers from its
+page cache in microseconds, where a hop to a thread and back costs more than the statement.
+What that costs the loop: a commit with ``synchronous=NORMAL`` writes to the WAL without
+waiting for the disk; with ``FULL`` it waits, so that commit runs in a thread; a slow disk
+otherwise shows as page-cache misses (a read from disk blocks the loop for its duration);
+and another process holding the write lock (``runback keys create`` beside ``serve``: a few
 milliseconds) pauses this one's loop for as long, up to the busy timeout.
 
-PostgreSQL takes concurrent writers itself: one pool (asyncpg) serves reads and writes, each
-transaction at READ COMMITTED; claims use ``FOR UPDATE SKIP LOCKED`` so workers never wait for
-each other's rows. A connection the server dropped (a restart, ``pg_terminate_backend``) fails
-the one transaction using it and is replaced; workers retry their round, API clients their
-request (with an ``Idempotency-Key``, safely). Checking every connection before use would
-halve the throughput of every query.
+PostgreSQL takes concurrent writers itself: one asyncpg pool serves reads and writes, each
+transaction at READ COMMITTED, each statement prepared once per connection; claims use
+``FOR UPDATE SKIP LOCKED`` so workers never wait for each other's rows. A connection the
+server dropped (a restart, ``pg_terminate_backend``) fails the one transaction using it and
+is replaced; workers retry their round, API clients their request (with an
+``Idempotency-Key``, safely). Checking every connection before use would halve the
+throughput of every query.
 """
 
 from __future__ import annotations
@@ -21,21 +29,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from functools import partial
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
-import aiosqlite
 import asyncpg
-from sqlalchemy import CTE, Select, event, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy import CTE, Select, event
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from runback.errors import StoreError
+from runback.store.sql import (
+    Connection,
+    IntegrityError,
+    PostgresConnection,
+    SqliteConnection,
+    Tracer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +65,10 @@ T = TypeVar("T")
 _LISTEN_RETRY_SECONDS = 2.0
 SqliteSync = Literal["normal", "full"]
 _BUSY_TIMEOUT_MS = 10_000
-_READ_POOL_SIZE = 4
+_IDLE_READERS = 4
+_STATEMENT_CACHE = 512
+"""Statements asyncpg keeps prepared per connection: the hot ones, and room for others."""
+_CLOSE_SECONDS = 10.0
 RUNS, DELIVERIES = "runs", "deliveries"
 """Kinds of new work: what writes notify and workers listen for."""
 
@@ -65,58 +90,9 @@ def database_url(url: str) -> URL:
     return parsed.set(drivername=_DRIVERS[backend])
 
 
-class _AtOnce:
-    """Stands in for aiosqlite's queue to its thread: runs each call as it is queued."""
-
-    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
-        future, function = item
-        try:
-            result = function()
-        except BaseException as exc:
-            if future is not None and not future.done():
-                future.set_exception(exc)
-            return
-        if future is not None and not future.done():
-            future.set_result(result)
-
-
-class _InlineSqlite(aiosqlite.Connection):
-    """An aiosqlite connection that makes each call on the event loop's own thread.
-
-    aiosqlite hands every call (cursor, execute, fetch, close, commit) to a thread and back:
-    two thread switches per call, several calls per statement, which cost more than the
-    statements themselves (measured: a trivial read transaction takes about half the CPU
-    inline). SQLite answers from its page cache in microseconds, and in WAL mode readers
-    never wait for the writer, so blocking the loop that briefly is cheaper than the hops.
-    The writer uses it too unless commits must reach the disk (``synchronous=FULL``).
-    """
-
-    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
-        super().__init__(connector, iter_chunk_size=64)
-        self._tx = _AtOnce()  # type: ignore[assignment]  # some callers queue directly
-
-    def __await__(self) -> Any:
-        return self._connect().__await__()
-
-    async def _connect(self) -> aiosqlite.Connection:
-        if self._connection is None:
-            self._connection = self._connector()
-        return self
-
-    async def _execute(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if not self._running or not self._connection:
-            raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
-
-    def stop(self) -> None:
-        self._running = False
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-
 class Database:
-    """Engines over one database URL: for SQLite a writer and a reader, for PostgreSQL one."""
+    """Connections to one database: for SQLite a writer and idle readers, for PostgreSQL an
+    asyncpg pool. ``write()`` and ``read()`` give a ``Connection`` inside a transaction."""
 
     def __init__(
         self,
@@ -128,74 +104,143 @@ class Database:
     ) -> None:
         self.url: URL = database_url(url)
         self._schema = schema
+        self._sync = sqlite_synchronous
+        self._pool_size = pool_size
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._write_lock: asyncio.Lock | None
-        if self.is_sqlite:
-            self._writer = self._sqlite(
-                pool_size=1, begin="BEGIN IMMEDIATE", sync=sqlite_synchronous
-            )
-            self._reader = self._sqlite(pool_size=_READ_POOL_SIZE, begin="BEGIN", sync=None)
-            self._write_lock = asyncio.Lock()
-        else:
-            settings = self._server_settings()
-            self._writer = self._reader = create_async_engine(
-                self.url,
-                # A fixed pool: overflow connections are closed as soon as they are
-                # returned, and a new backend per burst costs the server more CPU than
-                # the statements (seen: hundreds of backends for a few thousand runs).
-                pool_size=pool_size,
-                max_overflow=0,
-                connect_args={"server_settings": settings},
-            )
-            self._write_lock = None
-
-    def _sqlite(self, *, pool_size: int, begin: str, sync: SqliteSync | None) -> AsyncEngine:
-        # The connection is only ever used from the loop's thread, but the pool may close
-        # it from another (at interpreter exit): allow that.
-        connect = partial(sqlite3.connect, self.url.database or ":memory:", check_same_thread=False)
-        inline = sync != "full"
-        engine = create_async_engine(
-            self.url,
-            async_creator=(lambda: _InlineSqlite(connect)) if inline else None,
-            poolclass=AsyncAdaptedQueuePool,
-            pool_size=pool_size,
-            max_overflow=0,
-            # Every transaction ends in its own COMMIT or ROLLBACK (the context managers
-            # below): a reset on check-in would be one more driver call each time.
-            pool_reset_on_return=None,
+        self.dialect: Dialect = (
+            sqlite_dialect(paramstyle="qmark") if self.is_sqlite else asyncpg_dialect()  # type: ignore[no-untyped-call]
         )
+        self._tracers: list[Tracer] = []
+        self._write_lock = asyncio.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._readers: list[sqlite3.Connection] = []
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    # -- SQLite ------------------------------------------------------------------------
+
+    def _sqlite(self, *, writer: bool) -> sqlite3.Connection:
+        # Used only from the loop's thread, but a FULL commit runs in a worker thread (while
+        # the write lock keeps everyone else off the connection).
+        conn = sqlite3.connect(
+            self.url.database or ":memory:", isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if writer:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives any process crash; FULL also power loss.
+            conn.execute(f"PRAGMA synchronous = {self._sync.upper()}")
+        return conn
+
+    @asynccontextmanager
+    async def _sqlite_write(self) -> AsyncIterator[Connection]:
+        async with self._write_lock:
+            if self._writer is None:
+                self._writer = self._sqlite(writer=True)
+            raw = self._writer
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteConnection(raw, self.dialect, self._tracers)
+                if self._sync == "full":
+                    await asyncio.to_thread(raw.execute, "COMMIT")
+                else:
+                    raw.execute("COMMIT")
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+
+    @asynccontextmanager
+    async def _sqlite_read(self) -> AsyncIterator[Connection]:
+        raw = self._readers.pop() if self._readers else self._sqlite(writer=False)
+        try:
+            raw.execute("BEGIN")
+            yield SqliteConnection(raw, self.dialect, self._tracers)
+        finally:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")  # read only: nothing to keep
+            if len(self._readers) < _IDLE_READERS:
+                self._readers.append(raw)
+            else:
+                raw.close()
+
+    # -- PostgreSQL --------------------------------------------------------------------
+
+    def _dsn(self) -> str:
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def _postgres(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn(),
+                        # Connections stay open while used at all: a new backend per burst
+                        # costs the server more CPU than the statements.
+                        min_size=0,
+                        max_size=self._pool_size,
+                        statement_cache_size=_STATEMENT_CACHE,
+                        server_settings=self._server_settings(),
+                    )
+        return self._pool
+
+    @asynccontextmanager
+    async def _postgres_transaction(self) -> AsyncIterator[Connection]:
+        pool = await self._postgres()
+        async with pool.acquire() as raw, raw.transaction():
+            yield PostgresConnection(raw, self.dialect, self._tracers)
+
+    # -- both --------------------------------------------------------------------------
+
+    def write(self) -> AbstractAsyncContextManager[Connection]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        return self._sqlite_write() if self.is_sqlite else self._postgres_transaction()
+
+    def read(self) -> AbstractAsyncContextManager[Connection]:
+        """A read-only snapshot (on PostgreSQL: a transaction at READ COMMITTED)."""
+        return self._sqlite_read() if self.is_sqlite else self._postgres_transaction()
+
+    @contextmanager
+    def tracing(self) -> Iterator[list[tuple[str, Any]]]:
+        """Every statement run meanwhile, as the driver got it, with its parameters."""
+        seen: list[tuple[str, Any]] = []
+
+        def trace(sql: str, arguments: Any) -> None:
+            seen.append((sql, arguments))
+
+        self._tracers.append(trace)
+        try:
+            yield seen
+        finally:
+            self._tracers.remove(trace)
+
+    def migration_engine(self) -> AsyncEngine:
+        """An SQLAlchemy engine for Alembic (migrations and schema checks), to dispose after:
+        one transaction at a time, with the same connection settings as the store's."""
+        if not self.is_sqlite:
+            return create_async_engine(
+                self.url,
+                poolclass=NullPool,
+                connect_args={"server_settings": self._server_settings()},
+            )
+        engine = create_async_engine(self.url, poolclass=NullPool)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # Take transaction control from the driver so BEGIN is ours to choose.
-            dbapi_connection.isolation_level = None
+            dbapi_connection.isolation_level = None  # BEGIN is ours to choose
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            if sync is not None:
-                cursor.execute("PRAGMA journal_mode = WAL")
-                # NORMAL in WAL mode survives any process crash; FULL also power loss.
-                cursor.execute(f"PRAGMA synchronous = {sync.upper()}")
+            cursor.execute("PRAGMA journal_mode = WAL")  # kept by the file from then on
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql(begin)
+            # Processes that start together take turns: the check and the upgrade are one.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed when the block ends, rolled back on error."""
-        lock: AbstractAsyncContextManager[Any] = self._write_lock or nullcontext()
-        async with lock, self._writer.begin() as connection:
-            yield connection
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only snapshot."""
-        async with self._reader.connect() as connection, connection.begin():
-            yield connection
 
     def _server_settings(self) -> dict[str, str]:
         # The application name lets operators (and tests) find runback's connections.
@@ -215,12 +260,10 @@ class Database:
         """
         if self.is_sqlite or not names:
             return
-        async with self._writer.connect() as conn:
+        pool = await self._postgres()
+        async with pool.acquire() as raw:
             for name in sorted(names):
-                await conn.execute(
-                    text("SELECT pg_notify(:channel, '')"), {"channel": self._channel(name)}
-                )
-            await conn.commit()
+                await raw.execute("SELECT pg_notify($1, '')", self._channel(name))
 
     async def listen(self, callbacks: Mapping[str, Callable[[], None]]) -> None:
         """Call ``callbacks[name]`` whenever work of kind ``name`` is notified; run until
@@ -236,8 +279,7 @@ class Database:
 
     async def _listen_once(self, callbacks: Mapping[str, Callable[[], None]]) -> None:
         """Listen on one connection until it closes."""
-        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(dsn, server_settings=self._server_settings())
+        conn = await asyncpg.connect(self._dsn(), server_settings=self._server_settings())
         closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
         try:
@@ -248,9 +290,18 @@ class Database:
             await conn.close(timeout=1)
 
     async def close(self) -> None:
-        await self._writer.dispose()
-        if self._reader is not self._writer:
-            await self._reader.dispose()
+        async with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        while self._readers:
+            self._readers.pop().close()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=_CLOSE_SECONDS)
+            except TimeoutError:
+                pool.terminate()
 
 
 async def retrying_conflicts(
@@ -265,7 +316,7 @@ async def retrying_conflicts(
     try:
         return await work()
     except IntegrityError as exc:
-        if not any(name in str(exc.orig) for name in constraints):
+        if not any(name in str(exc) for name in constraints):
             raise
     return await work()
 

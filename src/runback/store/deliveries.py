@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, Select, bindparam, func, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Select, bindparam, func, select, tuple_, update
 
 from runback.core.delivery import NextStep
 from runback.core.destinations import BreakerPolicy, Destination, Transition
@@ -21,6 +20,7 @@ from runback.store.destinations import apply_outcomes
 from runback.store.moves import DELIVERIES, Claim, Refusal, Step, transition
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts, recoveries
+from runback.store.sql import Connection, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class AttemptOutcome:
     destination: str = ""
 
 
-def _delivery(row: Row[Any]) -> Delivery:
+def _delivery(row: Row) -> Delivery:
     return to_record(
         Delivery,
         row,
@@ -43,7 +43,7 @@ def _delivery(row: Row[Any]) -> Delivery:
     )
 
 
-def _attempt(row: Row[Any]) -> Attempt:
+def _attempt(row: Row) -> Attempt:
     return to_record(Attempt, row)
 
 
@@ -115,7 +115,7 @@ class Recorded:
 
 
 async def claim_due(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     worker: str,
     limit: int,
@@ -158,7 +158,7 @@ async def claim_due(
 
 
 async def release(
-    conn: AsyncConnection, claim: Claim, *, now: datetime, ids: Collection[UUID] | None = None
+    conn: Connection, claim: Claim, *, now: datetime, ids: Collection[UUID] | None = None
 ) -> int:
     """Hand claimed deliveries held as ``claim`` says (of ``ids``, if given) back to
     ``pending``, inside the caller's transaction; answers how many."""
@@ -172,7 +172,7 @@ async def release(
 
 
 async def next_due_at(
-    conn: AsyncConnection, *, skip_destinations: Collection[str] = ()
+    conn: Connection, *, skip_destinations: Collection[str] = ()
 ) -> datetime | None:
     """``DeliveryStore.next_due_at`` inside the caller's transaction."""
     query = select(func.min(deliveries.c.next_attempt_at)).where(

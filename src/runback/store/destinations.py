@@ -13,24 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Row, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import delete, select, update
 
 from runback.core.destinations import BreakerPolicy, Destination, Transition, after_outcome
 from runback.core.states import DeliveryStatus
 from runback.store.database import Database
 from runback.store.rows import to_record
 from runback.store.schema import deliveries, destinations
+from runback.store.sql import Connection, Row
 
 
-def _destination(row: Row[Any]) -> Destination:
+def _destination(row: Row) -> Destination:
     return to_record(Destination, row)
 
 
 async def apply_outcomes(
-    conn: AsyncConnection,
+    conn: Connection,
     outcomes: Iterable[tuple[str, bool]],
     *,
     now: datetime,
@@ -66,7 +65,7 @@ async def apply_outcomes(
     return transitions
 
 
-async def troubled(conn: AsyncConnection) -> dict[str, Destination]:
+async def troubled(conn: Connection) -> dict[str, Destination]:
     """Every destination that is failing or disabled, by host, in the caller's transaction."""
     rows = await conn.execute(select(destinations))
     return {row.host: _destination(row) for row in rows}
@@ -77,7 +76,7 @@ HELD = datetime(9999, 1, 1, tzinfo=UTC)
 operator enables it)."""
 
 
-async def _hold(conn: AsyncConnection, host: str, *, probe_at: datetime | None = None) -> None:
+async def _hold(conn: Connection, host: str, *, probe_at: datetime | None = None) -> None:
     """Hold every pending delivery to ``host``; with ``probe_at``, all but one, the probe
     that half-opens the circuit then (a success releases the rest)."""
     pending = (
@@ -103,7 +102,7 @@ async def _hold(conn: AsyncConnection, host: str, *, probe_at: datetime | None =
     )
 
 
-async def _release(conn: AsyncConnection, host: str, *, now: datetime) -> None:
+async def _release(conn: Connection, host: str, *, now: datetime) -> None:
     """Make every delivery waiting for ``host`` due ``now``: it is back (or an operator says
     so), and what waited for it goes out at once, held or scheduled."""
     await conn.execute(
@@ -118,7 +117,7 @@ async def _release(conn: AsyncConnection, host: str, *, now: datetime) -> None:
 
 
 async def _save(
-    conn: AsyncConnection, destination: Destination, *, existed: bool, now: datetime
+    conn: Connection, destination: Destination, *, existed: bool, now: datetime
 ) -> None:
     healthy = destination.consecutive_failures == 0 and destination.disabled_at is None
     if healthy:

@@ -14,8 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select, tuple_, update
 
 from runback.batching import GroupCommit
 from runback.core.ids import new_id
@@ -23,6 +22,7 @@ from runback.core.inbox import Copy, CopyState, HandlerState, InboxEvent, Receip
 from runback.store.database import Database, claimable, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import inbox_copies, inbox_events, inbox_receipts
+from runback.store.sql import Connection, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +51,15 @@ class CopyDraft:
     expected_sha256: str | None
 
 
-def _event(row: Row[Any]) -> InboxEvent:
+def _event(row: Row) -> InboxEvent:
     return to_record(InboxEvent, row, handler_state=HandlerState(row.handler_state))
 
 
-def _copy(row: Row[Any]) -> Copy:
+def _copy(row: Row) -> Copy:
     return to_record(Copy, row, state=CopyState(row.state))
 
 
-def _receipt(row: Row[Any]) -> Receipt:
+def _receipt(row: Row) -> Receipt:
     return to_record(Receipt, row)
 
 
@@ -70,7 +70,7 @@ class _Accept:
     copies: tuple[CopyDraft, ...]
 
 
-async def _accept_one(conn: AsyncConnection, item: _Accept) -> tuple[UUID, bool]:
+async def _accept_one(conn: Connection, item: _Accept) -> tuple[UUID, bool]:
     receipt, draft = item.receipt, item.draft
     now = receipt.received_at
     found = (
@@ -367,7 +367,7 @@ def _receipt_row(receipt: Receipt, event_id: UUID | None) -> dict[str, Any]:
 
 
 async def _merge_copies(
-    conn: AsyncConnection,
+    conn: Connection,
     event_id: UUID,
     copies: Sequence[CopyDraft],
     now: datetime,
@@ -422,7 +422,7 @@ def _new_copy(event_id: UUID, draft: CopyDraft, now: datetime) -> dict[str, Any]
     }
 
 
-async def _latest_body(conn: AsyncConnection, event_id: UUID) -> bytes:
+async def _latest_body(conn: Connection, event_id: UUID) -> bytes:
     body: bytes = (
         await conn.execute(
             select(inbox_receipts.c.body)

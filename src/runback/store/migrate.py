@@ -77,11 +77,20 @@ def _check(connection: Connection) -> None:
 
 async def migrate(database: Database) -> str | None:
     """Bring the schema to this runback's head; answer the revision it was at before."""
-    async with database.write() as connection:
-        return await connection.run_sync(_upgrade)
+    engine = database.migration_engine()
+    try:
+        async with engine.begin() as connection:
+            before: str | None = await connection.run_sync(_upgrade)
+            return before
+    finally:
+        await engine.dispose()
 
 
 async def check_schema(database: Database) -> None:
     """Raise unless the database is reachable and at this runback's schema revision."""
-    async with database.read() as connection:
-        await connection.run_sync(_check)
+    engine = database.migration_engine()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_check)
+    finally:
+        await engine.dispose()

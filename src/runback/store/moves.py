@@ -23,7 +23,6 @@ from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Table, Text, Update, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.states import (
     DELIVERY_TRANSITIONS,
@@ -34,6 +33,7 @@ from runback.core.states import (
 )
 from runback.errors import InvalidTransitionError
 from runback.store.schema import deliveries, runs
+from runback.store.sql import Connection
 
 S = TypeVar("S", bound=StrEnum)
 
@@ -193,7 +193,7 @@ class RowMoves(Generic[S]):
     move: Move[S]
     statement: Update
 
-    async def apply(self, conn: AsyncConnection, steps: Sequence[Step[S]]) -> list[Refusal | None]:
+    async def apply(self, conn: Connection, steps: Sequence[Step[S]]) -> list[Refusal | None]:
         """Apply ``steps`` in order inside the caller's transaction; answers for each None
         (applied) or why it was refused. A later step of one row sees the earlier ones."""
         move, table = self.move, self.move.machine.table

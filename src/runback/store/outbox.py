@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import bindparam
-from sqlalchemy.exc import IntegrityError
 
 from runback.batching import GroupCommit
 from runback.core.records import Delivery, Run
@@ -25,6 +24,7 @@ from runback.errors import DeliveryInFlightError
 from runback.store.database import Database
 from runback.store.moves import RUNS, Refusal, Step, transition
 from runback.store.schema import deliveries
+from runback.store.sql import IntegrityError
 
 # Who ends a run, from where: a cancel before anyone took it, an executor that claimed it
 # but never started its model, and an executor (or a recovery) once the model ran.

@@ -5,20 +5,20 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 
 from runback.core.records import OutputFile
 from runback.store.database import Database
 from runback.store.rows import to_record
 from runback.store.schema import run_outputs, signing_keys
+from runback.store.sql import Row
 
 _SIGNING_KEY_BYTES = 32
 
 
-def _output(row: Row[Any]) -> OutputFile:
+def _output(row: Row) -> OutputFile:
     return to_record(OutputFile, row)
 
 

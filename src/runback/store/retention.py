@@ -20,7 +20,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Select, Table, and_, delete, exists, not_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runback.core.inbox import CopyState, HandlerState
 from runback.core.states import IN_FLIGHT_DELIVERY_STATUSES, TERMINAL_RUN_STATUSES
@@ -34,6 +33,7 @@ from runback.store.schema import (
     run_outputs,
     runs,
 )
+from runback.store.sql import Connection
 
 _IN_FLIGHT = sorted(status.value for status in IN_FLIGHT_DELIVERY_STATUSES)
 _TERMINAL = sorted(status.value for status in TERMINAL_RUN_STATUSES)
@@ -147,14 +147,14 @@ class Retention:
         return Pruned(len(ids) + len(stray), found)
 
 
-async def _locked_ids(conn: AsyncConnection, chosen: Select[Any], *, of: Table) -> list[UUID]:
+async def _locked_ids(conn: Connection, chosen: Select[Any], *, of: Table) -> list[UUID]:
     """The ids ``chosen`` selects, locked for this transaction; rows another transaction
     holds are skipped (PostgreSQL: SQLite serialises writes and ignores the clause)."""
     rows = await conn.execute(chosen.with_for_update(skip_locked=True, of=of))
     return list(rows.scalars())
 
 
-async def _delete_deliveries(conn: AsyncConnection, which: ColumnElement[bool]) -> None:
+async def _delete_deliveries(conn: Connection, which: ColumnElement[bool]) -> None:
     """Delete the ended deliveries ``which`` selects, attempts first."""
     ended = and_(which, deliveries.c.status.not_in(_IN_FLIGHT))
     await conn.execute(

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from sqlalchemy import Row
-
 R = TypeVar("R")
 
 
@@ -14,11 +12,11 @@ R = TypeVar("R")
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
-def to_record(cls: type[R], row: Row[Any], **converted: Any) -> R:
-    """``cls`` built from ``row``'s like-named columns; ``converted`` replaces some of them."""
-    mapping = row._mapping
+def to_record(cls: type[R], row: Any, **converted: Any) -> R:
+    """``cls`` built from ``row``'s like-named columns (a row of ``runback.store.sql``);
+    ``converted`` replaces some of them."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    values = {name: mapping[name] for name in names if name not in converted}
+    values = {name: getattr(row, name) for name in names if name not in converted}
     return cls(**values, **converted)

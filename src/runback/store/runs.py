@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, func, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import func, select, tuple_, update
 
 from runback.batching import GroupCommit
 from runback.core.records import Run
@@ -24,6 +23,7 @@ from runback.store.database import (
 from runback.store.moves import RUNS, Claim, transition
 from runback.store.rows import to_record
 from runback.store.schema import runs
+from runback.store.sql import Connection, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class RunFilter:
     """Exclusive."""
 
 
-def _run(row: Row[Any]) -> Run:
+def _run(row: Row) -> Run:
     return to_record(Run, row, status=RunStatus(row.status))
 
 
@@ -127,7 +127,7 @@ class RunStore:
             await conn.execute(runs.insert(), rows)
 
     async def _keyed(
-        self, conn: AsyncConnection, organization_id: UUID, idempotency: Idempotency
+        self, conn: Connection, organization_id: UUID, idempotency: Idempotency
     ) -> Run | None:
         row = (
             await conn.execute(

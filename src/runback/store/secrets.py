@@ -13,8 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, Select, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Select, bindparam, select, update
 
 from runback.core.records import CallbackSecret
 from runback.core.sealing import MasterKeys, open_value, sealed_key_id
@@ -22,6 +21,7 @@ from runback.errors import ConfigError, SecretDisabledError, SecretInUseError
 from runback.store.database import Database, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets
+from runback.store.sql import Connection, Row
 
 _RESEAL = (
     update(callback_secrets)
@@ -49,7 +49,7 @@ class SecretStore:
             return plain
         return self._keys.seal(plain, context=_context(secret_id))
 
-    def _secret(self, row: Row[Any]) -> CallbackSecret:
+    def _secret(self, row: Row) -> CallbackSecret:
         plain = open_value(row.secret, self._keys, context=_context(row.id))
         return to_record(CallbackSecret, row, secret=plain)
 
@@ -129,7 +129,7 @@ class SecretStore:
             return await self.signing_in(conn, ids)
 
     async def signing_in(
-        self, conn: AsyncConnection, organization_ids: Collection[UUID]
+        self, conn: Connection, organization_ids: Collection[UUID]
     ) -> dict[UUID, list[CallbackSecret]]:
         """``signing``, inside the caller's transaction."""
         found: dict[UUID, list[CallbackSecret]] = {org: [] for org in organization_ids}
