@@ -43,8 +43,7 @@ from uuid import UUID
 import asyncpg
 import uvloop
 from seeding import organization_with_secret, seed_deliveries
-from sqlalchemy import event, func, select, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, select, text, update
 
 from runback.core.records import Delivery
 from runback.core.states import DeliveryStatus
@@ -291,23 +290,17 @@ class _RollbackError(Exception):
 
 
 @contextmanager
-def captured_claims() -> Iterator[list[tuple[str, Any]]]:
-    """The statements on ``deliveries`` every engine executes meanwhile (a claim's
-    ``SELECT`` and ``UPDATE``), exactly as the driver got them, with their parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def before(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
-    ) -> None:
-        verb = statement.lstrip()[:6].upper()
-        if verb in ("SELECT", "UPDATE") and "deliveries" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(Engine, "before_cursor_execute", before)
-    try:
+def captured_claims(store: Store) -> Iterator[list[tuple[str, Any]]]:
+    """The statements on ``deliveries`` the store runs meanwhile (a claim's ``SELECT`` and
+    ``UPDATE``), exactly as the driver got them, with their parameters."""
+    with store.database.tracing() as traced:
+        seen: list[tuple[str, Any]] = []
         yield seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", before)
+        seen.extend(
+            (sql, arguments)
+            for sql, arguments in traced
+            if sql.lstrip()[:6].upper() in ("SELECT", "UPDATE") and "deliveries" in sql
+        )
 
 
 def _shorten(text_: str) -> str:
@@ -370,11 +363,11 @@ async def claim_plan(store: Store, *, limit: int) -> Plan:
     now: ``EXPLAIN (ANALYZE, BUFFERS)`` in a transaction rolled back on PostgreSQL,
     ``EXPLAIN QUERY PLAN`` on SQLite."""
     now = datetime.now(UTC)
-    with captured_claims() as seen:
+    with captured_claims(store) as seen:
         claimed = await claim(store, limit=limit, now=now)
     await store.deliveries.hand_back([d.id for d in claimed], worker="bench-p5", now=now)
     if not seen:
-        missing = "(claim_due sent no statement on deliveries through SQLAlchemy)"
+        missing = "(claim_due sent no statement on deliveries)"
         return Plan(missing, missing)
     postgres = not store.database.is_sqlite
     prefix = "EXPLAIN (ANALYZE, BUFFERS) " if postgres else "EXPLAIN QUERY PLAN "
@@ -384,7 +377,7 @@ async def claim_plan(store: Store, *, limit: int) -> Plan:
         async with store.database.write() as conn:
             for statement, parameters in seen:
                 shown.append(_statement(statement, parameters))
-                found = await conn.exec_driver_sql(prefix + statement, parameters)
+                found = await conn.sql(prefix + statement, parameters)
                 lines = [_shorten(_plan_line(tuple(row), postgres)) for row in found]
                 shown.extend(lines)
                 briefs.append(_brief(statement.split(maxsplit=1)[0].upper(), lines, postgres))
