@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from runback.core.ids import hash_api_key, new_api_key, new_id, visible_prefix
 from runback.core.records import ApiKey, Organization
@@ -23,10 +23,17 @@ from runback.errors import NotFoundInStoreError, StoreError
 from runback.store.database import Database, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import api_keys, memberships, organizations, revisions
-from runback.store.sql import Connection, IntegrityError
+from runback.store.sql import Connection, IntegrityError, prepared
 
 DEFAULT_ORGANIZATION = "default"
-_KEYS_REVISION = "api_keys"
+_KEYS = "api_keys"
+_KEYS_REVISION = prepared(select(revisions.c.value).where(revisions.c.name == _KEYS))
+_KEY_ORGANIZATIONS = prepared(
+    select(memberships.c.organization_id)
+    .join(api_keys, api_keys.c.id == memberships.c.api_key_id)
+    .where(api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+    .order_by(memberships.c.position)
+)
 _MAX_KEYS_KEPT = 10_000
 """Live keys a process keeps (least recently used go first); unknown keys are never kept."""
 
@@ -112,11 +119,7 @@ class AccountStore:
         revoked key."""
         key_hash = hash_api_key(token)
         async with self._db.read() as conn:
-            revision: int = (
-                await conn.execute(
-                    select(revisions.c.value).where(revisions.c.name == _KEYS_REVISION)
-                )
-            ).scalar_one()
+            revision: int = (await conn.execute(_KEYS_REVISION)).scalar_one()
             if revision != self._keys_revision:
                 if revision < self._keys_revision:
                     # An older snapshot than one a concurrent request saw: trust neither.
@@ -195,17 +198,11 @@ class AccountStore:
             )
             await conn.execute(
                 update(revisions)
-                .where(revisions.c.name == _KEYS_REVISION)
+                .where(revisions.c.name == _KEYS)
                 .values(value=revisions.c.value + 1)
             )
         return replace(found, revoked_at=now)
 
 
 async def _organizations_of(conn: Connection, key_hash: str) -> list[UUID]:
-    query = (
-        select(memberships.c.organization_id)
-        .join(api_keys, api_keys.c.id == memberships.c.api_key_id)
-        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
-        .order_by(memberships.c.position)
-    )
-    return list((await conn.execute(query)).scalars())
+    return list((await conn.execute(_KEY_ORGANIZATIONS, {"key_hash": key_hash})).scalars())

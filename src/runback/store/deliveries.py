@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, bindparam, func, select, tuple_, update
+from sqlalchemy import Select, bindparam, func, not_, select, tuple_, update
 
 from runback.core.delivery import NextStep
 from runback.core.destinations import BreakerPolicy, Destination, Transition
@@ -20,7 +20,7 @@ from runback.store.destinations import apply_outcomes
 from runback.store.moves import DELIVERIES, Claim, Refusal, Step, transition
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts, recoveries
-from runback.store.sql import Connection, Row
+from runback.store.sql import Connection, Row, any_of, prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,40 @@ class Recorded:
     transitions: list[tuple[Destination, Transition]]
 
 
+_DUE = prepared(
+    select(deliveries.c.id, deliveries.c.destination)
+    .where(
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.next_attempt_at <= bindparam("now"),
+        not_(any_of(deliveries.c.destination, "skip")),
+    )
+    .order_by(deliveries.c.next_attempt_at)
+    .limit(bindparam("scan"))
+    .with_for_update(skip_locked=True)
+)
+_TAKE = prepared(
+    _CLAIM.update(
+        claim=Claim.unclaimed(),
+        where=[any_of(deliveries.c.id, "ids")],
+        claimed_by=bindparam("worker"),
+        lease_until=bindparam("lease_until"),
+        updated_at=bindparam("now"),
+    ).returning(*deliveries.c)
+)
+_NEXT_DUE = prepared(
+    select(func.min(deliveries.c.next_attempt_at)).where(
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        not_(any_of(deliveries.c.destination, "skip")),
+    )
+)
+_ATTEMPT = prepared(delivery_attempts.insert())
+_SECRETS_USED = prepared(
+    update(callback_secrets)
+    .where(any_of(callback_secrets.c.id, "ids"))
+    .values(last_used_at=bindparam("now"))
+)
+
+
 async def claim_due(
     conn: Connection,
     *,
@@ -130,28 +164,15 @@ async def claim_due(
     by side) and only those that fit are taken: claiming rows just to hand them back would
     cost a full row each, many times over, when one busy destination has a backlog.
     """
-    query = select(deliveries.c.id, deliveries.c.destination).where(
-        deliveries.c.status == DeliveryStatus.PENDING.value,
-        deliveries.c.next_attempt_at <= now,
-    )
-    if skip_destinations:
-        query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
     scan = limit if room is None else min(limit * 2, MAX_SCAN)
-    candidates = (
-        query.order_by(deliveries.c.next_attempt_at).limit(scan).with_for_update(skip_locked=True)
-    )
-    found = (await conn.execute(candidates)).all()
+    found = (
+        await conn.execute(_DUE, {"now": now, "skip": list(skip_destinations), "scan": scan})
+    ).all()
     chosen = fitting(found, limit=limit, room=room, key=lambda row: row.destination)
     if not chosen:
         return []
     rows = await conn.execute(
-        _CLAIM.update(
-            claim=Claim.unclaimed(),
-            where=[deliveries.c.id.in_(chosen)],
-            claimed_by=worker,
-            lease_until=lease_until,
-            updated_at=now,
-        ).returning(*deliveries.c)
+        _TAKE, {"ids": chosen, "worker": worker, "lease_until": lease_until, "now": now}
     )
     claimed = [_delivery(row) for row in rows]
     return sorted(claimed, key=lambda d: (d.next_attempt_at or now, d.id))
@@ -175,12 +196,9 @@ async def next_due_at(
     conn: Connection, *, skip_destinations: Collection[str] = ()
 ) -> datetime | None:
     """``DeliveryStore.next_due_at`` inside the caller's transaction."""
-    query = select(func.min(deliveries.c.next_attempt_at)).where(
-        deliveries.c.status == DeliveryStatus.PENDING.value
-    )
-    if skip_destinations:
-        query = query.where(deliveries.c.destination.not_in(list(skip_destinations)))
-    due: datetime | None = (await conn.execute(query)).scalar()
+    due: datetime | None = (
+        await conn.execute(_NEXT_DUE, {"skip": list(skip_destinations)})
+    ).scalar()
     return due
 
 
@@ -246,16 +264,13 @@ class DeliveryStore:
         async with self._db.write() as conn:
             refused = await _RECORD.apply(conn, [_step(o, worker) for o in outcomes])
             await conn.execute(
-                delivery_attempts.insert(),
-                [_attempt_row(o, r) for o, r in zip(outcomes, refused, strict=True)],
+                _ATTEMPT, [_attempt_row(o, r) for o, r in zip(outcomes, refused, strict=True)]
             )
             counted = [o for o, r in zip(outcomes, refused, strict=True) if r is None]
             used = {o.attempt.signing_secret_id for o in counted} - {None}
             if used:
                 await conn.execute(
-                    update(callback_secrets)
-                    .where(callback_secrets.c.id.in_(used))
-                    .values(last_used_at=max(o.now for o in counted))
+                    _SECRETS_USED, {"ids": list(used), "now": max(o.now for o in counted)}
                 )
             if breaker is not None and counted:
                 transitions = await apply_outcomes(

@@ -21,7 +21,12 @@ from runback.core.states import DeliveryStatus
 from runback.store.database import Database
 from runback.store.rows import to_record
 from runback.store.schema import deliveries, destinations
-from runback.store.sql import Connection, Row
+from runback.store.sql import Connection, Row, any_of, prepared
+
+_ALL = prepared(select(destinations))
+_OF_HOSTS = prepared(
+    select(destinations).where(any_of(destinations.c.host, "hosts")).with_for_update()
+)
 
 
 def _destination(row: Row) -> Destination:
@@ -39,9 +44,7 @@ async def apply_outcomes(
     transaction (rows locked, so concurrent dispatchers take turns); answers transitions."""
     outcomes = list(outcomes)
     hosts = sorted({host for host, _ in outcomes})
-    rows = await conn.execute(
-        select(destinations).where(destinations.c.host.in_(hosts)).with_for_update()
-    )
+    rows = await conn.execute(_OF_HOSTS, {"hosts": hosts})
     known = {row.host: _destination(row) for row in rows}
     current = {host: known.get(host, Destination(host)) for host in hosts}
     transitions: list[tuple[Destination, Transition]] = []
@@ -67,7 +70,7 @@ async def apply_outcomes(
 
 async def troubled(conn: Connection) -> dict[str, Destination]:
     """Every destination that is failing or disabled, by host, in the caller's transaction."""
-    rows = await conn.execute(select(destinations))
+    rows = await conn.execute(_ALL)
     return {row.host: _destination(row) for row in rows}
 
 

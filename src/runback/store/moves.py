@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Table, Text, Update, bindparam, select, update
+from sqlalchemy import BindParameter, ColumnElement, Table, Text, Update, bindparam, select, update
 
 from runback.core.states import (
     DELIVERY_TRANSITIONS,
@@ -33,7 +33,7 @@ from runback.core.states import (
 )
 from runback.errors import InvalidTransitionError
 from runback.store.schema import deliveries, runs
-from runback.store.sql import Connection
+from runback.store.sql import Connection, Prepared, any_of, prepared
 
 S = TypeVar("S", bound=StrEnum)
 
@@ -51,17 +51,32 @@ RUNS: Machine[RunStatus] = Machine("run", runs, RUN_TRANSITIONS)
 DELIVERIES: Machine[DeliveryStatus] = Machine("delivery", deliveries, DELIVERY_TRANSITIONS)
 
 
+def _current(table: Table) -> Prepared:
+    """The status and holder of rows by id, read (on PostgreSQL locked, in one order) before
+    a batch of per-row moves."""
+    return prepared(
+        select(table.c.id, table.c.status, table.c.claimed_by)
+        .where(any_of(table.c.id, "m_ids"))
+        .order_by(table.c.id)
+        .with_for_update()
+    )
+
+
+_CURRENT = {machine.noun: _current(machine.table) for machine in (RUNS, DELIVERIES)}
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """Who must hold the rows for a move to apply to them."""
 
     kind: Literal["held", "unclaimed", "lapsed", "exclusive"]
-    worker: str | None = None
-    now: datetime | None = None
+    worker: str | BindParameter[str] | None = None
+    now: datetime | BindParameter[datetime] | None = None
 
     @classmethod
-    def held_by(cls, worker: str) -> Claim:
-        """Rows ``worker`` claimed and still holds."""
+    def held_by(cls, worker: str | BindParameter[str]) -> Claim:
+        """Rows ``worker`` claimed and still holds (a ``bindparam`` in a prepared
+        statement)."""
         return cls("held", worker=worker)
 
     @classmethod
@@ -70,7 +85,7 @@ class Claim:
         return cls("unclaimed")
 
     @classmethod
-    def lapsed(cls, now: datetime) -> Claim:
+    def lapsed(cls, now: datetime | BindParameter[datetime]) -> Claim:
         """Rows whose holder's lease ran out before ``now``: it died, or stalled."""
         return cls("lapsed", now=now)
 
@@ -175,7 +190,7 @@ class Move(Generic[S]):
                 **values,
             )
         )
-        return RowMoves(self, statement)
+        return RowMoves(self, prepared(statement), _CURRENT[self.machine.noun])
 
 
 def transition(machine: Machine[S], source: S | Iterable[S], target: S | Iterable[S]) -> Move[S]:
@@ -191,12 +206,14 @@ class RowMoves(Generic[S]):
     """A move's per-row statement, compiled once and executed for many steps."""
 
     move: Move[S]
-    statement: Update
+    statement: Prepared
+    current: Prepared
+    """Reads (and on PostgreSQL locks, in one order) the rows' status and holder."""
 
     async def apply(self, conn: Connection, steps: Sequence[Step[S]]) -> list[Refusal | None]:
         """Apply ``steps`` in order inside the caller's transaction; answers for each None
         (applied) or why it was refused. A later step of one row sees the earlier ones."""
-        move, table = self.move, self.move.machine.table
+        move = self.move
         for step in steps:
             if (step.source, step.target) not in move.pairs:
                 check_transition(move.machine.transitions, step.source, step.target, "row")
@@ -206,14 +223,9 @@ class RowMoves(Generic[S]):
                 )
         if not steps:
             return []
-        # Read (and on PostgreSQL lock, in one order) the rows first to say which steps
-        # apply; the statement's own WHERE matches the same again.
-        found = await conn.execute(
-            select(table.c.id, table.c.status, table.c.claimed_by)
-            .where(table.c.id.in_({step.id for step in steps}))
-            .order_by(table.c.id)
-            .with_for_update()
-        )
+        # Read the rows first to say which steps apply; the statement's own WHERE matches
+        # the same again.
+        found = await conn.execute(self.current, {"m_ids": list({step.id for step in steps})})
         now: dict[UUID, tuple[str | None, str | None]] = {
             row.id: (row.status, row.claimed_by) for row in found
         }

@@ -24,7 +24,7 @@ from runback.errors import DeliveryInFlightError
 from runback.store.database import Database
 from runback.store.moves import RUNS, Refusal, Step, transition
 from runback.store.schema import deliveries
-from runback.store.sql import IntegrityError
+from runback.store.sql import IntegrityError, prepared
 
 # Who ends a run, from where: a cancel before anyone took it, an executor that claimed it
 # but never started its model, and an executor (or a recovery) once the model ran.
@@ -39,6 +39,9 @@ _END = (
     completed_at=bindparam("b_completed_at"),
     updated_at=bindparam("b_updated_at"),
 )
+
+
+_INSERT = prepared(deliveries.insert())
 
 
 def delivery_row(delivery: Delivery) -> dict[str, Any]:
@@ -124,7 +127,7 @@ class OutboxStore:
                 if refused is None and item.delivery is not None
             ]
             if made:
-                await conn.execute(deliveries.insert(), made)
+                await conn.execute(_INSERT, made)
         return verdicts
 
     async def add(self, delivery: Delivery) -> None:
@@ -133,7 +136,7 @@ class OutboxStore:
         database's unique index decides)."""
         try:
             async with self._db.write() as conn:
-                await conn.execute(deliveries.insert(), [delivery_row(delivery)])
+                await conn.execute(_INSERT, [delivery_row(delivery)])
         except IntegrityError as exc:
             if "ux_deliveries_in_flight" not in str(exc) and "deliveries.run_id" not in str(exc):
                 raise

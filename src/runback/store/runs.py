@@ -1,4 +1,4 @@
-"""Runs: insert, read, claim for execution, finish together with their callback (the outbox)."""
+"""Runs: insert, read, claim for execution, hand back, recover."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, not_, select, tuple_, update
 
 from runback.batching import GroupCommit
 from runback.core.records import Run
@@ -23,7 +23,7 @@ from runback.store.database import (
 from runback.store.moves import RUNS, Claim, transition
 from runback.store.rows import to_record
 from runback.store.schema import runs
-from runback.store.sql import Connection, Row
+from runback.store.sql import Connection, Row, any_of, prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,41 @@ _REQUEUE_INTERRUPTED = transition(RUNS, RunStatus.RUNNING, RunStatus.QUEUED)
 """Recovery: a dead executor's running run with executions left is queued again."""
 
 
+# The hot statements: every run goes through them.
+_INSERT = prepared(runs.insert())
+_BY_ID = prepared(select(runs).where(runs.c.id == bindparam("id")))
+_BY_ID_OF = prepared(
+    select(runs).where(runs.c.id == bindparam("id"), runs.c.organization_id == bindparam("org"))
+)
+_QUEUED = prepared(
+    select(runs.c.id, runs.c.model)
+    .where(
+        runs.c.status == RunStatus.QUEUED.value,
+        not_(any_of(runs.c.model, "skip_models")),
+    )
+    .order_by(runs.c.created_at)
+    .limit(bindparam("scan"))
+    .with_for_update(skip_locked=True)
+)
+_TAKE = prepared(
+    _CLAIM.update(
+        claim=Claim.unclaimed(),
+        where=[any_of(runs.c.id, "ids")],
+        claimed_by=bindparam("worker"),
+        lease_until=bindparam("lease_until"),
+        updated_at=bindparam("now"),
+    ).returning(runs.c.id)
+)
+_STARTED = prepared(
+    _START.update(
+        claim=Claim.held_by(bindparam("worker")),
+        where=[any_of(runs.c.id, "ids")],
+        started_at=bindparam("now"),
+        execution_count=runs.c.execution_count + 1,
+    ).returning(*runs.c)
+)
+
+
 class RunStore:
     """The ``runs`` table."""
 
@@ -117,14 +152,14 @@ class RunStore:
                 earlier = await self._keyed(conn, run.organization_id, idempotency)
                 if earlier is not None:
                     return earlier
-                await conn.execute(runs.insert(), [run_row(run, idempotency)])
+                await conn.execute(_INSERT, [run_row(run, idempotency)])
             return run
 
         return await retrying_conflicts(attempt, constraints=("ux_runs_idempotency",))
 
     async def _insert_many(self, rows: list[dict[str, Any]]) -> None:
         async with self._db.write() as conn:
-            await conn.execute(runs.insert(), rows)
+            await conn.execute(_INSERT, rows)
 
     async def _keyed(
         self, conn: Connection, organization_id: UUID, idempotency: Idempotency
@@ -183,11 +218,12 @@ class RunStore:
 
     async def get(self, run_id: UUID, *, organization_id: UUID | None = None) -> Run | None:
         """One run; with ``organization_id``, only if it belongs to that organization."""
-        query = select(runs).where(runs.c.id == run_id)
-        if organization_id is not None:
-            query = query.where(runs.c.organization_id == organization_id)
         async with self._db.read() as conn:
-            row = (await conn.execute(query)).first()
+            if organization_id is None:
+                found = await conn.execute(_BY_ID, {"id": run_id})
+            else:
+                found = await conn.execute(_BY_ID_OF, {"id": run_id, "org": organization_id})
+            row = found.first()
         return None if row is None else _run(row)
 
     async def claim_queued(
@@ -208,40 +244,19 @@ class RunStore:
         happen in one transaction here because this executor starts every run it claims
         at once; the state exists for executors that will hold claimed runs back.
         """
-        queued = select(runs.c.id, runs.c.model).where(runs.c.status == RunStatus.QUEUED.value)
-        if skip_models:
-            queued = queued.where(runs.c.model.not_in(list(skip_models)))
         scan = limit if room is None else min(limit * 2, MAX_SCAN)
-        candidates = (
-            queued.order_by(runs.c.created_at).limit(scan).with_for_update(skip_locked=True)
-        )
         async with self._db.write() as conn:
-            found = (await conn.execute(candidates)).all()
+            found = (
+                await conn.execute(_QUEUED, {"skip_models": list(skip_models), "scan": scan})
+            ).all()
             chosen = fitting(found, limit=limit, room=room, key=lambda row: row.model)
             if not chosen:
                 return []
-            claimed = (
-                await conn.execute(
-                    _CLAIM.update(
-                        claim=Claim.unclaimed(),
-                        where=[runs.c.id.in_(chosen)],
-                        claimed_by=worker,
-                        lease_until=lease_until,
-                        updated_at=now,
-                    ).returning(runs.c.id)
-                )
-            ).scalars()
-            ids = list(claimed)
+            taken = {"ids": chosen, "worker": worker, "now": now}
+            ids = list((await conn.execute(_TAKE, {**taken, "lease_until": lease_until})).scalars())
             if not ids:
                 return []
-            rows = await conn.execute(
-                _START.update(
-                    claim=Claim.held_by(worker),
-                    where=[runs.c.id.in_(ids)],
-                    started_at=now,
-                    execution_count=runs.c.execution_count + 1,
-                ).returning(*runs.c)
-            )
+            rows = await conn.execute(_STARTED, {**taken, "ids": ids})
             return sorted((_run(row) for row in rows), key=lambda run: run.created_at)
 
     async def hand_back(self, run_ids: list[UUID], *, worker: str, now: datetime) -> None:

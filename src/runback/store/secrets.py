@@ -21,7 +21,7 @@ from runback.errors import ConfigError, SecretDisabledError, SecretInUseError
 from runback.store.database import Database, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets
-from runback.store.sql import Connection, Row
+from runback.store.sql import Connection, Row, any_of, prepared
 
 _RESEAL = (
     update(callback_secrets)
@@ -29,6 +29,16 @@ _RESEAL = (
         callback_secrets.c.id == bindparam("b_id"), callback_secrets.c.secret == bindparam("b_was")
     )
     .values(secret=bindparam("b_sealed"))
+)
+
+
+_SIGNING = prepared(
+    select(callback_secrets)
+    .where(
+        any_of(callback_secrets.c.organization_id, "orgs"),
+        callback_secrets.c.disabled_at.is_(None),
+    )
+    .order_by(callback_secrets.c.is_current.desc(), callback_secrets.c.created_at)
 )
 
 
@@ -135,14 +145,7 @@ class SecretStore:
         found: dict[UUID, list[CallbackSecret]] = {org: [] for org in organization_ids}
         if not found:
             return found
-        rows = await conn.execute(
-            select(callback_secrets)
-            .where(
-                callback_secrets.c.organization_id.in_(list(found)),
-                callback_secrets.c.disabled_at.is_(None),
-            )
-            .order_by(callback_secrets.c.is_current.desc(), callback_secrets.c.created_at)
-        )
+        rows = await conn.execute(_SIGNING, {"orgs": list(found)})
         for row in rows:
             secret = self._secret(row)
             found[secret.organization_id].append(secret)

@@ -193,29 +193,36 @@ def compile_for(
 
 @dataclass(eq=False)
 class Prepared:
-    """A hot statement: compiled once per dialect (and set of columns), then kept."""
+    """A hot statement: compiled once per dialect (and, for an insert or update, per set of
+    columns given), then kept. Every value it varies by is a ``bindparam``."""
 
     statement: ClauseElement
-    keys: tuple[str, ...] | None = None
-    _compiled: dict[str, Compiled] = field(default_factory=dict, repr=False)
+    _compiled: dict[tuple[str, tuple[str, ...] | None], Compiled] = field(
+        default_factory=dict, repr=False
+    )
 
     registry: ClassVar[list[Prepared]] = []
+    """Every prepared statement, for the test that no statement is defined twice."""
 
     def __post_init__(self) -> None:
         Prepared.registry.append(self)
 
-    def compiled(self, dialect: Dialect) -> Compiled:
-        found = self._compiled.get(dialect.name)
+    def compiled_for(self, dialect: Dialect) -> list[Compiled]:
+        """Every form compiled for ``dialect`` so far (an insert: one per set of columns)."""
+        return [c for (name, _), c in self._compiled.items() if name == dialect.name]
+
+    def compiled(self, dialect: Dialect, keys: tuple[str, ...] | None = None) -> Compiled:
+        found = self._compiled.get((dialect.name, keys))
         if found is None:
-            found = self._compiled[dialect.name] = compile_for(
-                self.statement, dialect, keys=self.keys
+            found = self._compiled[(dialect.name, keys)] = compile_for(
+                self.statement, dialect, keys=keys
             )
         return found
 
 
-def prepared(statement: ClauseElement, *, keys: Sequence[str] | None = None) -> Prepared:
+def prepared(statement: ClauseElement) -> Prepared:
     """Mark a statement hot: compiled once per dialect, at its first use, and kept."""
-    return Prepared(statement, tuple(keys) if keys is not None else None)
+    return Prepared(statement)
 
 
 # -- results ------------------------------------------------------------------------------
@@ -274,7 +281,8 @@ class Connection:
 
     def _compile(self, statement: Statement, params: Params | None) -> Compiled:
         if isinstance(statement, Prepared):
-            return statement.compiled(self.dialect)
+            dml = params and isinstance(statement.statement, Insert | Update)
+            return statement.compiled(self.dialect, tuple(params) if dml and params else None)
         keys = list(params) if params and isinstance(statement, Insert | Update) else None
         return compile_for(statement, self.dialect, keys=keys, params=params or {})
 
