@@ -191,6 +191,14 @@ class Database:
         async with pool.acquire() as raw, raw.transaction():
             yield PostgresConnection(raw, self.dialect, self._tracers)
 
+    @asynccontextmanager
+    async def _postgres_read(self) -> AsyncIterator[Connection]:
+        # At READ COMMITTED every statement sees its own snapshot, in a transaction or not:
+        # BEGIN and COMMIT would be two round trips that buy a read nothing.
+        pool = await self._postgres()
+        async with pool.acquire() as raw:
+            yield PostgresConnection(raw, self.dialect, self._tracers)
+
     # -- both --------------------------------------------------------------------------
 
     def write(self) -> AbstractAsyncContextManager[Connection]:
@@ -198,8 +206,9 @@ class Database:
         return self._sqlite_write() if self.is_sqlite else self._postgres_transaction()
 
     def read(self) -> AbstractAsyncContextManager[Connection]:
-        """A read-only snapshot (on PostgreSQL: a transaction at READ COMMITTED)."""
-        return self._sqlite_read() if self.is_sqlite else self._postgres_transaction()
+        """Reads: one snapshot on SQLite; on PostgreSQL each statement sees what was
+        committed when it began (READ COMMITTED, no transaction around them)."""
+        return self._sqlite_read() if self.is_sqlite else self._postgres_read()
 
     @contextmanager
     def tracing(self) -> Iterator[list[tuple[str, Any]]]:
