@@ -125,15 +125,7 @@ _DUE = prepared(
     .limit(bindparam("scan"))
     .with_for_update(skip_locked=True)
 )
-_TAKE = prepared(
-    _CLAIM.update(
-        claim=Claim.unclaimed(),
-        where=[any_of(deliveries.c.id, "ids")],
-        claimed_by=bindparam("worker"),
-        lease_until=bindparam("lease_until"),
-        updated_at=bindparam("now"),
-    ).returning(*deliveries.c)
-)
+_TAKE = _CLAIM.claiming(*deliveries.c)
 _NEXT_DUE = prepared(
     select(func.min(deliveries.c.next_attempt_at)).where(
         deliveries.c.status == DeliveryStatus.PENDING.value,

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import bindparam, select, tuple_, update
 
 from runback.batching import GroupCommit
 from runback.core.ids import new_id
@@ -22,7 +22,7 @@ from runback.core.inbox import Copy, CopyState, HandlerState, InboxEvent, Receip
 from runback.store.database import Database, claimable, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import inbox_copies, inbox_events, inbox_receipts
-from runback.store.sql import Connection, Row
+from runback.store.sql import Connection, Row, prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,28 +70,60 @@ class _Accept:
     copies: tuple[CopyDraft, ...]
 
 
+# The hot statements: every callback received goes through them.
+_EVENT_OF = prepared(
+    select(inbox_events.c.id).where(
+        inbox_events.c.source == bindparam("source"),
+        inbox_events.c.dedupe_key == bindparam("dedupe_key"),
+    )
+)
+_EVENT_AGAIN = prepared(
+    update(inbox_events)
+    .where(inbox_events.c.id == bindparam("b_id"))
+    .values(receipt_count=inbox_events.c.receipt_count + 1, last_received_at=bindparam("b_now"))
+)
+_NEW_EVENT = prepared(inbox_events.insert())
+_NEW_RECEIPT = prepared(inbox_receipts.insert())
+_COPIES_OF = prepared(select(inbox_copies).where(inbox_copies.c.event_id == bindparam("event")))
+_NEW_COPY = prepared(inbox_copies.insert())
+_FRESHER_URL = prepared(
+    update(inbox_copies)
+    .where(inbox_copies.c.id == bindparam("b_id"))
+    .values(
+        source_url=bindparam("b_url"),
+        expires_at=bindparam("b_expires_at"),
+        state=CopyState.PENDING.value,
+        next_attempt_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+    )
+)
+_NEXT_COPY = prepared(
+    select(inbox_copies.c.next_attempt_at)
+    .where(inbox_copies.c.state == CopyState.PENDING.value)
+    .order_by(inbox_copies.c.next_attempt_at)
+    .limit(1)
+)
+_NEXT_HANDLER = prepared(
+    select(inbox_events.c.handler_next_at)
+    .where(inbox_events.c.handler_state == HandlerState.PENDING.value)
+    .order_by(inbox_events.c.handler_next_at)
+    .limit(1)
+)
+
+
 async def _accept_one(conn: Connection, item: _Accept) -> tuple[UUID, bool]:
     receipt, draft = item.receipt, item.draft
     now = receipt.received_at
     found = (
-        await conn.execute(
-            select(inbox_events.c.id).where(
-                inbox_events.c.source == draft.source,
-                inbox_events.c.dedupe_key == draft.dedupe_key,
-            )
-        )
+        await conn.execute(_EVENT_OF, {"source": draft.source, "dedupe_key": draft.dedupe_key})
     ).first()
     duplicate = found is not None
     event_id = found.id if found is not None else new_id()
     if duplicate:
-        await conn.execute(
-            update(inbox_events)
-            .where(inbox_events.c.id == event_id)
-            .values(receipt_count=inbox_events.c.receipt_count + 1, last_received_at=now)
-        )
+        await conn.execute(_EVENT_AGAIN, {"b_id": event_id, "b_now": now})
     else:
-        await conn.execute(inbox_events.insert().values(**_new_event(event_id, draft, now)))
-    await conn.execute(inbox_receipts.insert().values(**_receipt_row(receipt, event_id)))
+        await conn.execute(_NEW_EVENT, _new_event(event_id, draft, now))
+    await conn.execute(_NEW_RECEIPT, _receipt_row(receipt, event_id))
     if item.copies:
         await _merge_copies(conn, event_id, item.copies, now, new=not duplicate)
     return event_id, duplicate
@@ -248,22 +280,8 @@ class InboxStore:
     async def next_due_at(self) -> datetime | None:
         """The earliest time a pending copy or handler is due."""
         async with self._db.read() as conn:
-            copies = (
-                await conn.execute(
-                    select(inbox_copies.c.next_attempt_at)
-                    .where(inbox_copies.c.state == CopyState.PENDING.value)
-                    .order_by(inbox_copies.c.next_attempt_at)
-                    .limit(1)
-                )
-            ).scalar()
-            handlers = (
-                await conn.execute(
-                    select(inbox_events.c.handler_next_at)
-                    .where(inbox_events.c.handler_state == HandlerState.PENDING.value)
-                    .order_by(inbox_events.c.handler_next_at)
-                    .limit(1)
-                )
-            ).scalar()
+            copies = (await conn.execute(_NEXT_COPY)).scalar()
+            handlers = (await conn.execute(_NEXT_HANDLER)).scalar()
         found: list[datetime] = [d for d in (copies, handlers) if d is not None]
         return min(found, default=None)
 
@@ -378,23 +396,21 @@ async def _merge_copies(
     one lost to expiry is tried again with it. A ``new`` event has no copies yet."""
     existing: dict[str, Copy] = {}
     if not new:
-        rows = await conn.execute(select(inbox_copies).where(inbox_copies.c.event_id == event_id))
+        rows = await conn.execute(_COPIES_OF, {"event": event_id})
         existing = {row.path: _copy(row) for row in rows}
     for draft in copies:
         known = existing.get(draft.path)
         if known is None:
-            await conn.execute(inbox_copies.insert().values(**_new_copy(event_id, draft, now)))
+            await conn.execute(_NEW_COPY, _new_copy(event_id, draft, now))
         elif _fresher(known, draft, now):
             await conn.execute(
-                update(inbox_copies)
-                .where(inbox_copies.c.id == known.id)
-                .values(
-                    source_url=draft.url,
-                    expires_at=draft.expires_at,
-                    state=CopyState.PENDING.value,
-                    next_attempt_at=now,
-                    updated_at=now,
-                )
+                _FRESHER_URL,
+                {
+                    "b_id": known.id,
+                    "b_url": draft.url,
+                    "b_expires_at": draft.expires_at,
+                    "b_now": now,
+                },
             )
 
 

@@ -172,6 +172,20 @@ class Move(Generic[S]):
             .values(status=target.value, **values)
         )
 
+    def claiming(self, *returning: ColumnElement[Any]) -> Prepared:
+        """The prepared claim of unclaimed rows by id, for a worker: parameters ``ids``,
+        ``worker``, ``lease_until`` and ``now``; answers the ``returning`` columns."""
+        table = self.machine.table
+        return prepared(
+            self.update(
+                claim=Claim.unclaimed(),
+                where=[any_of(table.c.id, "ids")],
+                claimed_by=bindparam("worker"),
+                lease_until=bindparam("lease_until"),
+                updated_at=bindparam("now"),
+            ).returning(*returning)
+        )
+
     def per_row(self, **values: Any) -> RowMoves[S]:
         """A statement that moves one row by id and ends its claim, for batches of ``Step``;
         ``values`` are the other columns it sets (``bindparam`` for those each step gives)."""

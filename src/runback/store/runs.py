@@ -107,15 +107,7 @@ _QUEUED = prepared(
     .limit(bindparam("scan"))
     .with_for_update(skip_locked=True)
 )
-_TAKE = prepared(
-    _CLAIM.update(
-        claim=Claim.unclaimed(),
-        where=[any_of(runs.c.id, "ids")],
-        claimed_by=bindparam("worker"),
-        lease_until=bindparam("lease_until"),
-        updated_at=bindparam("now"),
-    ).returning(runs.c.id)
-)
+_TAKE = _CLAIM.claiming(runs.c.id)
 _STARTED = prepared(
     _START.update(
         claim=Claim.held_by(bindparam("worker")),

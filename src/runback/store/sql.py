@@ -8,8 +8,8 @@ The hot statements are ``prepared``: compiled once per dialect and kept (asyncpg
 prepares them once per connection); any other statement is compiled where it is run.
 
 A list parameter is ``any_of(column, name)``: ``col IN (SELECT value FROM json_each(?))`` on
-SQLite, ``col = ANY($n)`` on PostgreSQL, so a statement with a list stays one statement
-whatever the list's length.
+SQLite, ``col IN (SELECT unnest($n))`` on PostgreSQL, so a statement with a list stays one
+statement whatever the list's length.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, Update
-from sqlalchemy.types import Boolean, TypeDecorator, TypeEngine
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from runback.errors import StoreError
 
@@ -62,29 +62,32 @@ class _JsonList(TypeDecorator[list[Any]]):
         return orjson.dumps(items).decode()
 
 
-class any_of(ColumnElement[bool]):  # noqa: N801 (reads as the SQL it stands for)
-    """``column`` is one of the list given as parameter ``name``."""
+class _ListOf(ColumnElement[Any]):
+    """The items of list parameter ``name`` as a one-column subquery."""
 
     inherit_cache = True
-    type = Boolean()
 
-    def __init__(self, column: ColumnElement[Any], name: str) -> None:
-        self.column = column
+    def __init__(self, name: str, item: TypeEngine[Any]) -> None:
         self.name = name
+        self.item = item
 
 
-@compiles(any_of, "sqlite")
-def _any_of_sqlite(element: any_of, compiler: SQLCompiler, **kw: Any) -> str:
-    values = bindparam(element.name, type_=_JsonList(element.column.type))
-    column, param = compiler.process(element.column, **kw), compiler.process(values, **kw)
-    return f"{column} IN (SELECT value FROM json_each({param}))"
+@compiles(_ListOf, "sqlite")
+def _list_sqlite(element: _ListOf, compiler: SQLCompiler, **kw: Any) -> str:
+    values = compiler.process(bindparam(element.name, type_=_JsonList(element.item)), **kw)
+    return f"(SELECT value FROM json_each({values}))"
 
 
-@compiles(any_of, "postgresql")
-def _any_of_postgresql(element: any_of, compiler: SQLCompiler, **kw: Any) -> str:
-    values = bindparam(element.name, type_=ARRAY(element.column.type))
-    column, param = compiler.process(element.column, **kw), compiler.process(values, **kw)
-    return f"{column} = ANY({param})"
+@compiles(_ListOf, "postgresql")
+def _list_postgresql(element: _ListOf, compiler: SQLCompiler, **kw: Any) -> str:
+    values = compiler.process(bindparam(element.name, type_=ARRAY(element.item)), **kw)
+    return f"(SELECT unnest({values}))"
+
+
+def any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column`` is one of the list given as parameter ``name``: a comparison the planner
+    answers from ``column``'s index, whatever the list's length."""
+    return column.op("IN", is_comparison=True)(_ListOf(name, column.type))
 
 
 # -- compiled statements ------------------------------------------------------------------
