@@ -90,6 +90,15 @@ def database_url(url: str) -> URL:
     return parsed.set(drivername=_DRIVERS[backend])
 
 
+class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection handed back as it is: runback's transactions leave no session
+    state behind (no advisory locks, cursors, LISTEN or SET; listening has a connection of
+    its own), so asyncpg's reset query would be one more round trip per transaction."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class Database:
     """Connections to one database: for SQLite a writer and idle readers, for PostgreSQL an
     asyncpg pool. ``write()`` and ``read()`` give a ``Connection`` inside a transaction."""
@@ -182,6 +191,7 @@ class Database:
                         max_size=self._pool_size,
                         statement_cache_size=_STATEMENT_CACHE,
                         server_settings=self._server_settings(),
+                        connection_class=_PooledConnection,
                     )
         return self._pool
 
