@@ -2,10 +2,11 @@
 
 Each round starts whatever work is ready, as tasks counted against a capacity, then sleeps
 until the time the round asked for or until ``wake()``: a new run, a new delivery, or one of
-its own tasks finishing while work waits for room. (A task finishing when nothing waits
-wakes nothing: each round costs a few queries, and at low load every run would pay for
-several empty ones.) A round that fails is logged and retried after
-the poll interval, so a passing database error never stops the worker.
+its own tasks finishing while work waits for room, or while a round is under way (it may
+have judged the room already). (A task finishing when nothing waits wakes nothing: each
+round costs a few queries, and at low load every run would pay for several empty ones.) A
+round that fails is logged and retried after the poll interval, so a passing database error
+never stops the worker.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Worker(ABC):
         self._draining = False
         self._waiting_for_room = False
         """Set by a round that left ready work behind for lack of room."""
+        self._in_round = False
 
     def wake(self) -> None:
         """Start a round now."""
@@ -56,11 +58,14 @@ class Worker(ABC):
         try:
             while True:
                 self._wake.clear()
+                self._in_round = True
                 try:
                     delay = await self._round()
                 except Exception:
                     log.exception("%s failed a round; retrying", type(self).__name__)
                     delay = self._poll_interval
+                finally:
+                    self._in_round = False
                 if delay > 0:
                     try:
                         async with asyncio.timeout(delay):
@@ -93,5 +98,7 @@ class Worker(ABC):
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed unexpectedly", task.get_name(), exc_info=task.exception())
-        if self._waiting_for_room:
+        # A task that ends while a round awaits the database frees room that round may have
+        # judged already: look again after it.
+        if self._waiting_for_room or self._in_round:
             self._wake.set()
