@@ -10,6 +10,7 @@ from uuid import UUID
 from runback.blobs import BlobStore
 from runback.core.records import Attempt, Delivery, Run
 from runback.core.retry import Random, RetryPolicy
+from runback.core.urlpolicy import UrlPolicy
 from runback.models import register_builtins
 from runback.provider.dispatcher import Dispatcher
 from runback.provider.executor import Executor
@@ -115,3 +116,19 @@ async def make_harness(
         retry_policy=policy,
     )
     return Harness(store, clock, sender, fetcher, blobs, runtime, organization.id)
+
+
+def another_worker(h: Harness, sender: HandlerSender, *, poll_interval: float = 1.0) -> Dispatcher:
+    """The dispatcher of another worker (``other``) on the same database and clock."""
+    return Dispatcher(
+        store=h.store,
+        sender=sender,
+        clock=h.clock,
+        random=lambda: 0.5,
+        url_policy=UrlPolicy.from_allow_list(()),
+        worker_id="other",
+        max_in_flight=64,
+        attempt_timeout=10,
+        lease_seconds=60,
+        poll_interval=poll_interval,
+    )

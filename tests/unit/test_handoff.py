@@ -11,12 +11,10 @@ from uuid import UUID
 
 from runback.core.runs import Ending
 from runback.core.states import DeliveryStatus, RunStatus
-from runback.core.urlpolicy import UrlPolicy
-from runback.provider.dispatcher import Dispatcher
 from runback.store import Store
 from runback.testing import HandlerSender, ManualClock, respond
 from runback.worker import Worker
-from support.harness import Harness, make_harness
+from support.harness import Harness, another_worker, make_harness
 from support.waiting import eventually
 
 PER_DESTINATION = 16
@@ -31,22 +29,6 @@ async def serving(*workers: Worker) -> AsyncIterator[None]:
         for loop in loops:
             loop.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
-
-
-def _poller(h: Harness, sender: HandlerSender) -> Dispatcher:
-    """Another worker's dispatcher, polling the same database often."""
-    return Dispatcher(
-        store=h.store,
-        sender=sender,
-        clock=h.clock,
-        random=lambda: 0.5,
-        url_policy=UrlPolicy.from_allow_list(()),
-        worker_id="other",
-        max_in_flight=64,
-        attempt_timeout=10,
-        lease_seconds=60,
-        poll_interval=0.005,
-    )
 
 
 async def _all_delivered(h: Harness, run_ids: list[UUID]) -> bool:
@@ -64,7 +46,7 @@ async def test_a_run_handed_over_in_process_is_sent_once_even_with_another_worke
     other = HandlerSender(lambda _request: respond(200))
     runs = [await h.submit() for _ in range(PER_DESTINATION // 2)]
 
-    async with serving(h.dispatcher, _poller(h, other)):
+    async with serving(h.dispatcher, another_worker(h, other, poll_interval=0.005)):
         await eventually(lambda: _serving(h), what="the dispatcher serving")
         await h.executor.run_until_idle()
         await eventually(lambda: _all_delivered(h, [r.id for r in runs]), what="all delivered")

@@ -16,11 +16,9 @@ from runback.core.ids import new_id
 from runback.core.records import Attempt, Delivery, Run
 from runback.core.runs import Ending
 from runback.core.states import DeliveryStatus, RunStatus
-from runback.core.urlpolicy import UrlPolicy
-from runback.provider.dispatcher import Dispatcher
 from runback.store import AttemptOutcome, Store
 from runback.testing import HandlerSender, ManualClock, respond
-from support.harness import Harness, make_harness
+from support.harness import Harness, another_worker, make_harness
 
 LEASE = timedelta(seconds=60)
 
@@ -109,18 +107,7 @@ async def test_a_stalled_dispatchers_outcome_is_logged_and_leaves_the_newer_stat
     # Its lease runs out; another worker takes the delivery and delivers it.
     clock.advance(LEASE.total_seconds() + 1)
     assert await store.deliveries.release_lapsed(now=clock.now()) == 1
-    other = Dispatcher(
-        store=store,
-        sender=HandlerSender(lambda _request: respond(200)),
-        clock=clock,
-        random=lambda: 0.5,
-        url_policy=UrlPolicy.from_allow_list(()),
-        worker_id="other",
-        max_in_flight=4,
-        attempt_timeout=10,
-        lease_seconds=LEASE.total_seconds(),
-        poll_interval=1,
-    )
+    other = another_worker(h, HandlerSender(lambda _request: respond(200)))
     assert await other.deliver_due() == 1
 
     with caplog.at_level(logging.WARNING, logger="runback.provider.dispatcher"):
