@@ -417,3 +417,14 @@ def test_retention_defaults() -> None:
     settings = load_settings()
 
     assert (settings.retention_days, settings.prune_batch) == (30, 500)
+
+
+async def test_the_copier_waits_for_copies_only_not_for_a_due_handler(
+    store: Store, clock: ManualClock
+) -> None:
+    await _accept(store, clock, "handled", wants_handler=True)  # its handler is due now
+    assert await store.inbox.next_copy_at() is None  # the copier has nothing to wake for
+
+    await _accept(store, clock, "copied", copies=1)
+
+    assert await store.inbox.next_copy_at() == clock.now()

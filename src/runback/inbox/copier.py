@@ -82,7 +82,7 @@ class Copier(Worker):
             self._next_upkeep = now + timedelta(seconds=self._fetch_timeout / 3 + 10)
             await self._store.inbox.release_claims(now=now, expired_only=True)
         await self._start_due()
-        due = await self._store.inbox.next_due_at()
+        due = await self._store.inbox.next_copy_at()
         if due is None or self.room <= 0:
             return self._poll_interval
         wait = (due - self._clock.now()).total_seconds()

@@ -103,12 +103,6 @@ _NEXT_COPY = prepared(
     .order_by(inbox_copies.c.next_attempt_at)
     .limit(1)
 )
-_NEXT_HANDLER = prepared(
-    select(inbox_events.c.handler_next_at)
-    .where(inbox_events.c.handler_state == HandlerState.PENDING.value)
-    .order_by(inbox_events.c.handler_next_at)
-    .limit(1)
-)
 
 
 async def _accept_one(conn: Connection, item: _Accept) -> tuple[UUID, bool]:
@@ -277,13 +271,12 @@ class InboxStore:
                 .values(handler_state=HandlerState.PENDING.value, claimed_by=None, lease_until=None)
             )
 
-    async def next_due_at(self) -> datetime | None:
-        """The earliest time a pending copy or handler is due."""
+    async def next_copy_at(self) -> datetime | None:
+        """The earliest time a pending copy is due (the copier sleeps until then; handlers
+        are another worker's, and counting them made the copier spin while one was due)."""
         async with self._db.read() as conn:
-            copies = (await conn.execute(_NEXT_COPY)).scalar()
-            handlers = (await conn.execute(_NEXT_HANDLER)).scalar()
-        found: list[datetime] = [d for d in (copies, handlers) if d is not None]
-        return min(found, default=None)
+            due: datetime | None = (await conn.execute(_NEXT_COPY)).scalar()
+        return due
 
     async def page(
         self, *, source: str | None, after: tuple[datetime, UUID] | None, limit: int
