@@ -57,6 +57,7 @@ from support import (
     postgres_env,
     process,
     save,
+    serve_bare_route,
 )
 
 CALLBACKS = {"smoke": 200, "quick": 2_000, "full": 30_000}
@@ -339,31 +340,8 @@ async def main() -> None:
         await admin.close()
 
 
-def serve_baseline() -> None:
-    """The baseline server: one Starlette route that reads the body and answers 200."""
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request as HttpRequest
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from runback.http_server import bind, url_of
-
-    async def webhook(request: HttpRequest) -> Response:
-        await request.body()
-        return Response(status_code=200)
-
-    app = Starlette(routes=[Route("/webhooks/{source}", webhook, methods=["POST"])])
-    sock = bind("127.0.0.1", 0)
-    # support.process waits for this line (it reads runback's own start-up line).
-    print(f"runback serving {url_of(sock)} (the bare Starlette baseline)", flush=True)
-    config = uvicorn.Config(app, http="httptools", loop="uvloop", lifespan="off",
-                            log_config=None, access_log=False, server_header=False)  # fmt: skip
-    uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
-
-
 if __name__ == "__main__":
     if sys.argv[1:] == ["--baseline-server"]:
-        serve_baseline()
+        serve_bare_route("/webhooks/{source}", status=200)
     else:
         uvloop.run(main())

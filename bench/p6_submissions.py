@@ -64,6 +64,7 @@ from support import (
     postgres_env,
     process,
     save,
+    serve_bare_route,
 )
 
 COUNT = {"smoke": 200, "quick": 6_000, "full": 40_000}
@@ -296,30 +297,6 @@ def route_phase(folder: Path) -> Phase:
         )  # fmt: skip
 
 
-def serve_baseline() -> None:
-    """The baseline server: one Starlette route that reads the body and answers 201 with a
-    small JSON body, as the runs route does, with no key, validation or database."""
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request as HttpRequest
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from runback.http_server import bind, url_of
-
-    async def runs(request: HttpRequest) -> Response:
-        await request.body()
-        return Response(b'{"id":"0"}', status_code=201, media_type="application/json")
-
-    app = Starlette(routes=[Route("/v1/models/{owner}/{name}/runs", runs, methods=["POST"])])
-    sock = bind("127.0.0.1", 0)
-    # support.process waits for this line (it reads runback's own start-up line).
-    print(f"runback serving {url_of(sock)} (the bare Starlette baseline)", flush=True)
-    config = uvicorn.Config(app, http="httptools", loop="uvloop", lifespan="off",
-                            log_config=None, access_log=False, server_header=False)  # fmt: skip
-    uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
-
-
 def describe(name: str, phase: Phase, *, unit: str = "run") -> str:
     line = f"{name}: {phase.rate:,.0f}/s ({phase.done:,} in {phase.elapsed:.1f} s), CPU "
     line += f"{phase.cpu_ms:.2f} ms/{unit}"
@@ -426,6 +403,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--baseline-server"]:
-        serve_baseline()
+        serve_bare_route("/v1/models/{owner}/{name}/runs", status=201, body=b'{"id":"0"}')
     else:
         sys.exit(main())

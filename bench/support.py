@@ -144,3 +144,28 @@ def fast_receiver(folder: Path) -> Iterator[str]:
     finally:
         child.terminate()
         child.wait(timeout=10)
+
+
+def serve_bare_route(path: str, *, status: int, body: bytes = b"") -> None:
+    """A baseline server: one Starlette route that reads the body and answers ``status``,
+    on the server stack runback uses (uvicorn, httptools, uvloop); runs until killed."""
+    import uvicorn
+    import uvloop
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from runback.http_server import bind, url_of
+
+    async def answer(request: Request) -> Response:
+        await request.body()
+        return Response(body, status_code=status, media_type="application/json" if body else None)
+
+    app = Starlette(routes=[Route(path, answer, methods=["POST"])])
+    sock = bind("127.0.0.1", 0)
+    # support.process waits for this line (it reads runback's own start-up line).
+    print(f"runback serving {url_of(sock)} (the bare Starlette baseline)", flush=True)
+    config = uvicorn.Config(app, http="httptools", loop="uvloop", lifespan="off",
+                            log_config=None, access_log=False, server_header=False)  # fmt: skip
+    uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))

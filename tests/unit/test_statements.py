@@ -60,7 +60,7 @@ async def test_a_run_from_submission_to_recorded_callback_runs_only_prepared_sta
         await h.executor.run_until_idle()
         await h.dispatcher.deliver_due()
         await h.store.runs.get(run.id)
-    prepared = {compiled.sql for p in Prepared.registry for compiled in p.compiled_for(dialect)}
+    prepared = {c.sql for p in _stores_statements() for c in p.compiled_for(dialect)}
 
     assert [sql for sql, _ in seen if sql not in prepared] == []
     assert len(seen) >= 8

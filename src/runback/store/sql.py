@@ -19,7 +19,7 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeAlias, cast
+from typing import Any, TypeAlias, cast
 
 import asyncpg
 import orjson
@@ -204,12 +204,6 @@ class Prepared:
         default_factory=dict, repr=False
     )
 
-    registry: ClassVar[list[Prepared]] = []
-    """Every prepared statement, for the test that no statement is defined twice."""
-
-    def __post_init__(self) -> None:
-        Prepared.registry.append(self)
-
     def compiled_for(self, dialect: Dialect) -> list[Compiled]:
         """Every form compiled for ``dialect`` so far (an insert: one per set of columns)."""
         return [c for (name, _), c in self._compiled.items() if name == dialect.name]
@@ -242,31 +236,31 @@ class Scalars(list[Any]):
 class Result:
     """What a statement answered: its rows (named tuples) and how many rows it changed."""
 
-    rows_: list[tuple[Any, ...]]
+    found: list[tuple[Any, ...]]
     rowcount: int
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.rows_)
+        return iter(self.found)
 
     def all(self) -> list[Any]:
-        return list(self.rows_)
+        return list(self.found)
 
     def first(self) -> Any:
-        return self.rows_[0] if self.rows_ else None
+        return self.found[0] if self.found else None
 
     def one(self) -> Any:
-        if len(self.rows_) != 1:
-            raise StoreError(f"expected one row, got {len(self.rows_)}")
-        return self.rows_[0]
+        if len(self.found) != 1:
+            raise StoreError(f"expected one row, got {len(self.found)}")
+        return self.found[0]
 
     def scalar(self) -> Any:
-        return self.rows_[0][0] if self.rows_ else None
+        return self.found[0][0] if self.found else None
 
     def scalar_one(self) -> Any:
         return self.one()[0]
 
     def scalars(self) -> Scalars:
-        return Scalars(row[0] for row in self.rows_)
+        return Scalars(row[0] for row in self.found)
 
 
 # -- connections --------------------------------------------------------------------------
