@@ -19,10 +19,7 @@ setting that also survives a power loss.
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +53,7 @@ from support import (
     pid_of_log,
     postgres_env,
     process,
+    profiled,
     save,
 )
 
@@ -100,20 +98,6 @@ async def bare_loop(url: str, bodies: list[bytes]) -> tuple[float, float]:
         after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
     return len(bodies) / elapsed, cpu * 1000 / len(bodies)
-
-
-def profile(pid: int, folder: Path) -> subprocess.Popen[bytes] | None:
-    """With ``RUNBACK_BENCH_PROFILE=<dir>``, py-spy samples the runback process while it
-    drains (collapsed stacks in ``<dir>/<folder name>.txt``, for finding the hot paths)."""
-    into = os.environ.get("RUNBACK_BENCH_PROFILE")
-    if not into:
-        return None
-    out = Path(into) / f"{folder.name}.txt"
-    return subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def polled(check: Callable[[], Awaitable[bool]], *, deadline: float, what: str) -> None:
@@ -176,22 +160,19 @@ async def runback_rate(
                 due = datetime.now(UTC) + timedelta(seconds=LEAD_SECONDS)
                 await make_due(store, at=due)
                 await asyncio.sleep((due - datetime.now(UTC)).total_seconds())
-                profiler = profile(pid, folder)
-                cpu, database_cpu = cpu_seconds(pid), postgres_cpu_seconds()
-                deadline = time.monotonic() + DEADLINE_SECONDS
+                with profiled(pid, folder.name):
+                    cpu, database_cpu = cpu_seconds(pid), postgres_cpu_seconds()
+                    deadline = time.monotonic() + DEADLINE_SECONDS
 
-                async def all_received() -> bool:
-                    return await received(http, receiver) >= before + count
+                    async def all_received() -> bool:
+                        return await received(http, receiver) >= before + count
 
-                async def all_recorded() -> bool:
-                    return not await unfinished(store)
+                    async def all_recorded() -> bool:
+                        return not await unfinished(store)
 
-                await polled(all_received, deadline=deadline, what=f"{count} deliveries")
-                await polled(all_recorded, deadline=deadline, what=f"{count} attempts recorded")
-                ended = time.time()
-                if profiler is not None:
-                    profiler.send_signal(signal.SIGINT)
-                    profiler.wait(timeout=30)
+                    await polled(all_received, deadline=deadline, what=f"{count} deliveries")
+                    await polled(all_recorded, deadline=deadline, what=f"{count} attempts recorded")
+                    ended = time.time()
                 cpu = cpu_seconds(pid) - cpu
                 database_cpu = postgres_cpu_seconds() - database_cpu
             got = await received(http, receiver) - before

@@ -56,6 +56,7 @@ from support import (
     new_schema_name,
     postgres_env,
     process,
+    profiled,
     save,
     serve_bare_route,
 )
@@ -167,15 +168,16 @@ async def ack_latency(url: str, requests: list[Request], seconds: float) -> Outc
     )
 
 
-async def measure(url: str, pid: int, secret: str, *, postgres: bool = False) -> Outcome:
+async def measure(url: str, pid: int, secret: str, *, name: str, postgres: bool = False) -> Outcome:
     """Warm-up, flood, paced phase, each with freshly signed requests, within a deadline."""
     seconds, deadline = ACK_SECONDS[mode()], DEADLINE_SECONDS[mode()]
     try:
         async with asyncio.timeout(deadline):
             warm = await flood(url, signed_requests(secret, WARMUP[mode()]), pid, postgres=False)
-            outcome = await flood(
-                url, signed_requests(secret, CALLBACKS[mode()]), pid, postgres=postgres
-            )
+            with profiled(pid, name):
+                outcome = await flood(
+                    url, signed_requests(secret, CALLBACKS[mode()]), pid, postgres=postgres
+                )
             steady = signed_requests(secret, round(ACK_RATE * seconds))
             acked = await ack_latency(url, steady, seconds)
     except TimeoutError:
@@ -250,7 +252,9 @@ async def receiver_run(
     try:
         with process(command, env=env, log=folder / f"{setup.id}.log") as url:
             pid = child_pid("receive", str(data))
-            outcome = await measure(f"{url}/webhooks/bench", pid, secret, postgres=setup.postgres)
+            outcome = await measure(
+                f"{url}/webhooks/bench", pid, secret, name=setup.id, postgres=setup.postgres
+            )
         if schema is not None:
             stored = int(await admin.fetchval(f"SELECT count(*) FROM {schema}.inbox_events"))
         else:
@@ -318,7 +322,7 @@ async def main() -> None:
             )
             base_pid = child_pid(__file__, "--baseline-server")
             for setup in SETUPS:
-                bare = await measure(f"{base}/webhooks/bench", base_pid, secret)
+                bare = await measure(f"{base}/webhooks/bench", base_pid, secret, name="P3-bare")
                 bare_line = describe("  baseline (bare Starlette route)", bare)
                 runback, stored, how = await receiver_run(setup, folder, secret, admin)
                 line = describe(f"  runback receive, {setup.what}", runback)

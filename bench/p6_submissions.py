@@ -63,6 +63,7 @@ from support import (
     mode,
     postgres_env,
     process,
+    profiled,
     save,
     serve_bare_route,
 )
@@ -160,7 +161,8 @@ async def submissions(
 
         await drive(warmup, SECONDS[mode()], submit)
         cpu, database_cpu = cpu_seconds(pid), postgres_cpu_seconds() if postgres else 0.0
-        phase = await drive(count, SECONDS[mode()], submit)
+        with profiled(pid, f"p6-{'pg' if postgres else 'sqlite'}-{pid}"):
+            phase = await drive(count, SECONDS[mode()], submit)
         phase.cpu_ms = (cpu_seconds(pid) - cpu) * 1000 / phase.done
         if postgres:
             phase.database_cpu_ms = (postgres_cpu_seconds() - database_cpu) * 1000 / phase.done

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -78,6 +79,26 @@ def mode() -> str:
     if chosen not in MODES:
         raise SystemExit(f"RUNBACK_BENCH_MODE={chosen!r}: use one of {', '.join(MODES)}")
     return chosen
+
+
+@contextmanager
+def profiled(pid: int, name: str) -> Iterator[None]:
+    """With ``RUNBACK_BENCH_PROFILE=<dir>``, py-spy samples process ``pid`` for the block
+    (collapsed stacks in ``<dir>/<name>.txt``, for finding the hot paths); otherwise nothing."""
+    into = os.environ.get("RUNBACK_BENCH_PROFILE")
+    if not into:
+        yield
+        return
+    out = Path(into) / f"{name}.txt"
+    command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200"]
+    spy = subprocess.Popen(
+        [*command, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
 
 
 @contextmanager

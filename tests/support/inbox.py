@@ -160,7 +160,7 @@ async def inbox_client(
                 clock=clock,
                 max_body_bytes=MAX_BODY_BYTES,
                 url_ttl=URL_TTL,
-                on_received=lambda: woken.append(True),
+                on_received=lambda copies, handler: woken.append(True),
                 verifiers={},
             )
         )

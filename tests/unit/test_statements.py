@@ -18,6 +18,7 @@ import runback.store
 from runback.settings import sqlite_url
 from runback.store import Store, open_store
 from runback.store.moves import RowMoves
+from runback.store.schema import metadata
 from runback.store.sql import Compiled, Prepared
 from runback.testing import ManualClock
 from support.harness import make_harness
@@ -100,6 +101,7 @@ async def test_no_hot_statement_scans_a_table_on_sqlite(tmp_path: Path) -> None:
                 if line.startswith("SCAN ")
                 and "USING" not in line  # an index walked in order
                 and "json_each" not in line
+                and line.split()[1] in metadata.tables  # not a CTE's few rows
             )
 
     assert scanned == SCANNED_WHOLE

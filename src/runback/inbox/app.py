@@ -50,7 +50,8 @@ class ReceiveDeps:
     clock: Clock
     max_body_bytes: int
     url_ttl: timedelta
-    on_received: Callable[[], None]
+    on_received: Callable[[bool, bool], None]
+    """Called once a callback is committed: whether it has copies, whether a handler."""
     verifiers: dict[str, Verifier]
 
 
@@ -139,7 +140,7 @@ async def receive(source: str, request: Request, deps: Deps) -> Response:
         for ref in output_refs(payload, extra_paths=config.output_paths)
     ]
     event_id, duplicate = await deps.store.inbox.accept(receipt, draft, copies)
-    deps.on_received()
+    deps.on_received(bool(copies), draft.wants_handler)
     return json_response({"received": True, "event_id": str(event_id), "duplicate": duplicate})
 
 

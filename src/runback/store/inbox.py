@@ -105,6 +105,53 @@ _NEXT_COPY = prepared(
 )
 
 
+_DUE_COPIES = claimable(
+    select(inbox_copies.c.id)
+    .where(
+        inbox_copies.c.state == CopyState.PENDING.value,
+        inbox_copies.c.next_attempt_at <= bindparam("b_now"),
+    )
+    .order_by(inbox_copies.c.next_attempt_at)
+    .limit(bindparam("b_limit"))
+)
+_CLAIM_COPIES = prepared(
+    update(inbox_copies)
+    .where(
+        inbox_copies.c.id == _DUE_COPIES.c.id,
+        inbox_copies.c.state == CopyState.PENDING.value,
+    )
+    .values(
+        state=CopyState.COPYING.value,
+        claimed_by=bindparam("b_worker"),
+        lease_until=bindparam("b_lease"),
+        updated_at=bindparam("b_now"),
+    )
+    .returning(*inbox_copies.c)
+)
+_DUE_HANDLERS = claimable(
+    select(inbox_events.c.id)
+    .where(
+        inbox_events.c.handler_state == HandlerState.PENDING.value,
+        inbox_events.c.handler_next_at <= bindparam("b_now"),
+    )
+    .order_by(inbox_events.c.handler_next_at)
+    .limit(bindparam("b_limit"))
+)
+_CLAIM_HANDLERS = prepared(
+    update(inbox_events)
+    .where(
+        inbox_events.c.id == _DUE_HANDLERS.c.id,
+        inbox_events.c.handler_state == HandlerState.PENDING.value,
+    )
+    .values(
+        handler_state=HandlerState.RUNNING.value,
+        claimed_by=bindparam("b_worker"),
+        lease_until=bindparam("b_lease"),
+    )
+    .returning(*inbox_events.c)
+)
+
+
 async def _accept_one(conn: Connection, item: _Accept) -> tuple[UUID, bool]:
     receipt, draft = item.receipt, item.draft
     now = receipt.received_at
@@ -157,28 +204,10 @@ class InboxStore:
         self, *, worker: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[Copy]:
         """Claim up to ``limit`` pending copies due by ``now``, earliest first."""
-        due = claimable(
-            select(inbox_copies.c.id)
-            .where(
-                inbox_copies.c.state == CopyState.PENDING.value,
-                inbox_copies.c.next_attempt_at <= now,
-            )
-            .order_by(inbox_copies.c.next_attempt_at)
-            .limit(limit)
-        )
         async with self._db.write() as conn:
             rows = await conn.execute(
-                update(inbox_copies)
-                .where(
-                    inbox_copies.c.id == due.c.id, inbox_copies.c.state == CopyState.PENDING.value
-                )
-                .values(
-                    state=CopyState.COPYING.value,
-                    claimed_by=worker,
-                    lease_until=lease_until,
-                    updated_at=now,
-                )
-                .returning(*inbox_copies.c)
+                _CLAIM_COPIES,
+                {"b_now": now, "b_limit": limit, "b_worker": worker, "b_lease": lease_until},
             )
             return [_copy(row) for row in rows]
 
@@ -205,28 +234,10 @@ class InboxStore:
         self, *, worker: str, limit: int, now: datetime, lease_until: datetime
     ) -> list[tuple[InboxEvent, bytes]]:
         """Claim events whose handlers are due, with the body of their latest receipt."""
-        due = claimable(
-            select(inbox_events.c.id)
-            .where(
-                inbox_events.c.handler_state == HandlerState.PENDING.value,
-                inbox_events.c.handler_next_at <= now,
-            )
-            .order_by(inbox_events.c.handler_next_at)
-            .limit(limit)
-        )
         async with self._db.write() as conn:
             rows = await conn.execute(
-                update(inbox_events)
-                .where(
-                    inbox_events.c.id == due.c.id,
-                    inbox_events.c.handler_state == HandlerState.PENDING.value,
-                )
-                .values(
-                    handler_state=HandlerState.RUNNING.value,
-                    claimed_by=worker,
-                    lease_until=lease_until,
-                )
-                .returning(*inbox_events.c)
+                _CLAIM_HANDLERS,
+                {"b_now": now, "b_limit": limit, "b_worker": worker, "b_lease": lease_until},
             )
             events = [_event(row) for row in rows]
             return [(event, await _latest_body(conn, event.id)) for event in events]
