@@ -54,7 +54,12 @@ class Settings(BaseSettings):
     max_in_flight_per_destination: int = Field(default=16, ge=1, le=10_000)
     """Attempts under way to one ``host:port`` at once: a slow receiver holds no more."""
     breaker_threshold: int = Field(default=5, ge=1, le=1000)
-    """Failures in a row that open a destination's circuit."""
+    """Failures in a row that, with ``breaker_window_seconds`` without a success, open a
+    destination's circuit."""
+    breaker_window_seconds: float = Field(default=30.0, ge=0)
+    """How long a destination must have gone without a success before its circuit opens:
+    longer than the fast rungs of the retry ladder, so a receiver failing a few callbacks
+    during a deploy keeps every delivery on its ladder."""
     breaker_open_seconds: float = Field(default=30.0, gt=0)
     """How long a circuit first stays open; it doubles (to 10 min) each time a probe fails."""
     destination_disable_after: float = Field(default=24 * 3600.0, gt=0)

@@ -81,12 +81,14 @@ async def make_harness(
     max_concurrency: int = 16,
     blobs: BlobStore | None = None,
     breaker_threshold: int = 1000,
+    breaker_window: float = 0.0,
     per_destination: int = 16,
     disable_after: float = 24 * 3600.0,
     operations_url: str | None = None,
 ) -> Harness:
     """The serving half over twins. The circuit breaker is out of the way unless a test
-    asks for it (``breaker_threshold``): most tests are about one delivery's own retries."""
+    asks for it (``breaker_threshold``; it then opens at once unless ``breaker_window``
+    says otherwise): most tests are about one delivery's own retries."""
     organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
     sender = HandlerSender(handler)
     fetcher = MapFetcher()
@@ -99,6 +101,7 @@ async def make_harness(
         poll_interval=1.0,
         max_body_bytes=64 * 1024,
         breaker_threshold=breaker_threshold,
+        breaker_window_seconds=breaker_window,
         max_in_flight_per_destination=per_destination,
         destination_disable_after=disable_after,
         operations_callback_url=operations_url,

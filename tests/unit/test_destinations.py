@@ -4,12 +4,17 @@ disabled after sustained failure, and the operator told."""
 from __future__ import annotations
 
 import asyncio
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from uuid import UUID
 
 import orjson
 
 from runback.core.delivery import SendResult
 from runback.core.destinations import BreakerPolicy, BreakerState, Destination, destination_of
+from runback.core.retry import DEFAULT_RETRY_POLICY, RUNWARE_LADDER, RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.provider.sender import OutboundRequest
 from runback.store import RunFilter, Store
@@ -112,7 +117,13 @@ async def test_sustained_failure_disables_a_destination_and_tells_the_operator(
     store: Store, clock: ManualClock
 ) -> None:
     h = await make_harness(
-        store, clock, handler=_by_host, breaker_threshold=1, disable_after=60, operations_url=OPS
+        store,
+        clock,
+        handler=_by_host,
+        policy=RetryPolicy(delays=(20.0,) * 20),  # probes spend the ladder: keep it long
+        breaker_threshold=1,
+        disable_after=60,
+        operations_url=OPS,
     )
     await _runs(h, DEAD, 3)
     for _ in range(8):
@@ -206,9 +217,127 @@ async def _run_ids(h: Harness) -> list[UUID]:
 
 def test_a_healthy_destination_allows_its_full_share() -> None:
     policy = BreakerPolicy(threshold=3)
-    assert (
-        Destination("a:443").allowance(
-            __import__("datetime").datetime.now(__import__("datetime").UTC), policy, limit=16
-        )
-        == 16
+    assert Destination("a:443").allowance(datetime.now(UTC), policy, limit=16) == 16
+
+
+async def _drive(h: Harness, *, until: datetime, step: timedelta | None = None) -> None:
+    """Deliver everything due, moving the clock to each next due time or circuit
+    half-opening (by ``step`` at most), until the next is past ``until``."""
+    while True:
+        await h.dispatcher.deliver_due()
+        due = await h.store.deliveries.next_due_at()
+        opens = [
+            d.open_until
+            for d in (await h.store.destinations.troubled()).values()
+            if d.open_until is not None and d.open_until > h.clock.now()
+        ]
+        candidates = [t for t in (due, *opens) if t is not None]
+        if step is not None:
+            candidates.append(h.clock.now() + step)
+        if not candidates or min(candidates) > until:
+            return
+        h.clock.set(max(min(candidates), h.clock.now()))
+
+
+async def test_a_flaky_receiver_keeps_every_delivery_on_its_ladder(
+    store: Store, clock: ManualClock
+) -> None:
+    # Eight runs whose receiver fails the first five attempts of each (a deploy): forty
+    # failures in a row, yet it answered within the window, so the circuit stays closed
+    # and every delivery follows the seeds' ladder (250 ms, 500 ms, 1 s, 2 s, 4 s).
+    tries: Counter[str] = Counter()
+
+    def deploying(request: OutboundRequest) -> SendResult:
+        tries[request.headers["webhook-id"]] += 1
+        return respond(500 if tries[request.headers["webhook-id"]] <= 5 else 200)
+
+    h = await make_harness(
+        store,
+        clock,
+        handler=deploying,
+        policy=DEFAULT_RETRY_POLICY,
+        random=random.Random(15).random,
+        breaker_threshold=5,
+        breaker_window=30,
     )
+    started = clock.now()
+    runs = [await h.submit(callback_url=DEAD) for _ in range(8)]
+    await h.executor.run_until_idle()
+
+    await _drive(h, until=started + timedelta(seconds=40))
+
+    for run in runs:
+        delivery, attempts = await h.only_delivery(run.id)
+        assert delivery.status is DeliveryStatus.SUCCEEDED
+        assert len(attempts) == 6
+        gaps = [(b.created_at - a.created_at).total_seconds() for a, b in pairwise(attempts)]
+        for gap, rung in zip(gaps, RUNWARE_LADDER, strict=False):
+            assert rung <= gap <= rung * 1.2, (gaps, RUNWARE_LADDER)
+
+
+async def test_an_open_circuit_probes_no_later_than_a_held_deliverys_ladder(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await make_harness(
+        store,
+        clock,
+        handler=_by_host,
+        policy=RetryPolicy(delays=(2.0, 2.0), jitter=0.0),
+        breaker_threshold=1,
+    )
+    await _runs(h, DEAD, 1)
+    failed_at = clock.now()
+    await h.dispatcher.deliver_due()  # fails: the circuit opens for 30 s, but...
+
+    [dead] = (await store.destinations.troubled()).values()
+    assert dead.open_until == failed_at + timedelta(seconds=2)  # ...its ladder says 2 s
+    assert await store.deliveries.next_due_at() == dead.open_until
+
+
+async def test_a_receiver_dead_for_ten_minutes_opens_its_circuit_and_costs_the_healthy_nothing(
+    store: Store, clock: ManualClock
+) -> None:
+    started = clock.now()
+    back_at = started + timedelta(minutes=10)
+
+    def handler(request: OutboundRequest) -> SendResult:
+        return respond(503 if "dead.example" in request.url and clock.now() < back_at else 200)
+
+    h = await make_harness(
+        store,
+        clock,
+        handler=handler,
+        policy=DEFAULT_RETRY_POLICY,
+        random=random.Random(3).random,
+        breaker_threshold=5,
+        breaker_window=30,
+    )
+    dead_runs = [(await h.submit(callback_url=DEAD)).id for _ in range(20)]
+    await h.executor.run_until_idle()
+    healthy: list[tuple[UUID, datetime]] = []
+    opened_after = None  # how many attempts the dead one had had when its circuit opened
+    while clock.now() < back_at + timedelta(minutes=10):
+        run = await h.submit(callback_url=ALIVE)
+        await h.executor.run_until_idle()
+        healthy.append((run.id, clock.now()))
+        await _drive(h, until=clock.now() + timedelta(seconds=5), step=timedelta(seconds=5))
+        breaker = (await store.destinations.troubled()).get("dead.example:443")
+        if opened_after is None and breaker is not None and breaker.trips > 0:
+            opened_after = sum("dead.example" in r.url for r in h.sender.requests)
+
+    assert opened_after is not None, "the dead receiver's circuit never opened"
+    # Open, it got one probe at a time (never two at one instant), held deliveries
+    # spending no attempts of their own.
+    dead = [await h.only_delivery(run_id) for run_id in dead_runs]
+    failed = [a.created_at for _, attempts in dead for a in attempts if a.failure_reason_code]
+    probes = sorted(failed)[opened_after:]
+    assert probes
+    assert len(set(probes)) == len(probes)
+    for run_id, submitted in healthy:
+        delivery, attempts = await h.only_delivery(run_id)
+        assert delivery.status is DeliveryStatus.SUCCEEDED
+        [attempt] = attempts  # one attempt each, sent the moment its run ended
+        assert attempt.created_at == submitted
+    # The dead one's too, once back.
+    assert {d.status for d, _ in dead} == {DeliveryStatus.SUCCEEDED}
+    assert await store.destinations.troubled() == {}

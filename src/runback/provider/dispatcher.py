@@ -19,7 +19,13 @@ from uuid import UUID
 from runback import metrics
 from runback.batching import GroupCommit
 from runback.core.clock import Clock
-from runback.core.delivery import SendError, SendResult, after_attempt, attempt_headers
+from runback.core.delivery import (
+    NextStep,
+    SendError,
+    SendResult,
+    after_attempt,
+    attempt_headers,
+)
 from runback.core.destinations import BreakerPolicy
 from runback.core.ids import new_id
 from runback.core.records import Attempt, CallbackSecret, Delivery
@@ -265,6 +271,8 @@ class Dispatcher(Worker):
             )
             metrics.attempt_refused()
             return
+        if step.status is not DeliveryStatus.SUCCEEDED:
+            _log_failed(delivery, number, step)
         if step.status is DeliveryStatus.PENDING:
             self.wake()  # its retry may be due before the loop would look again
         metrics.attempt(result.failure_reason)
@@ -283,3 +291,21 @@ class Dispatcher(Worker):
             if self.operations is not None:
                 await self.operations.destination(destination, transition)
         return recorded.refused
+
+
+def _log_failed(delivery: Delivery, number: int, step: NextStep) -> None:
+    """One line per failed attempt: a receiver that is down leaves a trace."""
+    then = (
+        f"next attempt at {step.next_attempt_at.isoformat()}"
+        if step.next_attempt_at is not None
+        else "the delivery failed for good"
+    )
+    log.warning(
+        "callback attempt %d failed: run %s, delivery %s, %s (%s); %s",
+        number,
+        delivery.run_id,
+        delivery.id,
+        step.failure_reason_code.value if step.failure_reason_code else "unknown",
+        step.failure_detail,
+        then,
+    )

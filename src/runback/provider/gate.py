@@ -50,6 +50,16 @@ class DestinationGate:
         hosts = set(self._troubled) | set(self._in_flight)
         return {host for host in hosts if self.room(host) == 0}
 
+    def reopens_at(self) -> datetime | None:
+        """When the first open circuit half-opens (its probe is due then), if any is open."""
+        now = self._now
+        ends = [
+            d.open_until
+            for d in self._troubled.values()
+            if d.open_until is not None and now is not None and d.open_until > now
+        ]
+        return min(ends, default=None)
+
     def admit(self, claimed: Iterable[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
         """Split claimed deliveries into those to send now (counted in flight) and those
         beyond their destination's allowance (to hand back)."""

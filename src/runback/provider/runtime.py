@@ -143,6 +143,7 @@ async def assemble(
         per_destination=settings.max_in_flight_per_destination,
         breaker=BreakerPolicy(
             threshold=settings.breaker_threshold,
+            window=timedelta(seconds=settings.breaker_window_seconds),
             first_open=timedelta(seconds=settings.breaker_open_seconds),
             disable_after=timedelta(seconds=settings.destination_disable_after),
         ),

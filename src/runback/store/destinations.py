@@ -7,16 +7,25 @@ While a destination's circuit is open its pending deliveries are held out of the
 (all but one, the probe that half-opens it), released when it recovers or an operator
 enables it: otherwise every claim would walk past its whole backlog (a dead receiver with
 10,000 waiting callbacks made every round of the dispatcher several milliseconds slower).
+A held delivery keeps the time its own ladder would try it (``held_due_at``): the probe
+goes no later than the earliest of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, func, select, update
 
-from runback.core.destinations import BreakerPolicy, Destination, Transition, after_outcome
+from runback.core.destinations import (
+    BreakerPolicy,
+    Destination,
+    Transition,
+    after_outcome,
+    probe_time,
+)
 from runback.core.states import DeliveryStatus
 from runback.store.database import Database
 from runback.store.rows import to_record
@@ -55,16 +64,18 @@ async def apply_outcomes(
         if transition is not None:
             transitions.append((current[host], transition))
     for host, destination in current.items():
-        await _save(conn, destination, existed=host in known, now=now)
         before = known.get(host)
         if destination.disabled_at is not None:
             if before is None or before.disabled_at is None:
-                await _hold(conn, host)
+                await _hold(conn, host, now=now)
         elif destination.open_until is not None and destination.open_until > now:
             if before is None or before.open_until != destination.open_until:
-                await _hold(conn, host, probe_at=destination.open_until)
-        elif before is not None and destination.consecutive_failures == 0:
-            await _release(conn, host, now=now)  # recovered
+                at = probe_time(destination.open_until, await _hold(conn, host, now=now))
+                destination = replace(destination, open_until=at)
+                await _probe(conn, host, at=at)
+        elif before is not None and destination.consecutive_failures == 0 and before.tripped:
+            await _release(conn, host, now=now)  # recovered: what waited goes out now
+        await _save(conn, destination, existed=before is not None, now=now)
     return transitions
 
 
@@ -79,9 +90,10 @@ HELD = datetime(9999, 1, 1, tzinfo=UTC)
 operator enables it)."""
 
 
-async def _hold(conn: Connection, host: str, *, probe_at: datetime | None = None) -> None:
-    """Hold every pending delivery to ``host``; with ``probe_at``, all but one, the probe
-    that half-opens the circuit then (a success releases the rest)."""
+async def _hold(conn: Connection, host: str, *, now: datetime) -> datetime | None:
+    """Hold every pending delivery to ``host``, keeping when its own ladder would try it;
+    answers the earliest such time still ahead (those passed were covered by the attempt
+    that held them, or by an earlier probe)."""
     pending = (
         deliveries.c.destination == host,
         deliveries.c.status == DeliveryStatus.PENDING.value,
@@ -89,19 +101,42 @@ async def _hold(conn: Connection, host: str, *, probe_at: datetime | None = None
     await conn.execute(
         update(deliveries)
         .where(*pending, deliveries.c.next_attempt_at < HELD)
-        .values(next_attempt_at=HELD)
+        .values(held_due_at=deliveries.c.next_attempt_at, next_attempt_at=HELD)
     )
-    if probe_at is None:
-        return
+    earliest: datetime | None = (
+        await conn.execute(
+            select(func.min(deliveries.c.held_due_at)).where(
+                *pending, deliveries.c.held_due_at > now
+            )
+        )
+    ).scalar()
+    return earliest
+
+
+async def _probe(conn: Connection, host: str, *, at: datetime) -> None:
+    """Make one held delivery to ``host`` due ``at``, when its circuit half-opens: the one
+    its ladder wants first, else the oldest. A success releases the rest."""
     probe = (
         select(deliveries.c.id)
-        .where(*pending)
-        .order_by(deliveries.c.created_at, deliveries.c.id)
+        .where(
+            deliveries.c.destination == host,
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at == HELD,
+        )
+        .order_by(
+            # The one whose ladder time it is; those passed were covered by earlier attempts.
+            case((deliveries.c.held_due_at >= at, 0), else_=1),
+            deliveries.c.held_due_at,
+            deliveries.c.created_at,
+            deliveries.c.id,
+        )
         .limit(1)
         .scalar_subquery()
     )
     await conn.execute(
-        update(deliveries).where(deliveries.c.id == probe).values(next_attempt_at=probe_at)
+        update(deliveries)
+        .where(deliveries.c.id == probe)
+        .values(next_attempt_at=at, held_due_at=None)
     )
 
 
@@ -115,7 +150,7 @@ async def _release(conn: Connection, host: str, *, now: datetime) -> None:
             deliveries.c.status == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at > now,
         )
-        .values(next_attempt_at=now)
+        .values(next_attempt_at=now, held_due_at=None)
     )
 
 

@@ -34,6 +34,8 @@ class Gate(Protocol):
 
     def room(self, host: str) -> int: ...
 
+    def reopens_at(self) -> datetime | None: ...
+
     def admit(self, claimed: Iterable[Delivery]) -> tuple[list[Delivery], list[Delivery]]: ...
 
     def done(self, destination: str) -> None: ...
@@ -82,6 +84,11 @@ class DispatchStore:
                     conn, {d.organization_id for d in admitted}
                 )
                 due = await next_due_at(conn, skip_destinations=gate.closed())
+                # An open circuit's probe is due when it half-opens: wake then, not a
+                # poll interval later.
+                reopens = gate.reopens_at()
+                if reopens is not None:
+                    due = reopens if due is None else min(due, reopens)
         except BaseException:
             for delivery in admitted:  # never sent: free their slots again
                 gate.done(delivery.destination)

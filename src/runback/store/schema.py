@@ -159,6 +159,9 @@ deliveries = Table(
     Column("max_attempts", Integer, nullable=False),
     Column("retry_policy", Text, nullable=False),
     Column("next_attempt_at", UtcDateTime),
+    # While its destination's circuit holds it (next_attempt_at far ahead): when its own
+    # retry ladder would try it. An open circuit probes no later than the earliest.
+    Column("held_due_at", UtcDateTime),
     Column("signing_secret_id", Uuid),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
