@@ -391,7 +391,7 @@ async def test_a_handler_object_with_an_async_call_is_awaited(
 
         await box.runner.handle_due()
 
-    assert notifier.seen == ["wh:msg_1"]
+    assert notifier.seen == ["run:run_1:run.completed"]
 
 
 # --- authentication ---------------------------------------------------------------------
@@ -598,3 +598,21 @@ async def test_the_inbox_lists_events_newest_first_a_page_at_a_time(
     assert [e["id"] for e in second["items"]] == newest_first[2:4]
     assert [e["id"] for e in third["items"]] == newest_first[4:]
     assert third["next"] is None
+
+
+async def test_one_callback_signed_either_way_is_one_event_copied_once(
+    store: Store, clock: ManualClock, files: LoopbackReceiver
+) -> None:
+    payload = run_completed(files.url_for("/out/cat.png"))
+    body = orjson.dumps(payload)
+    async with inbox_client(store, clock, config=SIGNED) as box:
+        with_id = await box.post("runflow", body, signed(body, SECRET, clock=clock))
+        runflow_only = await box.post(
+            "runflow", body, signed(body, SECRET, clock=clock, msg_id=None, standard=False)
+        )
+        await box.copier.copy_due()
+
+        assert with_id.json()["duplicate"] is False
+        assert runflow_only.json() == {**with_id.json(), "duplicate": True}
+        assert len(await box.copies(with_id.json()["event_id"])) == 1
+    assert len(files.requests) == 1

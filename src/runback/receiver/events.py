@@ -141,17 +141,20 @@ def event_keys(payload: object, *, webhook_id: str | None, body: bytes) -> Event
     run_id, batch_id = _field(fields, "run_id"), _field(fields, "batch_id")
     headshots_id, task_uuid = _field(fields, "headshots_id"), _field(fields, "taskUUID")
     result_id = _field(fields, *RESULT_ID_KEYS)
+    # The body first, whatever headers came: one callback signed both ways, or once with
+    # and once without a webhook-id, is one event (and its outputs are copied once).
+    sequence = _field(fields, "sequence")
     webhook = _text(webhook_id)
-    if webhook is not None:
-        dedupe_key = _key("wh", webhook)
-    elif run_id is not None:
-        dedupe_key = _key("run", run_id, event)
+    if run_id is not None:
+        dedupe_key = _key("run", run_id, event, *([sequence] if sequence is not None else []))
     elif batch_id is not None:
         dedupe_key = _key("batch", batch_id, event)
     elif headshots_id is not None:
         dedupe_key = _key("headshots", headshots_id, event)
     elif task_uuid is not None and result_id is not None:
         dedupe_key = _key("task", task_uuid, result_id)
+    elif webhook is not None:
+        dedupe_key = _key("wh", webhook)
     else:
         dedupe_key = _key("body", hashlib.sha256(body).hexdigest())
     return EventKeys(

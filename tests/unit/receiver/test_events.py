@@ -129,17 +129,38 @@ def test_a_runware_post_without_a_result_id_is_keyed_by_its_body() -> None:
 
 
 @pytest.mark.parametrize(
+    ("payload", "dedupe_key"),
+    [
+        (RUN_CALLBACK, f"run:{RUN_ID}:run.completed"),
+        (runware(IMAGE_1), f"task:{TASK_UUID}:{IMAGE_1}"),
+    ],
+)
+def test_the_bodys_own_ids_win_over_the_webhook_id(payload: object, dedupe_key: str) -> None:
+    # One callback arriving with a webhook-id and again with only Runflow-Signature is one
+    # event: the key cannot depend on which headers came.
+    assert keys(payload, webhook_id="msg_p5jXN8AQM9LWM0D4loKWxJek").dedupe_key == dedupe_key
+    assert keys(payload).dedupe_key == dedupe_key
+
+
+@pytest.mark.parametrize(
     "payload",
     [
-        RUN_CALLBACK,  # even a run callback with its own id
-        runware(IMAGE_1),  # and a Runware post
+        {"hello": "world"},  # a body with no id of its own
         [1, 2, 3],  # and junk
     ],
 )
-def test_webhook_id_wins_over_every_payload_field(payload: object) -> None:
+def test_without_ids_in_the_body_the_webhook_id_keys_it(payload: object) -> None:
     assert keys(payload, webhook_id="msg_p5jXN8AQM9LWM0D4loKWxJek").dedupe_key == (
         "wh:msg_p5jXN8AQM9LWM0D4loKWxJek"
     )
+
+
+def test_an_events_sequence_is_part_of_a_runs_key() -> None:
+    first = keys(RUN_CALLBACK | {"event": "run.logs", "sequence": 3})
+    later = keys(RUN_CALLBACK | {"event": "run.logs", "sequence": 4})
+
+    assert first.dedupe_key == f"run:{RUN_ID}:run.logs:3"
+    assert later.dedupe_key != first.dedupe_key
 
 
 def test_a_redelivery_with_a_fresh_payload_keeps_its_webhook_id_key() -> None:
