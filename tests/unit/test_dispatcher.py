@@ -231,6 +231,23 @@ async def test_a_url_the_policy_refuses_at_send_time_fails_without_a_request(
     assert h.sender.requests == []
 
 
+async def test_a_url_that_can_never_work_fails_at_once_and_is_recorded(
+    store: Store, clock: ManualClock
+) -> None:
+    # Stored before the policy normalised hosts: it must not enter the 45-hour ladder.
+    h = await make_harness(store, clock)
+    run = await h.submit(callback_url="http://\uff11\uff12\uff17.0.0.1/hook")
+    await h.executor.run_until_idle()
+
+    await h.dispatcher.deliver_due()
+
+    delivery, [attempt] = await h.only_delivery(run.id)
+    assert (delivery.status, delivery.failure_reason_code) == (DeliveryStatus.FAILED, "blocked_url")
+    assert delivery.next_attempt_at is None
+    assert "127.0.0.1" in (attempt.error_message or "")
+    assert h.sender.requests == []
+
+
 async def test_the_callback_url_query_string_is_passed_on_unchanged(
     store: Store, clock: ManualClock
 ) -> None:

@@ -3,7 +3,9 @@
 Rules: ``http`` or ``https`` only, a host, at most 2048 characters; a host that is a literal
 internal address (loopback, private, link-local and cloud metadata, carrier-grade NAT, unique-
 and site-local, multicast, unspecified, reserved; in any IPv4 spelling ``getaddrinfo``
-accepts) or a ``localhost`` name is refused unless the allow-list admits it. IPv6 forms that
+accepts) or a ``localhost`` name is refused unless the allow-list admits it. A host is judged
+in the form the client connects to (IDNA / UTS-46, as ``yarl`` encodes it): full-width
+digits or dots are the ASCII they map to. IPv6 forms that
 embed an IPv4 address (mapped, compatible, 6to4, NAT64, Teredo) are judged by the embedded
 address. ``check_address`` applies the same rules to the addresses a name resolved to, for
 the resolver that guards every connection. The allow-list holds CIDR networks and host names
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
+
+import idna
 
 from runback.errors import ConfigError, UrlRefusedError
 
@@ -106,7 +110,7 @@ class UrlPolicy:
             raise UrlRefusedError("URL has no host", reason="malformed")
         if any(c.isspace() for c in url):
             raise UrlRefusedError("URL contains whitespace", reason="malformed")
-        self._check_host(host.rstrip("."))
+        self._check_host(normalised_host(host).rstrip("."))
         return parts
 
     def check_address(self, ip: IPAddress, *, host: str) -> None:
@@ -142,6 +146,21 @@ class UrlPolicy:
                 raise _internal(host, "is a loopback name")
             return
         self.check_address(address, host=host)
+
+
+def normalised_host(host: str) -> str:
+    """``host`` as the HTTP client will connect to it: lowercase ASCII, an international
+    name in its IDNA (UTS-46) form, so 127.0.0.1 in full-width digits is judged as the
+    ``127.0.0.1`` it becomes; ``UrlRefusedError`` when it has no such form."""
+    if host.isascii():
+        return host.lower()
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise UrlRefusedError(
+            f"host {host!r} is not a valid international domain name: {exc}",
+            reason="malformed",
+        ) from None
 
 
 def _literal_address(host: str) -> IPAddress | None:

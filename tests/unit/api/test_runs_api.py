@@ -93,6 +93,11 @@ class TestBadInput:
             ({}, "input", "is required"),
             ({"input": {}, "callback_url": "ftp://x.example/"}, "callback_url", "http"),
             ({"input": {}, "callback_url": "https://10.0.0.7/"}, "callback_url", "private"),
+            (  # full-width digits: 10.0.0.7 once normalised as the client would
+                {"input": {}, "callback_url": "http://\uff11\uff10.0.0.7/"},
+                "callback_url",
+                "private",
+            ),
             (
                 {"input": {}, "callback_url": "https://x.example/" + "a" * 2048},
                 "callback_url",

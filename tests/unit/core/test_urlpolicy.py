@@ -81,6 +81,29 @@ def test_refused_urls_say_why(url: str, reason: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://\uff11\uff12\uff17.0.0.1/hook", "internal_address"),  # full-width digits
+        ("http://127\u30020\u30020\u30021/hook", "internal_address"),  # ideographic dots
+        ("http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/", "internal_address"),
+        ("http://\u2603.net/hook", "malformed"),  # not a name IDNA 2008 allows
+    ],
+)
+def test_hosts_are_judged_as_the_client_will_connect_to_them(url: str, reason: str) -> None:
+    # Once accepted, 127.0.0.1 in full-width digits failed DNS and was retried for 45 h: its
+    # host is 127.0.0.1 once normalised (IDNA / UTS-46), as the HTTP client encodes it.
+    with pytest.raises(UrlRefusedError) as refused:
+        DEFAULT.check(url)
+
+    assert refused.value.reason == reason
+
+
+def test_an_international_name_is_allowed_in_either_form() -> None:
+    DEFAULT.check("https://b\u00fccher.example/hook")
+    DEFAULT.check("https://xn--bcher-kva.example/hook")
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "http://127.1/hook",  # inet_aton shorthand for 127.0.0.1
