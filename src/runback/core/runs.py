@@ -50,6 +50,22 @@ def new_run(
     )
 
 
+def as_submitted(run: Run) -> Run:
+    """``run`` as it was when submitted, whatever happened since: what a replayed
+    ``Idempotency-Key`` answers (the first answer, not the run's current state)."""
+    return new_run(
+        run_id=run.id,
+        organization_id=run.organization_id,
+        model=run.model,
+        input=run.input,
+        now=run.created_at,
+        callback_url=run.callback_url,
+        metadata=run.metadata,
+        client_ref=run.client_ref,
+        output_url_ttl=run.output_url_ttl,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Ending:
     """How a run ends: its terminal status, and its output or failure."""

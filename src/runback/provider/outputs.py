@@ -122,7 +122,10 @@ class Outputs:
         return self._default_ttl
 
     async def url(self, output: OutputFile, *, expires_at: datetime) -> str:
-        presigned = await self._blobs.presigned_url(output.key, expires_at - self._clock.now())
+        # Signed from the whole second (as an S3 presign dates itself), so a URL expiring at
+        # a whole ``expires_at`` stops working at that very instant.
+        signed_at = self._clock.now().replace(microsecond=0)
+        presigned = await self._blobs.presigned_url(output.key, expires_at - signed_at)
         return presigned or sign_file_url(
             base_url=self._public_url,
             key=output.key,
@@ -139,7 +142,9 @@ class Outputs:
             if not found or run.output is None:
                 rendered[run.id] = run.output
                 continue
-            expires_at = self._clock.now() + self.lifetime(run)
+            # Whole seconds, as the URLs carry it: the stated expiry is the instant the URL
+            # stops working, not up to a second after.
+            expires_at = (self._clock.now() + self.lifetime(run)).replace(microsecond=0)
             output: dict[str, Any] = orjson.loads(run.output)
             output["outputs"] = [
                 {

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import httpx
+import orjson
 import pytest
 
 from runback.core.file_urls import sign_file_url
@@ -180,6 +181,22 @@ async def test_an_empty_file_is_served_empty_and_ignores_ranges(api: Api) -> Non
     assert response.content == b""
     assert response.headers["content-length"] == "0"
     assert response.headers["content-type"] == "text/plain"
+
+
+async def test_a_files_expires_at_is_the_instant_its_url_stops_working(api: Api) -> None:
+    clock = api.harness.clock
+    clock.advance(0.75)  # mid-second: the stated expiry must not be off by a fraction
+    outputs, run = api.harness.runtime.outputs, await _run(api)
+    await outputs.save(run=run, position=0, data=BODY, content_type="image/png")
+    rendered = await outputs.render_one(replace(run, output="{}"))
+    assert rendered is not None
+    [entry] = orjson.loads(rendered)["outputs"]
+    expires_at = datetime.fromisoformat(entry["expires_at"])
+
+    clock.set(expires_at - timedelta(microseconds=1))
+    assert (await api.client.get(entry["url"])).status_code == 200
+    clock.set(expires_at)
+    _refused(await api.client.get(entry["url"]), 403, "FILE_URL_INVALID")
 
 
 async def test_a_url_past_its_expiry_is_403_json(api: Api, url: httpx.URL) -> None:

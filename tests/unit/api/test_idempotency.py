@@ -21,6 +21,16 @@ async def test_the_same_key_and_body_replay_the_first_run(api: Api) -> None:
     assert api.woken == [True]
 
 
+async def test_a_replay_answers_the_first_answer_even_after_the_run_ended(api: Api) -> None:
+    first = await api.submit(BODY, headers={"Idempotency-Key": "k-done"})
+    await api.harness.executor.run_until_idle()
+    assert (await api.get(f"/v1/runs/{first.json()['id']}")).json()["status_code"] != "queued"
+
+    again = await api.submit(BODY, headers={"Idempotency-Key": "k-done"})
+
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+
+
 async def test_ten_concurrent_identical_requests_create_one_run(api: Api) -> None:
     answers = await asyncio.gather(
         *(api.submit(BODY, headers={"Idempotency-Key": "burst"}) for _ in range(10))

@@ -15,7 +15,7 @@ from runback.core.clock import to_utc
 from runback.core.ids import new_id
 from runback.core.payload import dumps
 from runback.core.records import Run
-from runback.core.runs import Ending, new_run
+from runback.core.runs import Ending, as_submitted, new_run
 from runback.core.states import RunStatus
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
 from runback.provider.api.bodies import read_json, validation_error
@@ -127,8 +127,8 @@ async def create_run(
             idempotency_key, _request_hash(model, body), since=now - IDEMPOTENCY_WINDOW
         )
     stored = await deps.store.runs.insert(run, idempotency=idempotency)
-    if stored.id != run.id:
-        response = json_response(run_view(stored), 201)
+    if stored.id != run.id:  # the first answer again, not the run's state now
+        response = json_response(run_view(as_submitted(stored)), 201)
         response.headers["Idempotent-Replayed"] = "true"
         return response
     deps.on_run_created()
