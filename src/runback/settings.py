@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from runback.core.retry import DEFAULT_RETRY_POLICY
 from runback.core.sealing import MasterKeys
 from runback.errors import ConfigError
+from runback.wording import problem
 
 DATABASE_FILE = "runback.db"
 LEASE_MARGIN_SECONDS = 5.0
@@ -186,6 +187,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "settings"
-        env = f"RUNBACK_{name.upper()}"
-        raise ConfigError(f"{name} (--{name.replace('_', '-')} or {env}): {first['msg']}") from None
+        name = ".".join(str(part) for part in first["loc"])
+        if not name:  # a rule across settings: its message names them
+            raise ConfigError(problem(first)) from None
+        # Name where the value came from: a flag this command has, else the variable.
+        where = f"--{name.replace('_', '-')}" if name in given else f"RUNBACK_{name.upper()}"
+        raise ConfigError(f"{where} {problem(first)}") from None

@@ -409,7 +409,7 @@ def test_retention_must_outlast_the_retry_window(days: float, accepted: bool) ->
     if accepted:
         assert load_settings(retention_days=days).retention_days == days
     else:
-        with pytest.raises(ConfigError, match=r"^retention_days .*more than 2\.45 days"):
+        with pytest.raises(ConfigError, match=r"^--retention-days .*more than 2\.45 days"):
             load_settings(retention_days=days)
 
 

@@ -38,8 +38,8 @@ def test_the_allow_list_is_comma_separated(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
-        ({"port": 70000}, "port (--port or RUNBACK_PORT)"),  # out of range
-        ({"attempt_timeout": 0}, "attempt_timeout"),  # must be positive
+        ({"port": 70000}, "--port must be at most 65535"),  # out of range
+        ({"attempt_timeout": 0}, "--attempt-timeout must be more than 0"),  # must be positive
         ({"lease_seconds": 10, "attempt_timeout": 10}, "lease_seconds"),  # lease too short
     ],
 )
@@ -49,3 +49,22 @@ def test_a_bad_value_is_one_config_error_naming_it(
     with pytest.raises(ConfigError) as caught:
         load_settings(**overrides)
     assert named in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("RUNBACK_ATTEMPT_TIMEOUT", "abc", "RUNBACK_ATTEMPT_TIMEOUT must be a number"),
+        ("RUNBACK_BREAKER_THRESHOLD", "0", "RUNBACK_BREAKER_THRESHOLD must be at least 1"),
+        ("RUNBACK_SQLITE_SYNCHRONOUS", "off", "RUNBACK_SQLITE_SYNCHRONOUS must be one of"),
+    ],
+)
+def test_a_bad_variable_is_named_as_set_in_plain_words(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    # Not a flag the command may not have, nor pydantic's "Input should be ...".
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(message)
+    assert "Input should" not in str(caught.value)

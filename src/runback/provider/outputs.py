@@ -142,9 +142,9 @@ class Outputs:
             if not found or run.output is None:
                 rendered[run.id] = run.output
                 continue
-            # Whole seconds, as the URLs carry it: the stated expiry is the instant the URL
-            # stops working, not up to a second after.
-            expires_at = (self._clock.now() + self.lifetime(run)).replace(microsecond=0)
+            # Whole seconds, as the URLs carry it (the stated expiry is the instant the URL
+            # stops working), rounded up: a URL must outlive the window it was sized for.
+            expires_at = _whole_second_up(self._clock.now() + self.lifetime(run))
             output: dict[str, Any] = orjson.loads(run.output)
             output["outputs"] = [
                 {
@@ -162,3 +162,8 @@ class Outputs:
 
     async def render_one(self, run: Run) -> JsonText | None:
         return (await self.render([run]))[run.id]
+
+
+def _whole_second_up(moment: datetime) -> datetime:
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)

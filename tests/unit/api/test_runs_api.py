@@ -174,6 +174,52 @@ class TestBadInput:
         response = await api.client.get("/v1/nothing-here", headers=api.auth())
         assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND")
 
+    @pytest.mark.parametrize("method", ["GET", "POST"])
+    async def test_a_trailing_slash_is_a_404_envelope_naming_the_route(
+        self, api: Api, method: str
+    ) -> None:
+        path = "/v1/runs/" if method == "GET" else "/v1/models/runback/echo/runs/"
+        response = await api.client.request(method, path, json={"input": {}}, headers=api.auth())
+
+        assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND")
+        assert path.rstrip("/") in response.json()["message"]
+
+    async def test_an_empty_and_a_blank_body_get_the_same_error(self, api: Api) -> None:
+        answers = [
+            await api.client.post("/v1/models/runback/echo/runs", content=body, headers=api.auth())
+            for body in (b"", b"  \n\t")
+        ]
+        assert answers[0].status_code == answers[1].status_code == 422
+        assert answers[0].json() == answers[1].json()
+
+    @pytest.mark.parametrize(
+        ("path", "body", "field", "message"),
+        [
+            ("/v1/runs?limit=abc", None, "limit", "must be an integer"),
+            ("/v1/runs?limit=0", None, "limit", "must be at least 1"),
+            ("/v1/runs?status=nope", None, "status", "must be one of 'queued'"),
+            (
+                "/v1/models/runback/echo/runs",
+                {"input": {}, "output_url_ttl": "x"},
+                "output_url_ttl",
+                "must be an integer",
+            ),
+        ],
+    )
+    async def test_errors_are_in_plain_words_not_pydantics(
+        self, api: Api, path: str, body: dict[str, Any] | None, field: str, message: str
+    ) -> None:
+        if body is None:
+            response = await api.client.get(path, headers=api.auth())
+        else:
+            response = await api.client.post(path, json=body, headers=api.auth())
+
+        assert response.status_code == 422
+        [problem] = response.json()["errors"]
+        assert problem["field"] == field
+        assert problem["message"].startswith(message)
+        assert "Input should" not in response.text
+
 
 class TestOrganizations:
     async def test_another_organizations_run_is_a_404(self, api: Api) -> None:

@@ -57,10 +57,16 @@ async def _request_invalid(_request: Request, exc: Exception) -> Response:
     return await _api_error(_request, validation_error(exc.errors()))
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
-    return json_response({"code": code, "message": exc.detail, "errors": None}, exc.status_code)
+    message = str(exc.detail)
+    path = request.url.path
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"there is no {path}"
+        if len(path) > 1 and path.endswith("/"):
+            message += f"; without the trailing slash: {path.rstrip('/')}"
+    return json_response({"code": code, "message": message, "errors": None}, exc.status_code)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
@@ -76,7 +82,11 @@ Readiness = Callable[[], Awaitable[None]]
 def base_app(title: str, *, ready: Readiness | None = None) -> FastAPI:
     """An app that answers every error with the contract's envelope, ``/healthz`` (the
     process lives) and ``/readyz`` (it can serve: for load balancers)."""
-    app = FastAPI(title=title, version="0.1.0", docs_url="/docs", redoc_url=None)
+    # No redirects for a trailing slash: a bare 307 (which many clients do not follow for a
+    # POST) helps no one; the 404 envelope says what to drop.
+    app = FastAPI(
+        title=title, version="0.1.0", docs_url="/docs", redoc_url=None, redirect_slashes=False
+    )
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StoreError, _store_refused)
     app.add_exception_handler(RequestValidationError, _request_invalid)

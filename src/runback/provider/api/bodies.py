@@ -21,6 +21,7 @@ from runback.errors import (
     UnsupportedMediaError,
     ValidationFailedError,
 )
+from runback.wording import problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,17 +49,6 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-# pydantic's wording, told in terms of JSON.
-_MESSAGES = {
-    "missing": "is required",
-    "dict_type": "must be a JSON object",
-    "string_type": "must be a string",
-    "bool_type": "must be true or false",
-    "int_type": "must be an integer",
-    "extra_forbidden": "is not a known field",
-}
-
-
 _SOURCES = frozenset({"body", "query", "path", "header"})
 
 
@@ -71,12 +61,13 @@ def field_errors(
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
         if location and location[0] in _SOURCES:
-            location = location[1:]
+            source, location = location[0], location[1:]
+            if source != "body":  # a repeated query parameter is named, not its index
+                location = [part for part in location if not part.isdigit()]
         if prefix is not None:
             location.insert(0, prefix)
         field = ".".join(location) or "body"
-        message = _MESSAGES.get(error.get("type", ""), str(error.get("msg", "is invalid")))
-        found.append({"field": field, "message": message})
+        found.append({"field": field, "message": problem(error)})
     return found
 
 
@@ -110,7 +101,7 @@ async def read_json(request: Request, model: type[M], *, limit: int) -> M:
         )
     body = await read_body(request, limit=limit)
     try:
-        data = orjson.loads(body) if body else {}
+        data = orjson.loads(body) if body.strip() else {}  # empty or blank: no fields
     except orjson.JSONDecodeError as exc:
         raise BadRequestError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
