@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from runback.blobs import BlobStore
-from runback.core.inbox import HANDLER_DELAYS
+from runback.core.inbox import HANDLER_RETRY
 from runback.core.signing import generate_secret
 from runback.receiver.config import ReceiveConfig, SourceConfig
 from runback.receiver.handlers import HandlerRegistry, ReceivedEvent
@@ -353,7 +353,7 @@ async def test_a_handler_that_fails_every_attempt_ends_failed(
 
     async with inbox_client(store, clock, config=SIGNED, handlers=handlers) as box:
         event_id = await receive_signed(box, run_completed(files.url_for("/out/cat.png")))
-        for _ in HANDLER_DELAYS:
+        for _ in HANDLER_RETRY.delays:
             await box.runner.handle_due()
             clock.set(moment((await box.event(event_id))["handler"]["next_at"]))
         await box.runner.handle_due()
@@ -362,10 +362,10 @@ async def test_a_handler_that_fails_every_attempt_ends_failed(
         clock.advance(86_400)
         again = await box.runner.handle_due()
     assert handler["state"] == "failed"
-    assert handler["attempts"] == len(HANDLER_DELAYS) + 1
+    assert handler["attempts"] == len(HANDLER_RETRY.delays) + 1
     assert handler["error"] == "ValueError: no such order"
     assert handler["next_at"] is None
-    assert calls == list(range(1, len(HANDLER_DELAYS) + 2))
+    assert calls == list(range(1, len(HANDLER_RETRY.delays) + 2))
     assert again == 0
 
 

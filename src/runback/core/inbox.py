@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Final
 from uuid import UUID
 
-from runback.core.retry import Random, doubling
+from runback.core.retry import Random, RetryPolicy, doubling
 
 
 class CopyState(StrEnum):
@@ -33,13 +33,11 @@ class HandlerState(StrEnum):
     FAILED = "failed"  # every attempt failed: replay it by hand
 
 
-COPY_DELAYS: Final = doubling(1.0, cap=300.0, count=10)
-"""Seconds between copy attempts: 1 s doubling to 5 min, then every 5 min until expiry."""
+COPY_RETRY: Final = RetryPolicy(doubling(1.0, cap=300.0, count=10), repeat_last=True)
+"""Between copy attempts: 1 s doubling to 5 min, then every 5 min until the URL expires."""
 
-HANDLER_DELAYS: Final = doubling(1.0, cap=600.0, count=12)
-"""Seconds between handler attempts: 12 retries over about an hour, then ``failed``."""
-
-_JITTER = 0.2
+HANDLER_RETRY: Final = RetryPolicy(doubling(1.0, cap=600.0, count=12))
+"""Between handler attempts: 12 retries over about an hour, then ``failed``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,22 +101,26 @@ class Copy:
     completed_at: datetime | None
 
 
-def _after(delay: float, *, now: datetime, random: Random) -> datetime:
-    return now + timedelta(seconds=delay * (1 + _JITTER * random()))
-
-
-def next_handler_attempt(attempts: int, *, now: datetime, random: Random) -> datetime | None:
+def next_handler_attempt(
+    attempts: int, *, now: datetime, random: Random, policy: RetryPolicy = HANDLER_RETRY
+) -> datetime | None:
     """When to run a failed handler again after ``attempts`` tries; None: give up."""
-    if attempts > len(HANDLER_DELAYS):
-        return None
-    return _after(HANDLER_DELAYS[attempts - 1], now=now, random=random)
+    delay = policy.delay_after(attempts, random)
+    return None if delay is None else now + timedelta(seconds=delay)
 
 
 def next_copy_attempt(
-    attempts: int, *, now: datetime, expires_at: datetime, random: Random
+    attempts: int,
+    *,
+    now: datetime,
+    expires_at: datetime,
+    random: Random,
+    policy: RetryPolicy = COPY_RETRY,
 ) -> datetime | None:
-    """When to try a failed copy again (the last delay repeating); None once its URL will
-    have expired by then."""
-    delay = COPY_DELAYS[min(attempts, len(COPY_DELAYS)) - 1]
-    due = _after(delay, now=now, random=random)
+    """When to try a failed copy again; None once its URL will have expired by then (or
+    the policy gives up)."""
+    delay = policy.delay_after(attempts, random)
+    if delay is None:
+        return None
+    due = now + timedelta(seconds=delay)
     return None if due >= expires_at else due

@@ -26,10 +26,15 @@ class RetryPolicy:
 
     delays: tuple[float, ...]
     jitter: float = 0.2
+    repeat_last: bool = False
+    """Keep retrying at the last delay past the list (something else ends it, such as the
+    expiry of the URL a copy reads)."""
 
     def __post_init__(self) -> None:
         if any(delay < 0 for delay in self.delays):
             raise ConfigError("retry delays must not be negative")
+        if self.repeat_last and not self.delays:
+            raise ConfigError("a retry policy that repeats its last delay needs one")
         if not 0 <= self.jitter <= 1:
             raise ConfigError("retry jitter must be a fraction between 0 and 1")
 
@@ -44,9 +49,10 @@ class RetryPolicy:
 
     def delay_after(self, attempt_number: int, random: Random) -> float | None:
         """Seconds to wait after failed attempt ``attempt_number`` (1-based); None: give up."""
-        if attempt_number >= self.max_attempts:
+        if attempt_number >= self.max_attempts and not self.repeat_last:
             return None
-        return self.delays[attempt_number - 1] * (1 + self.jitter * random())
+        base = self.delays[min(attempt_number, len(self.delays)) - 1]
+        return base * (1 + self.jitter * random())
 
     def to_json(self) -> dict[str, Any]:
         return {"delays": list(self.delays), "jitter": self.jitter}

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from runback.core.inbox import COPY_RETRY, HANDLER_RETRY
 from runback.core.retry import DEFAULT_RETRY_POLICY, RUNWARE_LADDER, RetryPolicy, doubling
 from runback.errors import ConfigError
 
@@ -158,3 +159,16 @@ def test_invalid_policy_is_a_config_error(delays: tuple[float, ...], jitter: flo
 )
 def test_doubling(first: float, cap: float, count: int, expected: tuple[float, ...]) -> None:
     assert doubling(first, cap=cap, count=count) == expected
+
+
+def test_a_policy_that_repeats_its_last_delay_never_gives_up() -> None:
+    policy = RetryPolicy(delays=(1.0, 5.0), jitter=0.0, repeat_last=True)
+
+    assert [policy.delay_after(n, lambda: 0.0) for n in (1, 2, 3, 50)] == [1.0, 5.0, 5.0, 5.0]
+
+
+def test_the_receivers_retries_are_policies_like_the_senders() -> None:
+    assert isinstance(COPY_RETRY, RetryPolicy)
+    assert isinstance(HANDLER_RETRY, RetryPolicy)
+    assert HANDLER_RETRY.delay_after(HANDLER_RETRY.max_attempts, lambda: 0.0) is None
+    assert COPY_RETRY.delay_after(1_000, lambda: 0.0) == COPY_RETRY.delays[-1]
