@@ -112,6 +112,25 @@ async def test_the_fastapi_receiver_example_verifies_and_dedupes(
     assert (forged.status_code, forged.json()["code"]) == (401, "INVALID_SIGNATURE")
 
 
+async def test_the_fastapi_receiver_example_without_a_secret_says_which_variable_to_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RUNBACK_SECRET", raising=False)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    example = importlib.reload(importlib.import_module("receiver_fastapi"))
+    assert "RUNBACK_SECRET" in capsys.readouterr().err  # said at start
+
+    body = orjson.dumps({"event": "run.completed", "run_id": "r-1", "status": "succeeded"})
+    transport = httpx.ASGITransport(app=example.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://example.test") as http:
+        answer = await http.post(
+            "/webhooks/runback", content=body, headers={"Content-Type": "application/json"}
+        )
+
+    assert answer.status_code == 401
+    assert "RUNBACK_SECRET" in answer.json()["detail"]
+
+
 async def test_the_inbox_handlers_example_runs_once_per_event(tmp_path: Path) -> None:
     inbox_dir = tmp_path / "inbox"
     key = cli("keys", "create", "--data-dir", str(inbox_dir)).stdout.strip()

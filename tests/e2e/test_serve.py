@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,27 @@ def test_keys_create_prints_only_a_key_that_works(data_dir: Path, key: str) -> N
     assert another.stdout.count("\n") == 1
     assert another.stdout.startswith("rb_")
     assert another.stdout.strip() != key
+
+
+async def test_the_first_start_shows_a_key_and_a_secret_that_signs_the_first_callback(
+    tmp_path: Path,
+) -> None:
+    with ServeProcess(tmp_path / "fresh") as server:
+        # The banner follows the line the start waits for.
+        await wait_for(lambda: "-d '{" in server.log.read_text(), what="the whole banner")
+        banner = server.log.read_text()
+        [key] = re.findall(r"API key:\s+(rb_\S+)", banner)
+        [secret] = re.findall(r"signing secret:\s+(whsec_\S+)", banner)
+        async with (
+            LoopbackReceiver(answer(200)) as receiver,
+            httpx.AsyncClient(
+                base_url=server.url, headers={"Authorization": f"Bearer {key}"}
+            ) as client,
+        ):
+            await _submit(client, {"input": {}, "callback_url": receiver.url_for("/hook")})
+            await wait_for(lambda: len(receiver.requests) == 1, timeout=15, what="the callback")
+
+    [request] = receiver.requests
+    assert request.headers["Runflow-Signature"] == runflow_signature(secret, request.body)
+    Webhook(secret).verify(request.body, dict(request.headers))
+    assert banner.count(secret) == 1  # shown once, not logged again

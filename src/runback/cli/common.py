@@ -74,6 +74,10 @@ async def with_store(
     """Open (and migrate) a data directory's database, make sure the default organization
     exists, and do ``work`` with the store and the time now."""
     directory = prepare_data_dir(data_dir or settings.data_dir)
+    if data_dir is None and "data_dir" not in settings.model_fields_set:
+        # The default is relative to where the command runs: say which one it was, so a
+        # key made from another directory is not a mystery.
+        typer.echo(f"runback: data dir {directory.resolve()}", err=True)
     url = settings.database_url or sqlite_url(directory / "runback.db")
     async with open_store(
         url,

@@ -15,7 +15,11 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from uuid import UUID
 
+from runback.core.ids import new_id
+from runback.core.records import CallbackSecret
 from runback.errors import InvalidSecretError
 
 SECRET_PREFIX = "whsec_"
@@ -26,6 +30,26 @@ _KEY_PREFIX_CHARS = 10
 def generate_secret(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
     """A new secret: ``whsec_`` + standard base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(random_bytes(_SECRET_BYTES)).decode()
+
+
+def new_callback_secret(
+    organization_id: UUID, *, label: str | None, now: datetime
+) -> CallbackSecret:
+    """A fresh secret of ``organization_id``, not current (an organization's first becomes
+    current when stored). Its plain value is shown once, when it is made."""
+    plain = generate_secret()
+    return CallbackSecret(
+        id=new_id(),
+        organization_id=organization_id,
+        label=label,
+        secret=plain,
+        key_prefix=key_prefix(plain),
+        is_current=False,
+        disabled_at=None,
+        last_used_at=None,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def key_prefix(secret: str) -> str:

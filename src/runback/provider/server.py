@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import shutil
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from runback.core.clock import Clock, SystemClock
 from runback.core.sealing import MasterKeys
+from runback.core.signing import new_callback_secret
 from runback.core.urlpolicy import UrlPolicy
 from runback.datadir import DataDirLock, prepare_data_dir
 from runback.http_server import bind, serve_app, url_of
@@ -57,27 +61,48 @@ async def _greet(
     store: Store, clock: Clock, settings: Settings, url: str, roles: Roles, say: Print
 ) -> None:
     allow = ", ".join(settings.callback_allow) or "public addresses only"
-    say(f"runback serving {url} ({roles.describe()}; data: {settings.data_dir})")
+    say(f"runback serving {url} ({roles.describe()}; data: {settings.data_dir.resolve()})")
     say(f"callbacks may reach internal addresses: {allow}")
     if not roles.api:
         return
     organization, created = await store.accounts.ensure_default_organization(now=clock.now())
     if created:
-        key = await store.accounts.create_api_key([organization.id], now=clock.now())
+        now = clock.now()
+        key = await store.accounts.create_api_key([organization.id], now=now)
+        secret = await store.secrets.create(
+            new_callback_secret(organization.id, label="first", now=now)
+        )
         say(
-            f"\nCreated organization '{organization.name}' and its first API key. "
-            f"It is shown this once only:\n\n    {key}\n\nA first run:\n\n"
+            f"\nCreated organization '{organization.name}', its first API key and the secret "
+            "that signs its callbacks. Both are shown this once only:\n\n"
+            f"    API key:         {key}\n"
+            f"    signing secret:  {secret.secret}\n\n"
+            "Receivers verify Runflow-Signature and webhook-signature with the secret "
+            "(examples/receiver_fastapi.py reads it from RUNBACK_SECRET). A first run:\n\n"
             f"    curl -s -X POST {url}/v1/models/runback/echo/runs \\\n"
             f'      -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\\n'
             """      -d '{"input": {"hello": "world"}}'\n"""
         )
     else:
-        say(f"another API key: runback keys create --data-dir {settings.data_dir}")
+        runback = _runback_command()
+        say(f"another API key: {runback} keys create --data-dir {settings.data_dir}")
+
+
+def _runback_command() -> str:
+    """How to call this runback from a shell: by name when it is on the PATH."""
+    here = Path(sys.argv[0])
+    if here.name == "runback" and shutil.which("runback") != str(here.resolve()):
+        return str(here)
+    return "runback"
 
 
 def _master_keys(settings: Settings) -> MasterKeys | None:
     if not settings.master_keys:
-        log.warning("no RUNBACK_MASTER_KEYS: callback secrets are stored in plain text")
+        log.warning(
+            "no RUNBACK_MASTER_KEYS: callback secrets are stored in plain text; to seal them, "
+            'set RUNBACK_MASTER_KEYS="k1:$(openssl rand -base64 32)" and keep it safe '
+            "(docs/operations.md)"
+        )
         return None
     return MasterKeys.parse(settings.master_keys)
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from runback.core.ids import new_id
-from runback.core.records import CallbackSecret
-from runback.core.signing import generate_secret, key_prefix
+from runback.core.signing import new_callback_secret
 from runback.errors import NotFoundError, ValidationFailedError
 from runback.provider.api.bodies import read_json
 from runback.provider.api.deps import CurrentCaller, Deps, uuid_or_none
@@ -51,22 +49,8 @@ async def create_secret(request: Request, deps: Deps, caller: CurrentCaller) -> 
     """Create a secret; its plain value is in this answer and never again. An
     organization's first secret becomes current."""
     body = await read_json(request, SecretCreate, limit=deps.max_body_bytes)
-    now = deps.clock.now()
-    plain = generate_secret()
-    secret = await deps.store.secrets.create(
-        CallbackSecret(
-            id=new_id(),
-            organization_id=caller.organization_id,
-            label=body.label,
-            secret=plain,
-            key_prefix=key_prefix(plain),
-            is_current=False,
-            disabled_at=None,
-            last_used_at=None,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    made = new_callback_secret(caller.organization_id, label=body.label, now=deps.clock.now())
+    secret = await deps.store.secrets.create(made)
     return json_response(secret_view(secret, plain=True), 201)
 
 
