@@ -223,7 +223,11 @@ class TestRecovery:
         h = await make_harness(store, clock)
         submitted = await h.submit()
         await store.runs.claim_queued(
-            worker="dead", limit=1, now=clock.now(), lease_until=clock.now()
+            models=["runback/echo"],
+            worker="dead",
+            limit=1,
+            now=clock.now(),
+            lease_until=clock.now(),
         )
 
         assert await h.executor.recover(max_executions=2) == 0
@@ -239,7 +243,11 @@ class TestRecovery:
         h = await make_harness(store, clock)
         submitted = await h.submit()
         await store.runs.claim_queued(
-            worker="dead", limit=1, now=clock.now(), lease_until=clock.now()
+            models=["runback/echo"],
+            worker="dead",
+            limit=1,
+            now=clock.now(),
+            lease_until=clock.now(),
         )
 
         assert await h.executor.recover(max_executions=1) == 1
@@ -263,12 +271,24 @@ class TestRecovery:
         assert len(await h.deliveries(submitted.id)) == 1
 
 
-async def test_a_model_missing_after_a_restart_fails_its_run(
+async def test_a_worker_leaves_runs_of_models_it_does_not_serve_to_those_that_do(
     store: Store, clock: ManualClock
 ) -> None:
-    h = await make_harness(store, clock, registry=register_builtins(ModelRegistry()))
-    submitted = await h.submit(model="acme/gone")
+    # A CPU pool beside a GPU pool: the CPU workers must not take (and fail) GPU runs.
+    cpu = await make_harness(store, clock, registry=register_builtins(ModelRegistry()))
+    submitted = await cpu.submit(model="acme/paint")
 
-    await h.executor.run_until_idle()
+    await cpu.executor.run_until_idle()
+    assert (await cpu.run(submitted.id)).status is RunStatus.QUEUED  # waits, not failed
 
-    assert (await h.run(submitted.id)).failure_code == "model_unavailable"
+    gpu_models = ModelRegistry()
+
+    @gpu_models.model("acme/paint")
+    async def paint(input: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        return {"painted": True}
+
+    gpu = await make_harness(store, clock, registry=gpu_models)
+    await gpu.executor.run_until_idle()
+
+    done = await gpu.run(submitted.id)
+    assert (done.status, done.output) == (RunStatus.SUCCEEDED, '{"painted":true}')

@@ -81,7 +81,7 @@ async def test_an_end_that_is_refused_gives_its_reserved_slot_back(
     h = await make_harness(store, clock, per_destination=1)
     queued = await h.submit()
     [running] = await store.runs.claim_queued(
-        worker="w", limit=1, now=clock.now(), lease_until=clock.now()
+        models=["runback/echo"], worker="w", limit=1, now=clock.now(), lease_until=clock.now()
     )
 
     async with serving(h.dispatcher):

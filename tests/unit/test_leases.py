@@ -25,7 +25,11 @@ async def test_a_run_whose_lease_expired_is_queued_again_and_runs(
     h = await make_harness(store, clock)
     run = await h.submit()
     await store.runs.claim_queued(
-        worker="dead", limit=1, now=clock.now(), lease_until=clock.now() + timedelta(seconds=60)
+        models=["runback/echo"],
+        worker="dead",
+        limit=1,
+        now=clock.now(),
+        lease_until=clock.now() + timedelta(seconds=60),
     )
 
     assert await h.executor.recover(max_executions=2, expired_only=True) == 0
@@ -44,7 +48,9 @@ async def test_a_run_out_of_executions_whose_lease_expired_fails_as_interrupted(
 ) -> None:
     h = await make_harness(store, clock)
     run = await h.submit()
-    await store.runs.claim_queued(worker="dead", limit=1, now=clock.now(), lease_until=clock.now())
+    await store.runs.claim_queued(
+        models=["runback/echo"], worker="dead", limit=1, now=clock.now(), lease_until=clock.now()
+    )
     clock.advance(1)
 
     assert await h.executor.recover(max_executions=1, expired_only=True) == 1

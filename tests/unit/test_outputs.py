@@ -141,7 +141,7 @@ async def test_a_run_executed_again_forgets_the_files_of_its_interrupted_executi
     h = await make_harness(store, clock, registry=_registry())
     run = await h.submit(model="acme/draw")
     [claimed] = await store.runs.claim_queued(
-        worker="dead", limit=1, now=clock.now(), lease_until=clock.now()
+        models=["acme/draw"], worker="dead", limit=1, now=clock.now(), lease_until=clock.now()
     )
     half = await h.runtime.outputs.save(
         run=claimed, position=0, data=b"half", content_type="text/plain"

@@ -145,7 +145,7 @@ async def _claimed(h: Harness, worker: str) -> Run:
     await h.submit()
     now = h.clock.now()
     [run] = await h.store.runs.claim_queued(
-        worker=worker, limit=1, now=now, lease_until=now + LEASE
+        models=["runback/echo"], worker=worker, limit=1, now=now, lease_until=now + LEASE
     )
     return run
 
@@ -160,7 +160,11 @@ async def test_a_cancel_that_read_the_run_queued_is_refused_once_an_executor_end
     h = await make_harness(store, clock)
     queued = await h.submit()
     [running] = await store.runs.claim_queued(
-        worker="w", limit=1, now=clock.now(), lease_until=clock.now() + LEASE
+        models=["runback/echo"],
+        worker="w",
+        limit=1,
+        now=clock.now(),
+        lease_until=clock.now() + LEASE,
     )
     assert await h.outbox.end(running, Ending(RunStatus.SUCCEEDED, "{}")) is not None
 
@@ -179,7 +183,7 @@ async def test_a_cancel_racing_a_runs_claim_and_end_ends_it_once_with_one_callba
     async def execute(run: Run) -> None:
         now = clock.now()
         claimed = await store.runs.claim_queued(
-            worker="w", limit=1, now=now, lease_until=now + LEASE
+            models=["runback/echo"], worker="w", limit=1, now=now, lease_until=now + LEASE
         )
         for running in claimed:
             await h.outbox.end(running, Ending(RunStatus.SUCCEEDED, "{}"))
@@ -244,7 +248,11 @@ async def test_a_stopping_executor_hands_back_only_runs_it_still_holds(
     clock.advance(LEASE.total_seconds() + 1)
     await h.executor.recover(max_executions=2, expired_only=True)
     [taken] = await store.runs.claim_queued(
-        worker="b", limit=1, now=clock.now(), lease_until=clock.now() + LEASE
+        models=["runback/echo"],
+        worker="b",
+        limit=1,
+        now=clock.now(),
+        lease_until=clock.now() + LEASE,
     )
 
     await store.runs.hand_back([lost.id], worker="a", now=clock.now())

@@ -72,7 +72,7 @@ async def _finished_run(store: Store, clock: ManualClock) -> Run:
     run = queued_run(organization_id=organization.id, now=clock.now())
     await store.runs.insert(run)
     [running] = await store.runs.claim_queued(
-        worker="w", limit=1, now=clock.now(), lease_until=clock.now()
+        models=["runback/echo"], worker="w", limit=1, now=clock.now(), lease_until=clock.now()
     )
     done = replace(running, status=RunStatus.SUCCEEDED, output="{}", completed_at=clock.now())
     assert await store.outbox.end(running, done, _delivery(done, clock)) is None

@@ -154,7 +154,9 @@ class Executor(Worker):
             now=now,
             lease_until=now + self._lease,
             room=self._model_room,
-            skip_models=[m.name for m in self._registry if self._model_room(m.name) <= 0],
+            # Only what this worker serves: beside a pool serving other models (GPU and
+            # CPU workers, say), a run it took could only fail.
+            models=[m.name for m in self._registry if self._model_room(m.name) > 0],
         )
         for run in claimed:
             self._per_model[run.model] += 1

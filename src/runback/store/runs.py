@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, not_, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 
 from runback.batching import GroupCommit
 from runback.core.records import Run
@@ -101,7 +101,7 @@ _QUEUED = prepared(
     select(runs.c.id, runs.c.model)
     .where(
         runs.c.status == RunStatus.QUEUED.value,
-        not_(any_of(runs.c.model, "skip_models")),
+        any_of(runs.c.model, "models"),
     )
     .order_by(runs.c.created_at)
     .limit(bindparam("scan"))
@@ -225,12 +225,13 @@ class RunStore:
         limit: int,
         now: datetime,
         lease_until: datetime,
+        models: Collection[str],
         room: Callable[[str], int] | None = None,
-        skip_models: Collection[str] = (),
     ) -> list[Run]:
-        """Move up to ``limit`` of the oldest queued runs, none of ``skip_models`` (at their
-        cap) and, with ``room``, at most ``room(model)`` of each model, to ``running`` for
-        ``worker``: one transaction whatever the models.
+        """Move up to ``limit`` of the oldest queued runs of ``models`` (those ``worker``
+        serves and has room for: it never takes a run it cannot execute) and, with ``room``,
+        at most ``room(model)`` of each model, to ``running`` for ``worker``: one
+        transaction whatever the models.
 
         ``dispatching`` is the state in between: claimed, model not yet started. Both steps
         happen in one transaction here because this executor starts every run it claims
@@ -238,9 +239,7 @@ class RunStore:
         """
         scan = limit if room is None else min(limit * 2, MAX_SCAN)
         async with self._db.write() as conn:
-            found = (
-                await conn.execute(_QUEUED, {"skip_models": list(skip_models), "scan": scan})
-            ).all()
+            found = (await conn.execute(_QUEUED, {"models": list(models), "scan": scan})).all()
             chosen = fitting(found, limit=limit, room=room, key=lambda row: row.model)
             if not chosen:
                 return []
