@@ -31,7 +31,8 @@ run: $(VENV)/.run  ## serve on ./runback-data at 127.0.0.1:8000, callbacks to lo
 run-pg: $(VENV)/.run  ## one API (port 8000) and two workers (8100, 8101) on PostgreSQL at PG_URL
 	RUNBACK_DATABASE_URL=$(PG_URL) $(BIN)/runback migrate
 	trap 'kill 0' INT TERM EXIT; export RUNBACK_DATABASE_URL=$(PG_URL) \
-	  RUNBACK_CALLBACK_ALLOW=127.0.0.0/8,::1,localhost; \
+	  RUNBACK_CALLBACK_ALLOW=127.0.0.0/8,::1,localhost \
+	  RUNBACK_PUBLIC_URL=http://127.0.0.1:8000 RUNBACK_FILES_SHARED=true; \
 	$(BIN)/runback worker --port 8100 & $(BIN)/runback worker --port 8101 & \
 	$(BIN)/runback api --port 8000; wait
 

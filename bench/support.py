@@ -138,7 +138,10 @@ def pid_of_log(log: Path, *, wait: float = 10.0) -> int | None:
 
 
 def base_env(**extra: str) -> dict[str, str]:
+    # api and worker processes need a public URL and one files directory: no benchmark
+    # fetches an output, and they all run on this host.
     return {**os.environ, "RUNBACK_LOG_LEVEL": "warning", "RUNBACK_CALLBACK_ALLOW": "127.0.0.0/8",
+            "RUNBACK_PUBLIC_URL": "http://127.0.0.1:8000", "RUNBACK_FILES_SHARED": "true",
             **extra}  # fmt: skip
 
 

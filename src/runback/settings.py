@@ -79,8 +79,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     public_url: str | None = None
-    """The base URL receivers reach this server at; output file URLs start with it.
-    Defaults to the address it serves on."""
+    """The base URL receivers reach the API at; output file URLs start with it. ``serve``
+    defaults to the address it serves on; ``api`` and ``worker`` require it."""
+    files_shared: bool = False
+    """Every ``api`` and ``worker`` process sees the same ``<data dir>/files`` (one host,
+    or one shared mount): without it, or ``RUNBACK_S3_BUCKET``, they refuse to start."""
     output_url_ttl: float | None = Field(default=None, gt=0)
     """Seconds output URLs stay valid; default: the longer of 24 h and the retry window."""
     max_output_bytes: int = Field(default=1024**3, ge=1)

@@ -4,6 +4,7 @@ sharing a database schema of their own; a loopback receiver counts every callbac
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 import uuid
@@ -21,7 +22,8 @@ from aiohttp import web
 
 from runback.core.signing import generate_secret, signature_headers
 from support.process import ServeProcess, cli
-from support.receivers import LoopbackReceiver
+from support.receivers import LoopbackReceiver, answer
+from support.s3 import free_port
 from support.waiting import eventually, wait_for
 
 POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -63,11 +65,20 @@ class Cluster:
         self.key = cli(
             "keys", "create", "--data-dir", str(tmp_path / "keys"), env=env
         ).stdout.strip()
-        self.api = stack.enter_context(self._process("api", "api"))
+        # The workers' output URLs point at the API, whose port is chosen first; every
+        # process shares one files directory (one host).
+        self._api_port = free_port()
+        self._env = {
+            **env,
+            "RUNBACK_PUBLIC_URL": f"http://127.0.0.1:{self._api_port}",
+            "RUNBACK_FILES_SHARED": "true",
+        }
+        self.api = stack.enter_context(self._process("api", "api", port=self._api_port))
         self.workers: list[ServeProcess] = []
 
-    def _process(self, command: str, name: str) -> ServeProcess:
-        return ServeProcess(self._tmp / name, command=command, args=(), env=self._env)
+    def _process(self, command: str, name: str, port: int = 0) -> ServeProcess:
+        shared = self._tmp / "shared"
+        return ServeProcess(shared, command=command, args=(), env=self._env, port=port, name=name)
 
     def add_worker(self) -> ServeProcess:
         worker = self._stack.enter_context(self._process("worker", f"worker{len(self.workers)}"))
@@ -131,6 +142,44 @@ async def test_three_workers_deliver_every_callback_once(cluster: Cluster) -> No
 
     assert len(set(ids)) == RUNS
     assert set(counting.seen.values()) == {1}  # none twice while the leases held
+
+
+async def test_a_worker_made_output_downloads_through_the_callbacks_url(
+    cluster: Cluster,
+) -> None:
+    cluster.add_worker()
+    async with LoopbackReceiver(answer(200)) as receiver, cluster.client() as client:
+        made = await client.post(
+            "/v1/models/runback/thumbnail/runs",
+            json={"input": {"width": 32, "height": 24}, "callback_url": receiver.url_for("/h")},
+        )
+        assert made.status_code == 201, made.text
+        await wait_for(lambda: len(receiver.requests) == 1, timeout=30, what="the callback")
+        [entry] = orjson.loads(receiver.requests[0].body)["output"]["outputs"]
+        assert entry["url"].startswith(cluster.api.url)  # the API, not the worker
+
+        download = await client.get(entry["url"])
+
+    assert download.status_code == 200, download.text
+    assert hashlib.sha256(download.content).hexdigest() == entry["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "says"),
+    [
+        ("api", {}, "RUNBACK_PUBLIC_URL"),
+        ("worker", {}, "RUNBACK_PUBLIC_URL"),
+        ("worker", {"RUNBACK_PUBLIC_URL": "http://api.internal:8000"}, "RUNBACK_FILES_SHARED"),
+    ],
+)
+def test_a_split_process_without_what_it_needs_refuses_to_start_in_one_line(
+    tmp_path: Path, env: dict[str, str], command: str, says: str
+) -> None:
+    result = cli(command, "--port", "0", "--data-dir", str(tmp_path), env=env)
+
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert says in result.stderr
 
 
 async def _held_by(schema: str, pid: int) -> int:

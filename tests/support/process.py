@@ -40,10 +40,13 @@ class ServeProcess:
         env: dict[str, str] | None = None,
         command: str = "serve",
         args: tuple[str, ...] = ("--callback-allow", "127.0.0.0/8"),
+        port: int = 0,
+        name: str | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self._command = (command, "--port", "0", "--data-dir", str(data_dir), *args)
-        self.log = data_dir.parent / f"{data_dir.name}-serve.log"
+        self._command = (command, "--port", str(port), "--data-dir", str(data_dir), *args)
+        # Processes may share a data dir (api and workers): each its own log.
+        self.log = data_dir.parent / f"{name or data_dir.name}-serve.log"
         self._env = {
             **os.environ,
             "RUNBACK_POLL_INTERVAL": "0.2",

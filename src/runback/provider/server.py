@@ -23,6 +23,7 @@ from runback.core.sealing import MasterKeys
 from runback.core.signing import new_callback_secret
 from runback.core.urlpolicy import UrlPolicy
 from runback.datadir import DataDirLock, prepare_data_dir
+from runback.errors import ConfigError
 from runback.http_server import bind, serve_app, url_of
 from runback.provider.api.app import base_app, create_app
 from runback.provider.fetcher import AiohttpFetcher
@@ -96,6 +97,23 @@ def _runback_command() -> str:
     return "runback"
 
 
+def _check_split(settings: Settings) -> None:
+    """An ``api`` or ``worker`` process works with others: a worker saves the output files
+    that the API serves, at URLs that must reach the API."""
+    if settings.public_url is None:
+        raise ConfigError(
+            "runback api and runback worker need RUNBACK_PUBLIC_URL, the URL clients reach "
+            "the API at (output file URLs point there), e.g. http://api.internal:8000"
+        )
+    if settings.s3_bucket is None and not settings.files_shared:
+        raise ConfigError(
+            f"output files would stay in this process's {settings.data_dir / 'files'}, which "
+            "the other processes cannot read: set RUNBACK_S3_BUCKET, or "
+            "RUNBACK_FILES_SHARED=true when every api and worker process uses one files "
+            "directory (one host, or a shared mount at the same --data-dir)"
+        )
+
+
 def _master_keys(settings: Settings) -> MasterKeys | None:
     if not settings.master_keys:
         log.warning(
@@ -117,6 +135,8 @@ async def serve(
     processes, or PostgreSQL) processes share the database and take back a dead one's work
     when its leases expire.
     """
+    if not roles.everything:
+        _check_split(settings)
     data_dir = prepare_data_dir(settings.data_dir)
     url_policy = UrlPolicy.from_allow_list(settings.callback_allow)
     url = settings.effective_database_url
