@@ -102,7 +102,10 @@ async def main(workers: int, runs: int) -> None:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     hook = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
     env = {**os.environ, "RUNBACK_DATABASE_URL": POSTGRES_URL, "RUNBACK_DATABASE_SCHEMA": schema,
-           "RUNBACK_CALLBACK_ALLOW": "127.0.0.0/8", "RUNBACK_LOG_LEVEL": "warning"}  # fmt: skip
+           "RUNBACK_CALLBACK_ALLOW": "127.0.0.0/8", "RUNBACK_LOG_LEVEL": "warning",
+           # no output is fetched here, and every process runs on this host
+           "RUNBACK_PUBLIC_URL": "http://127.0.0.1:8000",
+           "RUNBACK_FILES_SHARED": "true"}  # fmt: skip
     runback = [sys.executable, "-m", "runback"]
     processes: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
