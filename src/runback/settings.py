@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     ``destination.recovered``, signed like every callback."""
     max_in_flight_deliveries: int = Field(default=256, ge=1, le=100_000)
     max_concurrent_runs: int = Field(default=64, ge=1, le=100_000)
+    unserved_run_timeout: float = Field(default=3600.0, gt=0)
+    """Seconds a queued run may wait when no live worker serves its model (a worker pool is
+    down, or no deployment has it) before it fails with ``model_unavailable``."""
     run_max_executions: int = Field(default=2, ge=1, le=100)
     """How often a run may start: a run interrupted by a crash runs again while it may."""
     model_timeout: float = Field(default=600.0, gt=0)

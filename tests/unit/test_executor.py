@@ -292,3 +292,38 @@ async def test_a_worker_leaves_runs_of_models_it_does_not_serve_to_those_that_do
 
     done = await gpu.run(submitted.id)
     assert (done.status, done.output) == (RunStatus.SUCCEEDED, '{"painted":true}')
+
+
+async def test_a_run_no_live_worker_serves_waits_is_logged_and_fails_after_the_timeout(
+    store: Store, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = await make_harness(store, clock, registry=register_builtins(ModelRegistry()))
+    submitted = await h.submit(model="acme/paint")
+
+    assert await h.executor.fail_unserved() == 0  # too soon: it waits
+    assert (await h.run(submitted.id)).status is RunStatus.QUEUED
+    assert "acme/paint" in caplog.text  # ...and the log says why
+
+    clock.advance(3601)
+    assert await h.executor.fail_unserved() == 1
+    await h.executor.run_until_idle()
+
+    run = await h.run(submitted.id)
+    assert (run.status, run.failure_code) == (RunStatus.FAILED, "model_unavailable")
+    assert "acme/paint" in (run.failure_message or "")
+    assert len(await h.deliveries(submitted.id)) == 1  # its callback says so
+
+
+async def test_a_run_a_live_worker_serves_never_fails_for_waiting(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await make_harness(store, clock, registry=register_builtins(ModelRegistry()))
+    submitted = await h.submit(model="acme/paint")
+    clock.advance(7200)
+    await store.workers.beat("gpu-1", ["acme/paint"], now=clock.now())  # busy, but alive
+
+    assert await h.executor.fail_unserved() == 0
+    assert (await h.run(submitted.id)).status is RunStatus.QUEUED
+
+    clock.advance(120)  # its heartbeat is older than a lease: it is gone
+    assert await h.executor.fail_unserved() == 1

@@ -57,6 +57,7 @@ class Executor(Worker):
         lease_seconds: float = 60.0,
         max_executions: int = 2,
         threads: int = 8,
+        unserved_after: float = 3600.0,
     ) -> None:
         super().__init__(capacity=max_concurrency, poll_interval=poll_interval)
         self._store = store
@@ -75,6 +76,7 @@ class Executor(Worker):
         self._lease = timedelta(seconds=lease_seconds)
         self._max_executions = max_executions
         self._next_upkeep = datetime.min.replace(tzinfo=UTC)
+        self._unserved_after = timedelta(seconds=unserved_after)
 
     async def run_until_idle(self) -> None:
         """Run every queued run, and those they lead to, to its end (for tests and tools)."""
@@ -92,6 +94,7 @@ class Executor(Worker):
         self._threads.shutdown(wait=False, cancel_futures=True)
         if held:
             await self._store.runs.hand_back(held, worker=self._worker_id, now=self._clock.now())
+        await self._store.workers.leave(self._worker_id)
 
     def cancel(self, run_id: UUID) -> asyncio.Task[Any] | None:
         """Cancel a run this executor holds; answers its task, to await, if it has started."""
@@ -134,11 +137,52 @@ class Executor(Worker):
         if now < self._next_upkeep:
             return
         self._next_upkeep = now + self._lease / 3
+        await self._store.workers.beat(self._worker_id, self._registry.names(), now=now)
         if self._running:
             await self._store.runs.extend_leases(
                 list(self._running), worker=self._worker_id, lease_until=now + self._lease
             )
         await self.recover(max_executions=self._max_executions, expired_only=True)
+        await self.fail_unserved()
+
+    async def fail_unserved(self) -> int:
+        """Say which models have queued runs that no live worker serves, and fail those runs
+        once they have waited longer than ``unserved_after``; answers how many it failed.
+
+        Every executor claims only the models it serves, so such a run would otherwise wait
+        for ever: a worker pool that is down, or a model no deployment has.
+        """
+        now = self._clock.now()
+        waiting = await self._store.workers.queued_models()
+        if not waiting:
+            return 0
+        served = await self._store.workers.served(since=now - self._lease)
+        served.update(self._registry.names())
+        unserved = {m: oldest for m, oldest in waiting.items() if m not in served}
+        for model, oldest in sorted(unserved.items()):
+            log.warning(
+                "runs of model %s are waiting (the oldest since %s): no live worker serves "
+                "it; they fail %g s after they were submitted",
+                model,
+                oldest.isoformat(),
+                self._unserved_after.total_seconds(),
+            )
+        deadline = now - self._unserved_after
+        expired = [model for model, oldest in unserved.items() if oldest <= deadline]
+        if not expired or self.room <= 0:
+            return 0
+        claimed = await self._store.runs.claim_queued(
+            worker=self._worker_id,
+            limit=self.room,
+            now=now,
+            lease_until=now + self._lease,
+            models=expired,
+            created_before=deadline,
+        )
+        for run in claimed:  # no model here: each ends model_unavailable
+            self._per_model[run.model] += 1
+            self._spawn(self._execute(run), name=f"run {run.id}")
+        return len(claimed)
 
     async def _start_queued(self) -> int:
         """Claim as many queued runs as there is room for, each model within its cap, in
@@ -204,7 +248,7 @@ class Executor(Worker):
             return Ending.canceled()
         model = self._registry.get(run.model)
         if model is None:
-            return Ending.failed("model_unavailable", f"model {run.model} is not served here")
+            return Ending.failed("model_unavailable", f"no live worker serves model {run.model}")
         if run.execution_count > 1:
             await self._outputs.discard(run.id)  # what an interrupted execution saved
         timeout = model.timeout or self._default_timeout

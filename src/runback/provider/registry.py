@@ -129,6 +129,10 @@ class ModelRegistry:
     def get(self, name: str) -> Model | None:
         return self._models.get(name)
 
+    def names(self) -> set[str]:
+        """The names of every model served."""
+        return set(self._models)
+
     def __iter__(self) -> Iterator[Model]:
         return iter(self._models.values())
 

@@ -194,6 +194,7 @@ async def assemble(
         lease_seconds=settings.lease_seconds,
         max_executions=settings.run_max_executions,
         threads=settings.model_threads,
+        unserved_after=settings.unserved_run_timeout,
     )
     api = ApiDeps(
         store=store,

@@ -19,6 +19,7 @@ from runback.store.outputs import OutputStore
 from runback.store.retention import Retention
 from runback.store.runs import Idempotency, RunFilter, RunStore
 from runback.store.secrets import SecretStore
+from runback.store.workers import WorkerStore
 
 
 class Store:
@@ -36,6 +37,7 @@ class Store:
         self.outputs = OutputStore(database)
         self.inbox = InboxStore(database)
         self.retention = Retention(database)
+        self.workers = WorkerStore(database)
 
 
 @asynccontextmanager

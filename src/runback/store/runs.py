@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -91,6 +91,8 @@ _REQUEUE_INTERRUPTED = transition(RUNS, RunStatus.RUNNING, RunStatus.QUEUED)
 """Recovery: a dead executor's running run with executions left is queued again."""
 
 
+_ANY_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+
 # The hot statements: every run goes through them.
 _INSERT = prepared(runs.insert())
 _BY_ID = prepared(select(runs).where(runs.c.id == bindparam("id")))
@@ -102,6 +104,7 @@ _QUEUED = prepared(
     .where(
         runs.c.status == RunStatus.QUEUED.value,
         any_of(runs.c.model, "models"),
+        runs.c.created_at <= bindparam("before"),
     )
     .order_by(runs.c.created_at)
     .limit(bindparam("scan"))
@@ -227,11 +230,13 @@ class RunStore:
         lease_until: datetime,
         models: Collection[str],
         room: Callable[[str], int] | None = None,
+        created_before: datetime = _ANY_TIME,
     ) -> list[Run]:
         """Move up to ``limit`` of the oldest queued runs of ``models`` (those ``worker``
         serves and has room for: it never takes a run it cannot execute) and, with ``room``,
         at most ``room(model)`` of each model, to ``running`` for ``worker``: one
-        transaction whatever the models.
+        transaction whatever the models. ``created_before`` limits it to runs submitted
+        by then.
 
         ``dispatching`` is the state in between: claimed, model not yet started. Both steps
         happen in one transaction here because this executor starts every run it claims
@@ -239,7 +244,8 @@ class RunStore:
         """
         scan = limit if room is None else min(limit * 2, MAX_SCAN)
         async with self._db.write() as conn:
-            found = (await conn.execute(_QUEUED, {"models": list(models), "scan": scan})).all()
+            given = {"models": list(models), "scan": scan, "before": created_before}
+            found = (await conn.execute(_QUEUED, given)).all()
             chosen = fitting(found, limit=limit, room=room, key=lambda row: row.model)
             if not chosen:
                 return []

@@ -57,6 +57,16 @@ revisions = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+# One row per live executor (renewed a few times per lease): the models it serves, as a
+# JSON array. A run whose model no live executor serves waits, then fails.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("models", Text, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+)
+
 memberships = Table(
     "memberships",
     metadata,
