@@ -64,6 +64,11 @@ class StoreError(RunbackError):
     """The database cannot be used as asked."""
 
 
+class DatabaseUnavailableError(StoreError):
+    """The database could not be reached, or dropped the connection (a restart, a
+    failover): the call committed nothing. Retry; a request with its Idempotency-Key."""
+
+
 class SchemaTooNewError(StoreError):
     """The database was migrated by a newer runback than this one."""
 
@@ -214,6 +219,11 @@ class PayloadTooLargeError(ApiError):
 class UnsupportedMediaError(ApiError):
     status_code = 415
     code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class ServiceUnavailableError(ApiError):
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
 
 
 class ValidationFailedError(ApiError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import time
 import uuid
 from collections import Counter
@@ -28,6 +29,7 @@ from support.waiting import eventually, wait_for
 
 POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 RUNS = int(os.environ.get("RUNBACK_SCALE_RUNS", "500"))
+WORKER_KILLS = int(os.environ.get("RUNBACK_WORKER_KILLS", "2"))
 
 
 @pytest.fixture
@@ -212,6 +214,33 @@ async def test_a_killed_workers_runs_are_finished_by_the_others(
 
         statuses = {(await client.get(f"/v1/runs/{i}")).json()["status_code"] for i in ids}
     assert statuses == {"succeeded"}
+
+
+async def test_workers_killed_at_random_lose_nothing(cluster: Cluster) -> None:
+    # SIGKILLed while runs execute and callbacks are in flight, then started again: every
+    # run calls back, and a callback is sent again at most once per kill it lived through.
+    workers = [cluster.add_worker(), cluster.add_worker()]
+    counting = Counting()
+    chooser = random.Random(7)
+    async with LoopbackReceiver(counting.handle) as receiver, cluster.client() as client:
+        submitting = asyncio.create_task(
+            _submit(client, RUNS, receiver.url_for("/hook"), model="runback/sleep", seconds=0.05)
+        )
+        for _ in range(WORKER_KILLS):
+            before = len(counting.seen)
+            await wait_for(
+                lambda before=before: len(counting.seen) >= before + 10,  # type: ignore[misc]
+                timeout=60,
+                what="progress between kills",
+            )
+            victim = chooser.choice(workers)
+            victim.kill()
+            victim.start()
+        ids = await submitting
+        await wait_for(lambda: set(counting.seen) >= set(ids), timeout=180, what="every callback")
+
+    assert len(set(ids)) == RUNS
+    assert max(counting.seen.values()) <= 1 + WORKER_KILLS
 
 
 async def test_killing_every_database_connection_loses_nothing(

@@ -327,3 +327,5 @@ async def test_a_run_a_live_worker_serves_never_fails_for_waiting(
 
     clock.advance(120)  # its heartbeat is older than a lease: it is gone
     assert await h.executor.fail_unserved() == 1
+    await h.executor.run_until_idle()
+    assert (await h.run(submitted.id)).failure_code == "model_unavailable"

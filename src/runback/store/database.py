@@ -50,7 +50,7 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from runback.errors import StoreError
+from runback.errors import DatabaseUnavailableError, StoreError
 from runback.store.sql import (
     Connection,
     IntegrityError,
@@ -197,17 +197,19 @@ class Database:
 
     @asynccontextmanager
     async def _postgres_transaction(self) -> AsyncIterator[Connection]:
-        pool = await self._postgres()
-        async with pool.acquire() as raw, raw.transaction():
-            yield PostgresConnection(raw, self.dialect, self._tracers)
+        with _unavailable_as_error():
+            pool = await self._postgres()
+            async with pool.acquire() as raw, _dropped_when_gone(raw), raw.transaction():
+                yield PostgresConnection(raw, self.dialect, self._tracers)
 
     @asynccontextmanager
     async def _postgres_read(self) -> AsyncIterator[Connection]:
         # At READ COMMITTED every statement sees its own snapshot, in a transaction or not:
         # BEGIN and COMMIT would be two round trips that buy a read nothing.
-        pool = await self._postgres()
-        async with pool.acquire() as raw:
-            yield PostgresConnection(raw, self.dialect, self._tracers)
+        with _unavailable_as_error():
+            pool = await self._postgres()
+            async with pool.acquire() as raw, _dropped_when_gone(raw):
+                yield PostgresConnection(raw, self.dialect, self._tracers)
 
     # -- both --------------------------------------------------------------------------
 
@@ -349,6 +351,40 @@ def claimable(rows: Select[Any]) -> CTE:
     clause: its writes are serialised anyway.)
     """
     return rows.with_for_update(skip_locked=True).cte()
+
+
+_GONE = (
+    ConnectionError,  # refused, reset: the server is down or restarting
+    asyncpg.PostgresConnectionError,  # the connection was lost
+    asyncpg.InterfaceError,  # ...and found closed when next used
+    asyncpg.exceptions.AdminShutdownError,  # the server is shutting down
+    asyncpg.exceptions.CannotConnectNowError,  # ...or still starting
+    asyncpg.exceptions.CrashShutdownError,
+    # A connection the server dropped while it sat in the pool, used again: its protocol
+    # state is broken ("cannot switch to state ...; another operation is in progress").
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+@asynccontextmanager
+async def _dropped_when_gone(raw: asyncpg.Connection) -> AsyncIterator[None]:
+    """Close a connection that failed as a lost one, so the pool opens a new one rather
+    than hand it out again."""
+    try:
+        yield
+    except _GONE:
+        raw.terminate()
+        raise
+
+
+@contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    """A lost or refused connection as ``DatabaseUnavailableError``: callers (the API's
+    ``503``, a worker's next round) need not know the driver's many ways to say it."""
+    try:
+        yield
+    except _GONE as exc:
+        raise DatabaseUnavailableError(f"the database is unavailable: {exc}") from exc
 
 
 MAX_SCAN = 1000

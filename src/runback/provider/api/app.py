@@ -14,10 +14,12 @@ from runback import metrics
 from runback.errors import (
     ApiError,
     ConflictError,
+    DatabaseUnavailableError,
     DeliveryInFlightError,
     IdempotencyKeyReusedError,
     SecretDisabledError,
     SecretInUseError,
+    ServiceUnavailableError,
     StoreError,
 )
 from runback.provider.api import callback_secrets, callbacks, files, models, runs
@@ -46,6 +48,15 @@ async def _api_error(_request: Request, exc: Exception) -> Response:
 
 
 async def _store_refused(_request: Request, exc: Exception) -> Response:
+    if isinstance(exc, DatabaseUnavailableError):
+        log.warning("answered 503: %s", exc)
+        unavailable = ServiceUnavailableError(
+            "the database is unavailable for a moment: retry (a submission with the same "
+            "Idempotency-Key is never made twice)"
+        )
+        response = json_response(unavailable.envelope(), unavailable.status_code)
+        response.headers["Retry-After"] = "1"
+        return response
     status = _CONFLICTS.get(type(exc))
     if status is None:
         return await _unexpected(_request, exc)
