@@ -776,7 +776,7 @@ async def main(arguments: argparse.Namespace) -> None:
             "deliveries/s, runback on PostgreSQL vs a PgQueuer job",
             measured["postgres"],
             measured["pgqueuer"],
-            10,
+            2,
             everyone,
         )
     )

@@ -205,30 +205,40 @@ class Dispatcher(Worker):
             )
         return len(found.claimed), found.next_due_at
 
-    async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
-        started = self._clock.now()
-        current = secrets[0] if secrets and secrets[0].is_current else None
+    async def _send(
+        self,
+        delivery: Delivery,
+        secrets: Sequence[CallbackSecret],
+        current: CallbackSecret | None,
+        started: datetime,
+    ) -> SendResult:
+        """One attempt on the wire, signed with ``secrets``; a URL the policy refuses now
+        is a ``blocked_url`` result without a request."""
         try:
             self._url_policy.check(delivery.callback_url)
         except UrlRefusedError as exc:
-            result = SendResult(None, None, 0, SendError.BLOCKED_URL, str(exc))
-        else:
-            headers = attempt_headers(
+            return SendResult(None, None, 0, SendError.BLOCKED_URL, str(exc))
+        headers = attempt_headers(
+            body=delivery.payload_bytes,
+            webhook_id=delivery.webhook_id,
+            delivery_id=delivery.id,
+            timestamp=int(started.timestamp()),
+            current=current.secret if current else None,
+            active=[s.secret for s in secrets],
+        )
+        return await self._sender.send(
+            OutboundRequest(
+                url=delivery.callback_url,
                 body=delivery.payload_bytes,
-                webhook_id=delivery.webhook_id,
-                delivery_id=delivery.id,
-                timestamp=int(started.timestamp()),
-                current=current.secret if current else None,
-                active=[s.secret for s in secrets],
+                headers=headers,
+                timeout=self._attempt_timeout,
             )
-            result = await self._sender.send(
-                OutboundRequest(
-                    url=delivery.callback_url,
-                    body=delivery.payload_bytes,
-                    headers=headers,
-                    timeout=self._attempt_timeout,
-                )
-            )
+        )
+
+    async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
+        started = self._clock.now()
+        current = secrets[0] if secrets and secrets[0].is_current else None
+        result = await self._send(delivery, secrets, current, started)
         finished = self._clock.now()
         number = delivery.attempt_count + 1
         step = after_attempt(

@@ -68,13 +68,7 @@ class Outbox:
         delivery = None
         if done.callback_url is not None:
             delivery = await self._delivery(done, is_automatic=True, files=files)
-        handoff = None
-        if delivery is not None and self._take is not None:
-            handoff = self._take(delivery)
-            if handoff is not None:
-                delivery = replace(
-                    delivery, status=DeliveryStatus.DELIVERING, claimed_by=handoff.worker
-                )
+        delivery, handoff = self._hand_over(delivery)
         try:
             refused = await self._store.outbox.end(
                 run, done, delivery, lease_until=handoff.lease_until if handoff else None
@@ -91,6 +85,17 @@ class Outbox:
         if handoff is None and delivery is not None:
             self._on_delivery()
         return done
+
+    def _hand_over(self, delivery: Delivery | None) -> tuple[Delivery | None, Handoff | None]:
+        """Offer a new delivery to this process's dispatcher: answer the delivery as it is
+        to be stored (claimed by the dispatcher's worker when taken) and the handoff."""
+        if delivery is None or self._take is None:
+            return delivery, None
+        handoff = self._take(delivery)
+        if handoff is None:
+            return delivery, None
+        claimed = replace(delivery, status=DeliveryStatus.DELIVERING, claimed_by=handoff.worker)
+        return claimed, handoff
 
     async def redeliver(self, run: Run, *, recovery_id: UUID | None = None) -> Delivery:
         """A new delivery of a terminal run's callback, its payload built from the run now."""

@@ -208,6 +208,8 @@ async def assemble(
         max_body_bytes=settings.max_body_bytes,
         on_run_created=lambda: hints.send(RUNS),
         cancel_running=executor.cancel,
+        worker_lease=timedelta(seconds=settings.lease_seconds),
+        unserved_after=timedelta(seconds=settings.unserved_run_timeout),
     )
     hints.local.update({RUNS: executor.wake, DELIVERIES: dispatcher.wake})
     return Runtime(outputs, outbox, executor, dispatcher, api, hints)

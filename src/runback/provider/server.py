@@ -29,7 +29,7 @@ from runback.provider.api.app import base_app, create_app
 from runback.provider.fetcher import AiohttpFetcher
 from runback.provider.pruner import Pruner
 from runback.provider.registry import ModelRegistry
-from runback.provider.runtime import assemble, blob_store
+from runback.provider.runtime import Runtime, assemble, blob_store
 from runback.provider.sender import AiohttpSender
 from runback.settings import Settings
 from runback.store import Store, check_schema, open_store
@@ -95,6 +95,27 @@ def _runback_command() -> str:
     if here.name == "runback" and shutil.which("runback") != str(here.resolve()):
         return str(here)
     return "runback"
+
+
+def _workers(runtime: Runtime, settings: Settings, roles: Roles) -> list[Worker]:
+    """The loops this process runs beside its server, by its roles."""
+    workers: list[Worker] = []
+    if roles.executor:
+        workers.append(runtime.executor)
+    if roles.dispatcher:
+        workers.append(runtime.dispatcher)
+    if settings.retention_days > 0 and (roles.executor or roles.dispatcher):
+        api = runtime.api
+        workers.append(
+            Pruner(
+                store=api.store,
+                blobs=api.blobs,
+                clock=api.clock,
+                retention=timedelta(days=settings.retention_days),
+                batch=settings.prune_batch,
+            )
+        )
+    return workers
 
 
 def _check_split(settings: Settings) -> None:
@@ -173,21 +194,7 @@ async def serve(
             if exclusive:
                 await store.deliveries.release_all(now=clock.now())
                 await runtime.executor.recover(max_executions=settings.run_max_executions)
-            workers: list[Worker] = []
-            if roles.executor:
-                workers.append(runtime.executor)
-            if roles.dispatcher:
-                workers.append(runtime.dispatcher)
-            if settings.retention_days > 0 and (roles.executor or roles.dispatcher):
-                workers.append(
-                    Pruner(
-                        store=store,
-                        blobs=runtime.api.blobs,
-                        clock=clock,
-                        retention=timedelta(days=settings.retention_days),
-                        batch=settings.prune_batch,
-                    )
-                )
+            workers = _workers(runtime, settings, roles)
             if roles.api:
                 app = create_app(runtime.api)
             else:

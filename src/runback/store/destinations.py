@@ -65,18 +65,29 @@ async def apply_outcomes(
             transitions.append((current[host], transition))
     for host, destination in current.items():
         before = known.get(host)
-        if destination.disabled_at is not None:
-            if before is None or before.disabled_at is None:
-                await _hold(conn, host, now=now)
-        elif destination.open_until is not None and destination.open_until > now:
-            if before is None or before.open_until != destination.open_until:
-                at = probe_time(destination.open_until, await _hold(conn, host, now=now))
-                destination = replace(destination, open_until=at)
-                await _probe(conn, host, at=at)
-        elif before is not None and destination.consecutive_failures == 0 and before.tripped:
-            await _release(conn, host, now=now)  # recovered: what waited goes out now
-        await _save(conn, destination, existed=before is not None, now=now)
+        after = await _held_or_released(conn, before, destination, now=now)
+        await _save(conn, after, existed=before is not None, now=now)
     return transitions
+
+
+async def _held_or_released(
+    conn: Connection, before: Destination | None, after: Destination, *, now: datetime
+) -> Destination:
+    """Hold a destination's deliveries when its circuit has just opened (its probe due no
+    later than a held delivery's ladder says) or it was disabled; release them when it has
+    recovered. Answers the destination as it is to be saved."""
+    host = after.host
+    if after.disabled_at is not None:
+        if before is None or before.disabled_at is None:
+            await _hold(conn, host, now=now)
+    elif after.open_until is not None and after.open_until > now:
+        if before is None or before.open_until != after.open_until:
+            at = probe_time(after.open_until, await _hold(conn, host, now=now))
+            await _probe(conn, host, at=at)
+            return replace(after, open_until=at)
+    elif before is not None and after.consecutive_failures == 0 and before.tripped:
+        await _release(conn, host, now=now)  # recovered: what waited goes out now
+    return after
 
 
 async def troubled(conn: Connection) -> dict[str, Destination]:

@@ -304,3 +304,15 @@ class TestSecrets:
 async def test_healthz_answers_without_a_key(api: Api) -> None:
     response = await api.client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_a_queued_run_no_live_worker_serves_says_what_it_waits_for(api: Api) -> None:
+    run_id = await api.run_id()
+
+    waiting = (await api.get(f"/v1/runs/{run_id}")).json()["waiting_for"]
+
+    assert "runback/echo" in waiting
+    assert "model_unavailable" in waiting
+    clock = api.harness.clock
+    await api.harness.store.workers.beat("w-1", ["runback/echo"], now=clock.now())
+    assert "waiting_for" not in (await api.get(f"/v1/runs/{run_id}")).json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -37,6 +38,10 @@ class ApiDeps:
     on_run_created: Callable[[], None]
     cancel_running: Callable[[UUID], asyncio.Task[Any] | None]
     """Cancel a run this process's executor holds; answers the task to await, if any."""
+    worker_lease: timedelta = timedelta(seconds=60)
+    """A worker not seen for this long is gone (``workers`` rows)."""
+    unserved_after: timedelta = timedelta(hours=1)
+    """How long a queued run waits for a worker that serves its model, then fails."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,17 +11,19 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runback.core.clock import to_utc
+from runback.core.clock import isoformat, to_utc
 from runback.core.ids import new_id
 from runback.core.payload import dumps
 from runback.core.records import Run
 from runback.core.runs import Ending, as_submitted, new_run
 from runback.core.states import RunStatus
+from runback.core.urlpolicy import UrlPolicy
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
 from runback.provider.api.bodies import read_json, validation_error
 from runback.provider.api.deps import CurrentCaller, Deps, uuid_or_none
 from runback.provider.api.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from runback.provider.api.views import json_response, run_view
+from runback.provider.registry import Model
 from runback.store import Idempotency, RunFilter
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -95,20 +97,7 @@ async def create_run(
     if served is None:
         raise NotFoundError(f"model {model} is not served here", code="MODEL_UNAVAILABLE")
     body = await read_json(request, RunCreate, limit=deps.max_body_bytes)
-    if body.metadata is not None and len(dumps(body.metadata)) > MAX_METADATA_BYTES:
-        raise ValidationFailedError.for_field(
-            "metadata", f"is over {MAX_METADATA_BYTES} bytes of JSON: keep references, not data"
-        )
-    if served.input_model is not None:
-        try:
-            served.input_model.model_validate(body.input)
-        except ValidationError as exc:
-            raise validation_error(exc.errors(), prefix="input") from None
-    if body.callback_url is not None:
-        try:
-            deps.url_policy.check(body.callback_url)
-        except UrlRefusedError as exc:
-            raise ValidationFailedError.for_field("callback_url", str(exc)) from None
+    _check_submission(body, served, deps.url_policy)
     now = deps.clock.now()
     run = new_run(
         run_id=new_id(),
@@ -133,6 +122,25 @@ async def create_run(
         return response
     deps.on_run_created()
     return json_response(run_view(run), 201)
+
+
+def _check_submission(body: RunCreate, served: Model, url_policy: UrlPolicy) -> None:
+    """What the body's shape cannot say: the metadata's size, the input against the
+    model's schema, the callback URL against the URL policy; a ``422`` naming the field."""
+    if body.metadata is not None and len(dumps(body.metadata)) > MAX_METADATA_BYTES:
+        raise ValidationFailedError.for_field(
+            "metadata", f"is over {MAX_METADATA_BYTES} bytes of JSON: keep references, not data"
+        )
+    if served.input_model is not None:
+        try:
+            served.input_model.model_validate(body.input)
+        except ValidationError as exc:
+            raise validation_error(exc.errors(), prefix="input") from None
+    if body.callback_url is not None:
+        try:
+            url_policy.check(body.callback_url)
+        except UrlRefusedError as exc:
+            raise ValidationFailedError.for_field("callback_url", str(exc)) from None
 
 
 @router.get("/runs/statuses")
@@ -174,8 +182,19 @@ async def _shown(deps: Deps, run: Run) -> Response:
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
-    """One run, as it stands now."""
-    return await _shown(deps, await run_of(deps, caller, run_id))
+    """One run, as it stands now; a queued run that no live worker can execute says so in
+    ``waiting_for``."""
+    run = await run_of(deps, caller, run_id)
+    view = run_view(run, output=await deps.outputs.render_one(run))
+    if run.status is RunStatus.QUEUED:
+        served = await deps.store.workers.served(since=deps.clock.now() - deps.worker_lease)
+        if run.model not in served:
+            fails_at = isoformat(run.created_at + deps.unserved_after)
+            view["waiting_for"] = (
+                f"a live worker that serves {run.model}: none is running; the run fails "
+                f"with model_unavailable at {fails_at} unless one starts"
+            )
+    return json_response(view)
 
 
 @router.post("/runs/{run_id}/cancel")
