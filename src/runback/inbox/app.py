@@ -27,15 +27,15 @@ from runback.errors import (
     UnsupportedMediaError,
     VerificationError,
 )
-from runback.provider.api.app import base_app
-from runback.provider.api.bodies import read_body
-from runback.provider.api.deps import Bearer, key_organizations, uuid_or_none
-from runback.provider.api.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
-from runback.provider.api.views import json_response
 from runback.receiver.config import ReceiveConfig, SourceConfig, valid_source_name
 from runback.receiver.events import event_keys, output_refs, ref_expiry
 from runback.receiver.handlers import HandlerRegistry
 from runback.store import CopyDraft, EventDraft, Store
+from runback.web.app import base_app
+from runback.web.auth import Bearer, key_organizations, uuid_or_none
+from runback.web.bodies import read_body
+from runback.web.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
+from runback.web.responses import json_response
 
 _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 

@@ -25,7 +25,7 @@ from runback.core.urlpolicy import UrlPolicy
 from runback.datadir import DataDirLock, prepare_data_dir
 from runback.errors import ConfigError
 from runback.http_server import bind, serve_app, url_of
-from runback.provider.api.app import base_app, create_app
+from runback.provider.api.app import create_app
 from runback.provider.fetcher import AiohttpFetcher
 from runback.provider.pruner import Pruner
 from runback.provider.registry import ModelRegistry
@@ -34,6 +34,7 @@ from runback.provider.sender import AiohttpSender
 from runback.settings import Settings
 from runback.store import Store, check_schema, open_store
 from runback.store.database import database_url
+from runback.web.app import base_app
 from runback.worker import Worker
 
 Print = Callable[[str], None]

@@ -12,10 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runback.core.signing import new_callback_secret
 from runback.errors import NotFoundError, ValidationFailedError
-from runback.provider.api.bodies import read_json
-from runback.provider.api.deps import CurrentCaller, Deps, uuid_or_none
-from runback.provider.api.pages import page
-from runback.provider.api.views import json_response, secret_view
+from runback.provider.api.deps import CurrentCaller, Deps
+from runback.provider.api.views import secret_view
+from runback.web.auth import uuid_or_none
+from runback.web.bodies import read_json
+from runback.web.pages import page
+from runback.web.responses import json_response
 
 router = APIRouter(prefix="/v1", tags=["callback secrets"])
 

@@ -12,10 +12,12 @@ from runback.core.clock import isoformat, to_utc
 from runback.core.ids import new_id
 from runback.core.records import Recovery
 from runback.errors import NotFoundError, ValidationFailedError
-from runback.provider.api.bodies import read_json
-from runback.provider.api.deps import CurrentCaller, Deps, uuid_or_none
+from runback.provider.api.deps import CurrentCaller, Deps
 from runback.provider.api.runs import run_of
-from runback.provider.api.views import delivery_view, json_response
+from runback.provider.api.views import delivery_view
+from runback.web.auth import uuid_or_none
+from runback.web.bodies import read_json
+from runback.web.responses import json_response
 
 router = APIRouter(prefix="/v1", tags=["callbacks"])
 

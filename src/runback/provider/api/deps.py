@@ -10,16 +10,16 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from runback.blobs import BlobStore
 from runback.core.clock import Clock
 from runback.core.urlpolicy import UrlPolicy
-from runback.errors import BadRequestError, PermissionDeniedError, UnauthorizedError
+from runback.errors import BadRequestError, PermissionDeniedError
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
 from runback.store import Store
+from runback.web.auth import Bearer, key_organizations
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,38 +52,10 @@ class Caller:
     organization_ids: tuple[UUID, ...]
 
 
-def uuid_or_none(text: str) -> UUID | None:
-    """A path's id as a UUID; None for text that is not one (answered as not found)."""
-    try:
-        return UUID(text)
-    except ValueError:
-        return None
-
-
 async def get_deps(request: Request) -> ApiDeps:
     # async: FastAPI runs a plain def dependency in a thread, a hop on every request.
     deps: ApiDeps = request.app.state.deps
     return deps
-
-
-_bearer = HTTPBearer(auto_error=False, description="an API key: runback keys create")
-
-
-async def key_organizations(
-    store: Store, credentials: HTTPAuthorizationCredentials | None
-) -> list[UUID]:
-    """The organizations of the request's API key; ``401`` without a live key."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise UnauthorizedError(
-            "send 'Authorization: Bearer <api key>'; 'runback keys create' makes a key"
-        )
-    organizations = await store.accounts.organizations_of(credentials.credentials)
-    if not organizations:
-        raise UnauthorizedError("the API key is unknown or revoked")
-    return organizations
-
-
-Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 async def get_caller(

@@ -19,7 +19,7 @@ from runback.core.file_urls import FileUrlError, check_file_url
 from runback.core.records import OutputFile
 from runback.errors import NotFoundError, PermissionDeniedError, RunbackError
 from runback.provider.api.deps import ApiDeps, Deps
-from runback.provider.api.views import json_response
+from runback.web.responses import json_response
 
 router = APIRouter(tags=["files"])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from runback.provider.api.deps import CurrentCaller, Deps
-from runback.provider.api.pages import page
-from runback.provider.api.views import json_response
+from runback.web.pages import page
+from runback.web.responses import json_response
 
 router = APIRouter(prefix="/v1", tags=["models"])
 

@@ -19,12 +19,14 @@ from runback.core.runs import Ending, as_submitted, new_run
 from runback.core.states import RunStatus
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
-from runback.provider.api.bodies import read_json, validation_error
-from runback.provider.api.deps import CurrentCaller, Deps, uuid_or_none
-from runback.provider.api.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
-from runback.provider.api.views import json_response, run_view
+from runback.provider.api.deps import CurrentCaller, Deps
+from runback.provider.api.views import run_view
 from runback.provider.registry import Model
 from runback.store import Idempotency, RunFilter
+from runback.web.auth import uuid_or_none
+from runback.web.bodies import read_json, validation_error
+from runback.web.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
+from runback.web.responses import json_response
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 

@@ -8,16 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import Response
 
 from runback.core.clock import isoformat, whole_ms
 from runback.core.payload import raw
 from runback.core.records import Attempt, CallbackSecret, Delivery, JsonText, Run
-
-
-def json_response(content: Any, status_code: int = 200) -> Response:
-    """An ``application/json`` answer serialised by orjson."""
-    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
 
 
 def _id(value: object | None) -> str | None:

@@ -1,0 +1,83 @@
+"""The layout's arrows, read from the source: the core imports nothing of runback but itself
+and the errors; the shared HTTP helpers and the receiver library never reach into the
+serving half; the receiving service's app is built from the shared helpers, not the
+provider's. (What verifying loads at run time is ``test_import_boundary``'s concern.)"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import runback
+
+SOURCE = Path(runback.__file__).parent
+
+ONLY = {"runback.core": ("runback.core", "runback.errors")}
+"""A package and the only runback modules it may import."""
+
+NEVER = {
+    "runback.web": ("runback.provider", "runback.inbox"),
+    "runback.receiver": ("runback.provider", "runback.inbox", "runback.store"),
+    "runback.inbox.app": ("runback.provider",),
+}
+"""A package (or module) and the runback modules it must not import."""
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SOURCE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return {name for name in found if name.split(".")[0] == "runback"}
+
+
+def _modules(package: str) -> list[tuple[str, set[str]]]:
+    base = SOURCE.parent.joinpath(*package.split("."))
+    paths = [base.with_suffix(".py")] if base.with_suffix(".py").exists() else base.rglob("*.py")
+    return [(_module_name(p), _imports(p)) for p in sorted(paths)]
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+@pytest.mark.parametrize("package", sorted(ONLY))
+def test_a_package_imports_only_what_it_may(package: str) -> None:
+    modules = _modules(package)
+    assert modules
+    strays = {
+        (module, name)
+        for module, names in modules
+        for name in names
+        if name != "runback" and not _within(name, ONLY[package])
+    }
+    assert not strays
+
+
+@pytest.mark.parametrize("package", sorted(NEVER))
+def test_a_package_never_reaches_into_what_serves_it(package: str) -> None:
+    modules = _modules(package)
+    assert modules
+    strays = {
+        (module, name)
+        for module, names in modules
+        for name in names
+        if _within(name, NEVER[package])
+    }
+    assert not strays
+
+
+def test_the_walk_sees_a_forbidden_import(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\nfrom runback.provider.sender import classify\n")
+
+    assert _imports(sample) == {"runback.provider.sender"}
