@@ -6,6 +6,7 @@ provider's. (What verifying loads at run time is ``test_import_boundary``'s conc
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,30 +51,22 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
+def _strays(package: str, *, allowed: Callable[[str], bool]) -> set[tuple[str, str]]:
+    """Each ``(module, import)`` of ``package`` that ``allowed`` refuses."""
+    modules = _modules(package)
+    assert modules, f"no modules found for {package}"
+    return {(module, name) for module, names in modules for name in names if not allowed(name)}
+
+
 @pytest.mark.parametrize("package", sorted(ONLY))
 def test_a_package_imports_only_what_it_may(package: str) -> None:
-    modules = _modules(package)
-    assert modules
-    strays = {
-        (module, name)
-        for module, names in modules
-        for name in names
-        if name != "runback" and not _within(name, ONLY[package])
-    }
-    assert not strays
+    only = ONLY[package]
+    assert not _strays(package, allowed=lambda name: name == "runback" or _within(name, only))
 
 
 @pytest.mark.parametrize("package", sorted(NEVER))
 def test_a_package_never_reaches_into_what_serves_it(package: str) -> None:
-    modules = _modules(package)
-    assert modules
-    strays = {
-        (module, name)
-        for module, names in modules
-        for name in names
-        if _within(name, NEVER[package])
-    }
-    assert not strays
+    assert not _strays(package, allowed=lambda name: not _within(name, NEVER[package]))
 
 
 def test_the_walk_sees_a_forbidden_import(tmp_path: Path) -> None:
