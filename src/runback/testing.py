@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from runback.core.delivery import SendResult
 from runback.core.urlpolicy import IPAddress
 from runback.errors import ModelError
-from runback.provider.resolver import ResolutionError
-from runback.provider.sender import OutboundRequest
+from runback.outbound.resolver import ResolutionError
+from runback.outbound.sender import OutboundRequest
 
 Handler = Callable[[OutboundRequest], SendResult | Awaitable[SendResult]]
 

@@ -24,9 +24,9 @@ from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.core.urlpolicy import LOOPBACK_ALLOW
 from runback.models import register_builtins
+from runback.outbound.sender import AiohttpSender
 from runback.provider.registry import ModelRegistry
 from runback.provider.runtime import assemble
-from runback.provider.sender import AiohttpSender
 from runback.settings import Settings
 from runback.store import Store
 from runback.testing import MapFetcher

@@ -11,8 +11,8 @@ import pytest
 from runback.core.delivery import FailureReason, SendError
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import ModelError
+from runback.outbound.sender import AiohttpSender, OutboundRequest
 from runback.provider.fetcher import AiohttpFetcher
-from runback.provider.sender import AiohttpSender, OutboundRequest
 from runback.testing import StaticResolver
 from support.receivers import LoopbackReceiver, answer
 

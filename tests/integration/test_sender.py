@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from runback.core.delivery import RESPONSE_BODY_LIMIT, FailureReason, SendError
-from runback.provider.sender import AiohttpSender, OutboundRequest
+from runback.outbound.sender import AiohttpSender, OutboundRequest
 from support.receivers import LoopbackReceiver, answer, block_until
 from support.waiting import wait_for
 

@@ -11,9 +11,9 @@ import httpx
 
 from runback.blobs import BlobStore
 from runback.models import register_builtins
+from runback.outbound.sender import OutboundRequest
 from runback.provider.api.app import create_app
 from runback.provider.registry import ModelRegistry
-from runback.provider.sender import OutboundRequest
 from runback.store import Store
 from runback.testing import Handler, ManualClock, respond
 from support.harness import Harness, make_harness

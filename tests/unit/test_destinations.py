@@ -16,7 +16,7 @@ from runback.core.delivery import SendResult
 from runback.core.destinations import BreakerPolicy, BreakerState, Destination, destination_of
 from runback.core.retry import DEFAULT_RETRY_POLICY, RUNWARE_LADDER, RetryPolicy
 from runback.core.states import DeliveryStatus
-from runback.provider.sender import OutboundRequest
+from runback.outbound.sender import OutboundRequest
 from runback.store import RunFilter, Store
 from runback.store.destinations import HELD
 from runback.testing import ManualClock, respond

@@ -20,6 +20,9 @@ ONLY = {"runback.core": ("runback.core", "runback.errors")}
 
 NEVER = {
     "runback.web": ("runback.provider", "runback.inbox"),
+    "runback.outbound": ("runback.provider", "runback.inbox", "runback.store"),
+    "runback.pruner": ("runback.provider", "runback.inbox"),
+    "runback.inbox.copier": ("runback.provider",),
     "runback.receiver": ("runback.provider", "runback.inbox", "runback.store"),
     "runback.inbox.app": ("runback.provider",),
 }
@@ -71,6 +74,6 @@ def test_a_package_never_reaches_into_what_serves_it(package: str) -> None:
 
 def test_the_walk_sees_a_forbidden_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("import os\nfrom runback.provider.sender import classify\n")
+    sample.write_text("import os\nfrom runback.outbound.sender import classify\n")
 
-    assert _imports(sample) == {"runback.provider.sender"}
+    assert _imports(sample) == {"runback.outbound.sender"}

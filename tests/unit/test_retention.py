@@ -21,8 +21,8 @@ from runback.core.records import Run
 from runback.core.retry import DEFAULT_RETRY_POLICY
 from runback.errors import ConfigError
 from runback.provider.context import RunContext
-from runback.provider.pruner import Pruner
 from runback.provider.registry import ModelRegistry
+from runback.pruner import Pruner
 from runback.settings import load_settings
 from runback.store import CopyDraft, EventDraft, Store
 from runback.store.schema import delivery_attempts

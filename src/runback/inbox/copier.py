@@ -21,7 +21,7 @@ from runback.core.inbox import Copy, CopyState, next_copy_attempt
 from runback.core.retry import Random
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
-from runback.provider.sender import classify
+from runback.outbound.sender import classify
 from runback.store import Store
 from runback.worker import Worker
 

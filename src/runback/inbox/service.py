@@ -24,9 +24,9 @@ from runback.http_server import bind, serve_app, url_of
 from runback.inbox.app import ReceiveDeps, create_receive_app
 from runback.inbox.copier import Copier
 from runback.inbox.handling import HandlerRunner
-from runback.provider.pruner import Pruner
+from runback.outbound.sender import AiohttpSender
 from runback.provider.runtime import blob_store
-from runback.provider.sender import AiohttpSender
+from runback.pruner import Pruner
 from runback.receiver.config import ReceiveConfig
 from runback.receiver.handlers import HandlerRegistry
 from runback.settings import Settings, sqlite_url

@@ -33,9 +33,9 @@ from runback.core.retry import Random
 from runback.core.states import DeliveryStatus
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
+from runback.outbound.sender import OutboundRequest, Sender
 from runback.provider.gate import DestinationGate
 from runback.provider.operations import Operations
-from runback.provider.sender import OutboundRequest, Sender
 from runback.store import AttemptOutcome, Refusal, Store
 from runback.worker import Worker
 

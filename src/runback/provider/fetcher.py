@@ -13,7 +13,7 @@ from yarl import URL
 
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import ModelError, UrlRefusedError
-from runback.provider.sender import classify
+from runback.outbound.sender import classify
 
 
 class AiohttpFetcher:

@@ -19,6 +19,7 @@ from runback.core.clock import Clock
 from runback.core.destinations import BreakerPolicy
 from runback.core.retry import DEFAULT_RETRY_POLICY, Random, RetryPolicy
 from runback.core.urlpolicy import UrlPolicy
+from runback.outbound.sender import Sender
 from runback.provider.api.deps import ApiDeps
 from runback.provider.context import Fetcher
 from runback.provider.dispatcher import Dispatcher
@@ -27,7 +28,6 @@ from runback.provider.operations import Operations
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
-from runback.provider.sender import Sender
 from runback.settings import Settings
 from runback.store import DELIVERIES, RUNS, Store
 

@@ -25,12 +25,12 @@ from runback.core.urlpolicy import UrlPolicy
 from runback.datadir import DataDirLock, prepare_data_dir
 from runback.errors import ConfigError
 from runback.http_server import bind, serve_app, url_of
+from runback.outbound.sender import AiohttpSender
 from runback.provider.api.app import create_app
 from runback.provider.fetcher import AiohttpFetcher
-from runback.provider.pruner import Pruner
 from runback.provider.registry import ModelRegistry
 from runback.provider.runtime import Runtime, assemble, blob_store
-from runback.provider.sender import AiohttpSender
+from runback.pruner import Pruner
 from runback.settings import Settings
 from runback.store import Store, check_schema, open_store
 from runback.store.database import database_url

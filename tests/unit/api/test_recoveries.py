@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from runback.core.delivery import SendResult
-from runback.provider.sender import OutboundRequest
+from runback.outbound.sender import OutboundRequest
 from runback.store import Store
 from runback.testing import ManualClock, respond
 from support.api import Api, api_client

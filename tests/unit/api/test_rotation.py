@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from runback.core.delivery import SendResult
 from runback.core.signing import runflow_signature
-from runback.provider.sender import OutboundRequest
+from runback.outbound.sender import OutboundRequest
 from runback.store import Store
 from runback.testing import ManualClock, respond
 from support.api import Api, api_client

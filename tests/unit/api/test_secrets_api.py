@@ -9,7 +9,7 @@ import pytest
 
 from runback.core.clock import isoformat
 from runback.core.signing import runflow_signature, standard_signature
-from runback.provider.sender import OutboundRequest
+from runback.outbound.sender import OutboundRequest
 from support.api import Api
 
 MISSING_ID = "01900000-0000-7000-8000-000000000000"

@@ -14,7 +14,7 @@ import pytest
 
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
-from runback.provider.resolver import BlockedAddressError, GuardedResolver, ResolutionError
+from runback.outbound.resolver import BlockedAddressError, GuardedResolver, ResolutionError
 from runback.testing import StaticResolver
 
 DEFAULT = UrlPolicy()

@@ -32,7 +32,7 @@ from runback.core.delivery import (
 )
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
-from runback.provider.resolver import (
+from runback.outbound.resolver import (
     BlockedAddressError,
     GuardedResolver,
     ResolutionError,
