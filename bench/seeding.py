@@ -16,10 +16,10 @@ from sqlalchemy import func, select, update
 
 from runback.core.delivery import new_delivery
 from runback.core.ids import new_id
-from runback.core.records import CallbackSecret, Delivery, Run
+from runback.core.records import Delivery, Run
 from runback.core.retry import DEFAULT_RETRY_POLICY
 from runback.core.runs import Ending, end_run, new_run
-from runback.core.signing import generate_secret, key_prefix
+from runback.core.signing import new_callback_secret
 from runback.core.states import DeliveryStatus, RunStatus
 from runback.store import Store
 from runback.store.outbox import delivery_row
@@ -33,21 +33,7 @@ async def organization_with_secret(store: Store, *, now: datetime) -> UUID:
     """The default organization, with a current callback secret so every attempt is signed
     (``Runflow-Signature`` and ``webhook-signature``)."""
     organization, _ = await store.accounts.ensure_default_organization(now=now)
-    plain = generate_secret()
-    await store.secrets.create(
-        CallbackSecret(
-            id=new_id(),
-            organization_id=organization.id,
-            label="bench",
-            secret=plain,
-            key_prefix=key_prefix(plain),
-            is_current=False,
-            disabled_at=None,
-            last_used_at=None,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    await store.secrets.create(new_callback_secret(organization.id, label="bench", now=now))
     return organization.id
 
 

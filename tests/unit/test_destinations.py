@@ -19,7 +19,7 @@ from runback.core.states import DeliveryStatus
 from runback.outbound.sender import OutboundRequest
 from runback.store import RunFilter, Store
 from runback.store.destinations import HELD
-from runback.testing import ManualClock, respond
+from runback.testing import Handler, ManualClock, respond
 from support.harness import Harness, make_harness
 from support.waiting import wait_for
 
@@ -239,6 +239,20 @@ async def _drive(h: Harness, *, until: datetime, step: timedelta | None = None) 
         h.clock.set(max(min(candidates), h.clock.now()))
 
 
+async def _as_deployed(store: Store, clock: ManualClock, handler: Handler, *, seed: int) -> Harness:
+    """A harness with the seeds' retry ladder (jittered by a seeded random) and the
+    breaker's defaults: 5 failures and 30 s without a success."""
+    return await make_harness(
+        store,
+        clock,
+        handler=handler,
+        policy=DEFAULT_RETRY_POLICY,
+        random=random.Random(seed).random,
+        breaker_threshold=5,
+        breaker_window=30,
+    )
+
+
 async def test_a_flaky_receiver_keeps_every_delivery_on_its_ladder(
     store: Store, clock: ManualClock
 ) -> None:
@@ -251,15 +265,7 @@ async def test_a_flaky_receiver_keeps_every_delivery_on_its_ladder(
         tries[request.headers["webhook-id"]] += 1
         return respond(500 if tries[request.headers["webhook-id"]] <= 5 else 200)
 
-    h = await make_harness(
-        store,
-        clock,
-        handler=deploying,
-        policy=DEFAULT_RETRY_POLICY,
-        random=random.Random(15).random,
-        breaker_threshold=5,
-        breaker_window=30,
-    )
+    h = await _as_deployed(store, clock, deploying, seed=15)
     started = clock.now()
     runs = [await h.submit(callback_url=DEAD) for _ in range(8)]
     await h.executor.run_until_idle()
@@ -303,15 +309,7 @@ async def test_a_receiver_dead_for_ten_minutes_opens_its_circuit_and_costs_the_h
     def handler(request: OutboundRequest) -> SendResult:
         return respond(503 if "dead.example" in request.url and clock.now() < back_at else 200)
 
-    h = await make_harness(
-        store,
-        clock,
-        handler=handler,
-        policy=DEFAULT_RETRY_POLICY,
-        random=random.Random(3).random,
-        breaker_threshold=5,
-        breaker_window=30,
-    )
+    h = await _as_deployed(store, clock, handler, seed=3)
     dead_runs = [(await h.submit(callback_url=DEAD)).id for _ in range(20)]
     await h.executor.run_until_idle()
     healthy: list[tuple[UUID, datetime]] = []

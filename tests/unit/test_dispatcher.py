@@ -9,10 +9,9 @@ import orjson
 import pytest
 
 from runback.core.delivery import SendError, SendResult
-from runback.core.ids import new_id
 from runback.core.records import CallbackSecret
 from runback.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
-from runback.core.signing import generate_secret, key_prefix, runflow_signature
+from runback.core.signing import new_callback_secret, runflow_signature
 from runback.core.states import DeliveryStatus
 from runback.store import Store
 from runback.testing import ManualClock, respond
@@ -25,22 +24,8 @@ async def _finished_run_with_delivery(h: Harness, **fields: object) -> None:
 
 
 async def _add_secret(h: Harness, label: str) -> CallbackSecret:
-    plain = generate_secret()
-    now = h.clock.now()
-    return await h.store.secrets.create(
-        CallbackSecret(
-            new_id(),
-            h.organization_id,
-            label,
-            plain,
-            key_prefix(plain),
-            False,
-            None,
-            None,
-            now,
-            now,
-        )
-    )
+    made = new_callback_secret(h.organization_id, label=label, now=h.clock.now())
+    return await h.store.secrets.create(made)
 
 
 async def test_a_delivery_to_a_healthy_receiver_succeeds_in_one_attempt(

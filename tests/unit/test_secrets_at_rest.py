@@ -13,10 +13,9 @@ from uuid import UUID
 import pytest
 from sqlalchemy import select
 
-from runback.core.ids import new_id
 from runback.core.records import CallbackSecret
 from runback.core.sealing import MasterKeys, generate_master_key, sealed_key_id
-from runback.core.signing import generate_secret, key_prefix, runflow_signature
+from runback.core.signing import new_callback_secret, runflow_signature
 from runback.errors import ConfigError
 from runback.provider.server import _master_keys
 from runback.settings import load_settings
@@ -36,21 +35,8 @@ def sealed_with(store: Store, *specs: str) -> Store:
 
 async def create_secret(store: Store, clock: ManualClock) -> CallbackSecret:
     organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
-    plain = generate_secret()
-    return await store.secrets.create(
-        CallbackSecret(
-            id=new_id(),
-            organization_id=organization.id,
-            label="primary",
-            secret=plain,
-            key_prefix=key_prefix(plain),
-            is_current=False,
-            disabled_at=None,
-            last_used_at=None,
-            created_at=clock.now(),
-            updated_at=clock.now(),
-        )
-    )
+    made = new_callback_secret(organization.id, label="primary", now=clock.now())
+    return await store.secrets.create(made)
 
 
 async def raw_secret(store: Store, secret_id: UUID) -> str:

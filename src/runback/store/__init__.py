@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 
 from runback.core.sealing import MasterKeys
 from runback.store.accounts import AccountStore
+from runback.store.arrivals import CopyDraft, EventDraft
 from runback.store.database import DELIVERIES, RUNS, Database, SqliteSync
 from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
 from runback.store.destinations import DestinationStore
 from runback.store.dispatch import DispatchStore, Round
-from runback.store.inbox import CopyDraft, EventDraft, InboxStore
+from runback.store.inbox import InboxStore
 from runback.store.migrate import check_schema, head_revision, migrate
 from runback.store.moves import Refusal
 from runback.store.outbox import OutboxStore

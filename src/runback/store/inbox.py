@@ -1,102 +1,45 @@
 """The inbox of ``runback receive``: events, raw receipts, output copies, handler outcomes.
 
-``accept`` is the whole of a request's write: the receipt, the event (new, or the existing
-one of the same dedupe key) and its copies commit in one transaction before the receiver
-answers. Writes are serialised, so concurrent duplicates find the first one's event: one
-event, one set of copies, one handler run, however many times a callback arrives.
+``accept`` is the whole of a request's write (``runback.store.arrivals``): the receipt, the
+event (new, or the existing one of the same dedupe key) and its copies commit in one
+transaction before the receiver answers. Writes are serialised, so concurrent duplicates
+find the first one's event: one event, one set of copies, one handler run, however many
+times a callback arrives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import Column, bindparam, select, tuple_, update
 
 from runback.batching import GroupCommit
-from runback.core.ids import new_id
 from runback.core.inbox import Copy, CopyState, HandlerState, InboxEvent, Receipt
+from runback.store.arrivals import (
+    Arrival,
+    CopyDraft,
+    EventDraft,
+    accept_one,
+    copy_of,
+    receipt_row,
+)
 from runback.store.database import Database, claimable, retrying_conflicts
 from runback.store.rows import to_record
 from runback.store.schema import inbox_copies, inbox_events, inbox_receipts
-from runback.store.sql import Connection, Row, prepared
-
-
-@dataclass(frozen=True, slots=True)
-class EventDraft:
-    """What a newly received callback says about itself."""
-
-    source: str
-    dedupe_key: str
-    event: str | None
-    run_id: str | None
-    batch_id: str | None
-    headshots_id: str | None
-    task_uuid: str | None
-    status: str | None
-    webhook_id: str | None
-    wants_handler: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CopyDraft:
-    """An output URL found in a callback."""
-
-    path: str
-    url: str
-    expires_at: datetime
-    expected_sha256: str | None
+from runback.store.sql import Connection, Prepared, Row, prepared
 
 
 def _event(row: Row) -> InboxEvent:
     return to_record(InboxEvent, row, handler_state=HandlerState(row.handler_state))
 
 
-def _copy(row: Row) -> Copy:
-    return to_record(Copy, row, state=CopyState(row.state))
-
-
 def _receipt(row: Row) -> Receipt:
     return to_record(Receipt, row)
 
 
-@dataclass(frozen=True, slots=True)
-class _Accept:
-    receipt: Receipt
-    draft: EventDraft
-    copies: tuple[CopyDraft, ...]
-
-
-# The hot statements: every callback received goes through them.
-_EVENT_OF = prepared(
-    select(inbox_events.c.id).where(
-        inbox_events.c.source == bindparam("source"),
-        inbox_events.c.dedupe_key == bindparam("dedupe_key"),
-    )
-)
-_EVENT_AGAIN = prepared(
-    update(inbox_events)
-    .where(inbox_events.c.id == bindparam("b_id"))
-    .values(receipt_count=inbox_events.c.receipt_count + 1, last_received_at=bindparam("b_now"))
-)
-_NEW_EVENT = prepared(inbox_events.insert())
-_NEW_RECEIPT = prepared(inbox_receipts.insert())
-_COPIES_OF = prepared(select(inbox_copies).where(inbox_copies.c.event_id == bindparam("event")))
-_NEW_COPY = prepared(inbox_copies.insert())
-_FRESHER_URL = prepared(
-    update(inbox_copies)
-    .where(inbox_copies.c.id == bindparam("b_id"))
-    .values(
-        source_url=bindparam("b_url"),
-        expires_at=bindparam("b_expires_at"),
-        state=CopyState.PENDING.value,
-        next_attempt_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-    )
-)
 _NEXT_COPY = prepared(
     select(inbox_copies.c.next_attempt_at)
     .where(inbox_copies.c.state == CopyState.PENDING.value)
@@ -105,69 +48,47 @@ _NEXT_COPY = prepared(
 )
 
 
-_DUE_COPIES = claimable(
-    select(inbox_copies.c.id)
-    .where(
-        inbox_copies.c.state == CopyState.PENDING.value,
-        inbox_copies.c.next_attempt_at <= bindparam("b_now"),
+def _claim_due(
+    state: Column[str], due: Column[Any], *, pending: str, claimed: str, **stamps: Any
+) -> Prepared:
+    """Move up to ``b_limit`` rows of ``state``'s table that are ``pending`` and due by
+    ``b_now`` (earliest ``due`` first) to ``claimed``, for ``b_worker`` until ``b_lease``;
+    ``stamps``, more columns to set. Copies and handlers queue alike."""
+    table = state.table
+    taken = claimable(
+        select(table.c.id)
+        .where(state == pending, due <= bindparam("b_now"))
+        .order_by(due)
+        .limit(bindparam("b_limit"))
     )
-    .order_by(inbox_copies.c.next_attempt_at)
-    .limit(bindparam("b_limit"))
-)
-_CLAIM_COPIES = prepared(
-    update(inbox_copies)
-    .where(
-        inbox_copies.c.id == _DUE_COPIES.c.id,
-        inbox_copies.c.state == CopyState.PENDING.value,
+    return prepared(
+        update(table)
+        .where(table.c.id == taken.c.id, state == pending)
+        .values(
+            {
+                state.key: claimed,
+                "claimed_by": bindparam("b_worker"),
+                "lease_until": bindparam("b_lease"),
+                **stamps,
+            }
+        )
+        .returning(*table.c)
     )
-    .values(
-        state=CopyState.COPYING.value,
-        claimed_by=bindparam("b_worker"),
-        lease_until=bindparam("b_lease"),
-        updated_at=bindparam("b_now"),
-    )
-    .returning(*inbox_copies.c)
-)
-_DUE_HANDLERS = claimable(
-    select(inbox_events.c.id)
-    .where(
-        inbox_events.c.handler_state == HandlerState.PENDING.value,
-        inbox_events.c.handler_next_at <= bindparam("b_now"),
-    )
-    .order_by(inbox_events.c.handler_next_at)
-    .limit(bindparam("b_limit"))
-)
-_CLAIM_HANDLERS = prepared(
-    update(inbox_events)
-    .where(
-        inbox_events.c.id == _DUE_HANDLERS.c.id,
-        inbox_events.c.handler_state == HandlerState.PENDING.value,
-    )
-    .values(
-        handler_state=HandlerState.RUNNING.value,
-        claimed_by=bindparam("b_worker"),
-        lease_until=bindparam("b_lease"),
-    )
-    .returning(*inbox_events.c)
-)
 
 
-async def _accept_one(conn: Connection, item: _Accept) -> tuple[UUID, bool]:
-    receipt, draft = item.receipt, item.draft
-    now = receipt.received_at
-    found = (
-        await conn.execute(_EVENT_OF, {"source": draft.source, "dedupe_key": draft.dedupe_key})
-    ).first()
-    duplicate = found is not None
-    event_id = found.id if found is not None else new_id()
-    if duplicate:
-        await conn.execute(_EVENT_AGAIN, {"b_id": event_id, "b_now": now})
-    else:
-        await conn.execute(_NEW_EVENT, _new_event(event_id, draft, now))
-    await conn.execute(_NEW_RECEIPT, _receipt_row(receipt, event_id))
-    if item.copies:
-        await _merge_copies(conn, event_id, item.copies, now, new=not duplicate)
-    return event_id, duplicate
+_CLAIM_COPIES = _claim_due(
+    inbox_copies.c.state,
+    inbox_copies.c.next_attempt_at,
+    pending=CopyState.PENDING.value,
+    claimed=CopyState.COPYING.value,
+    updated_at=bindparam("b_now"),
+)
+_CLAIM_HANDLERS = _claim_due(
+    inbox_events.c.handler_state,
+    inbox_events.c.handler_next_at,
+    pending=HandlerState.PENDING.value,
+    claimed=HandlerState.RUNNING.value,
+)
 
 
 class InboxStore:
@@ -175,7 +96,7 @@ class InboxStore:
 
     def __init__(self, database: Database) -> None:
         self._db = database
-        self._accepts: GroupCommit[_Accept, tuple[UUID, bool]] = GroupCommit(self._accept_many)
+        self._accepts: GroupCommit[Arrival, tuple[UUID, bool]] = GroupCommit(self._accept_many)
 
     async def accept(
         self, receipt: Receipt, draft: EventDraft, copies: Sequence[CopyDraft]
@@ -186,19 +107,19 @@ class InboxStore:
         must flush every commit (``synchronous=FULL``, PostgreSQL) the flushes no longer
         bound how many a receiver takes in.
         """
-        return await self._accepts.submit(_Accept(receipt, draft, tuple(copies)))
+        return await self._accepts.submit(Arrival(receipt, draft, tuple(copies)))
 
-    async def _accept_many(self, items: list[_Accept]) -> list[tuple[UUID, bool]]:
+    async def _accept_many(self, items: list[Arrival]) -> list[tuple[UUID, bool]]:
         async def attempt() -> list[tuple[UUID, bool]]:
             async with self._db.write() as conn:
-                return [await _accept_one(conn, item) for item in items]
+                return [await accept_one(conn, item) for item in items]
 
         return await retrying_conflicts(attempt, constraints=("ux_inbox_events_dedupe",))
 
     async def reject(self, receipt: Receipt) -> None:
         """Keep a verified request that is not an event (malformed JSON), for inspection."""
         async with self._db.write() as conn:
-            await conn.execute(inbox_receipts.insert().values(**_receipt_row(receipt, None)))
+            await conn.execute(inbox_receipts.insert().values(**receipt_row(receipt, None)))
 
     async def claim_copies(
         self, *, worker: str, limit: int, now: datetime, lease_until: datetime
@@ -209,7 +130,7 @@ class InboxStore:
                 _CLAIM_COPIES,
                 {"b_now": now, "b_limit": limit, "b_worker": worker, "b_lease": lease_until},
             )
-            return [_copy(row) for row in rows]
+            return [copy_of(row) for row in rows]
 
     async def finish_copy(self, copy_id: UUID, *, now: datetime, **outcome: Any) -> None:
         """Record a copy attempt's outcome (``state``, ``attempts``, ``next_attempt_at``,
@@ -327,7 +248,7 @@ class InboxStore:
                 .where(inbox_copies.c.event_id == event_id)
                 .order_by(inbox_copies.c.created_at, inbox_copies.c.path)
             )
-            return _event(row), [_receipt(r) for r in receipts], [_copy(c) for c in copies]
+            return _event(row), [_receipt(r) for r in receipts], [copy_of(c) for c in copies]
 
     async def replay(self, event_id: UUID, *, now: datetime) -> bool:
         """Run an event's handlers again and retry its lost copies; answers if it exists."""
@@ -352,94 +273,6 @@ class InboxStore:
                 .values(state=CopyState.PENDING.value, next_attempt_at=now, updated_at=now)
             )
             return found.rowcount == 1
-
-
-def _new_event(event_id: UUID, draft: EventDraft, now: datetime) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "source": draft.source,
-        "dedupe_key": draft.dedupe_key,
-        "event": draft.event,
-        "run_id": draft.run_id,
-        "batch_id": draft.batch_id,
-        "headshots_id": draft.headshots_id,
-        "task_uuid": draft.task_uuid,
-        "status": draft.status,
-        "webhook_id": draft.webhook_id,
-        "receipt_count": 1,
-        "handler_state": (HandlerState.PENDING if draft.wants_handler else HandlerState.NONE).value,
-        "handler_attempts": 0,
-        "handler_next_at": now if draft.wants_handler else None,
-        "first_received_at": now,
-        "last_received_at": now,
-    }
-
-
-def _receipt_row(receipt: Receipt, event_id: UUID | None) -> dict[str, Any]:
-    return {
-        "id": receipt.id,
-        "event_id": event_id,
-        "source": receipt.source,
-        "body": receipt.body,
-        "headers": receipt.headers,
-        "scheme": receipt.scheme,
-        "rejected_reason": receipt.rejected_reason,
-        "received_at": receipt.received_at,
-    }
-
-
-async def _merge_copies(
-    conn: Connection,
-    event_id: UUID,
-    copies: Sequence[CopyDraft],
-    now: datetime,
-    *,
-    new: bool,
-) -> None:
-    """New paths get a copy; a copy not yet made takes a fresher URL (a redelivery's), and
-    one lost to expiry is tried again with it. A ``new`` event has no copies yet."""
-    existing: dict[str, Copy] = {}
-    if not new:
-        rows = await conn.execute(_COPIES_OF, {"event": event_id})
-        existing = {row.path: _copy(row) for row in rows}
-    for draft in copies:
-        known = existing.get(draft.path)
-        if known is None:
-            await conn.execute(_NEW_COPY, _new_copy(event_id, draft, now))
-        elif _fresher(known, draft, now):
-            await conn.execute(
-                _FRESHER_URL,
-                {
-                    "b_id": known.id,
-                    "b_url": draft.url,
-                    "b_expires_at": draft.expires_at,
-                    "b_now": now,
-                },
-            )
-
-
-def _fresher(known: Copy, draft: CopyDraft, now: datetime) -> bool:
-    if draft.expires_at <= now:
-        return False
-    return known.state is CopyState.LOST or (
-        known.state is CopyState.PENDING and draft.url != known.source_url
-    )
-
-
-def _new_copy(event_id: UUID, draft: CopyDraft, now: datetime) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "event_id": event_id,
-        "path": draft.path,
-        "source_url": draft.url,
-        "expires_at": draft.expires_at,
-        "expected_sha256": draft.expected_sha256,
-        "state": CopyState.PENDING.value,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 async def _latest_body(conn: Connection, event_id: UUID) -> bytes:
