@@ -36,14 +36,12 @@ from collections.abc import (
     Collection,
     Iterator,
     Mapping,
-    Sequence,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, Literal, TypeVar
-from uuid import UUID
 
 import asyncpg
-from sqlalchemy import CTE, Select, event
+from sqlalchemy import event
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -342,17 +340,6 @@ async def retrying_conflicts(
     return await work()
 
 
-def claimable(rows: Select[Any]) -> CTE:
-    """The rows a claim takes, as a CTE an ``UPDATE ... FROM`` joins.
-
-    ``FOR UPDATE SKIP LOCKED`` lets workers claim side by side without waiting on each
-    other's rows. It must sit in a CTE, which PostgreSQL runs once: in an ``IN (subquery)``
-    it may run again for each row and claim past the ``LIMIT``. (SQLite ignores the lock
-    clause: its writes are serialised anyway.)
-    """
-    return rows.with_for_update(skip_locked=True).cte()
-
-
 _GONE = (
     ConnectionError,  # refused, reset: the server is down or restarting
     asyncpg.PostgresConnectionError,  # the connection was lost
@@ -385,32 +372,3 @@ def _unavailable_as_error() -> Iterator[None]:
         yield
     except _GONE as exc:
         raise DatabaseUnavailableError(f"the database is unavailable: {exc}") from exc
-
-
-MAX_SCAN = 1000
-"""The most candidate rows one claim reads (ids and what their room goes by)."""
-
-
-def fitting(
-    candidates: Sequence[Any],
-    *,
-    limit: int,
-    room: Callable[[str], int] | None,
-    key: Callable[[Any], str],
-) -> list[UUID]:
-    """The ids to claim of ``candidates`` (earliest first): up to ``limit``, and at most
-    ``room(key(row))`` of each group (a destination, a model) when ``room`` is given."""
-    if room is None:
-        return [row.id for row in candidates[:limit]]
-    chosen: list[UUID] = []
-    left: dict[str, int] = {}
-    for row in candidates:
-        group = key(row)
-        if group not in left:
-            left[group] = room(group)
-        if left[group] > 0:
-            left[group] -= 1
-            chosen.append(row.id)
-            if len(chosen) == limit:
-                break
-    return chosen

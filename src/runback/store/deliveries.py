@@ -15,9 +15,17 @@ from runback.core.destinations import BreakerPolicy, Destination, Transition
 from runback.core.records import Attempt, Delivery, Recovery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
-from runback.store.database import MAX_SCAN, Database, fitting
+from runback.store.database import Database
 from runback.store.destinations import apply_outcomes
-from runback.store.moves import DELIVERIES, Claim, Refusal, Step, transition
+from runback.store.moves import (
+    DELIVERIES,
+    MAX_SCAN,
+    Claim,
+    Refusal,
+    Step,
+    fitting,
+    transition,
+)
 from runback.store.rows import to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts, recoveries
 from runback.store.sql import Connection, Row, any_of, prepared

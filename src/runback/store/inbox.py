@@ -26,7 +26,8 @@ from runback.store.arrivals import (
     copy_of,
     receipt_row,
 )
-from runback.store.database import Database, claimable, retrying_conflicts
+from runback.store.database import Database, retrying_conflicts
+from runback.store.moves import claimable
 from runback.store.rows import to_record
 from runback.store.schema import inbox_copies, inbox_events, inbox_receipts
 from runback.store.sql import Connection, Prepared, Row, prepared

@@ -11,18 +11,31 @@ nothing, and is told why.
 Two shapes: ``Move.update`` for set-wise moves (claims, releases, recovery), and
 ``Move.per_row`` for batches where each row has its own source, target and holder (a run's
 end, an attempt's outcome), which answer row by row what applied and what was refused.
+Which rows a claim takes is chosen here too: ``claimable`` (side by side with other
+workers) and ``fitting`` (within each destination's or model's room).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from sqlalchemy import BindParameter, ColumnElement, Table, Text, Update, bindparam, select, update
+from sqlalchemy import (
+    CTE,
+    BindParameter,
+    ColumnElement,
+    Select,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    select,
+    update,
+)
 
 from runback.core.states import (
     DELIVERY_TRANSITIONS,
@@ -266,3 +279,46 @@ class RowMoves(Generic[S]):
         if applying:
             await conn.execute(self.statement, applying)
         return verdicts
+
+
+# -- choosing what to claim -------------------------------------------------------------
+
+
+def claimable(rows: Select[Any]) -> CTE:
+    """The rows a claim takes, as a CTE an ``UPDATE ... FROM`` joins.
+
+    ``FOR UPDATE SKIP LOCKED`` lets workers claim side by side without waiting on each
+    other's rows. It must sit in a CTE, which PostgreSQL runs once: in an ``IN (subquery)``
+    it may run again for each row and claim past the ``LIMIT``. (SQLite ignores the lock
+    clause: its writes are serialised anyway.)
+    """
+    return rows.with_for_update(skip_locked=True).cte()
+
+
+MAX_SCAN = 1000
+"""The most candidate rows one claim reads (ids and what their room goes by)."""
+
+
+def fitting(
+    candidates: Sequence[Any],
+    *,
+    limit: int,
+    room: Callable[[str], int] | None,
+    key: Callable[[Any], str],
+) -> list[UUID]:
+    """The ids to claim of ``candidates`` (earliest first): up to ``limit``, and at most
+    ``room(key(row))`` of each group (a destination, a model) when ``room`` is given."""
+    if room is None:
+        return [row.id for row in candidates[:limit]]
+    chosen: list[UUID] = []
+    left: dict[str, int] = {}
+    for row in candidates:
+        group = key(row)
+        if group not in left:
+            left[group] = room(group)
+        if left[group] > 0:
+            left[group] -= 1
+            chosen.append(row.id)
+            if len(chosen) == limit:
+                break
+    return chosen

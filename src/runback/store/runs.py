@@ -14,13 +14,8 @@ from runback.batching import GroupCommit
 from runback.core.records import Run
 from runback.core.states import RunStatus
 from runback.errors import IdempotencyKeyReusedError
-from runback.store.database import (
-    MAX_SCAN,
-    Database,
-    fitting,
-    retrying_conflicts,
-)
-from runback.store.moves import RUNS, Claim, transition
+from runback.store.database import Database, retrying_conflicts
+from runback.store.moves import MAX_SCAN, RUNS, Claim, fitting, transition
 from runback.store.rows import to_record
 from runback.store.schema import runs
 from runback.store.sql import Connection, Row, any_of, prepared
