@@ -19,8 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from runback.core.ids import hash_api_key
-from runback.settings import sqlite_url
-from runback.store import Store, open_store
+from runback.store import Store, open_store, sqlite_url
 from runback.store.accounts import _organizations_of
 from support import POSTGRES_URL, new_schema_name
 

@@ -40,8 +40,7 @@ from seeding import (
     unfinished,
 )
 
-from runback.settings import sqlite_url
-from runback.store import open_store
+from runback.store import open_store, sqlite_url
 from support import (
     POSTGRES_URL,
     RUNBACK,

@@ -56,8 +56,7 @@ from sqlalchemy import func, select, update
 
 from runback.core.destinations import destination_of
 from runback.core.states import DeliveryStatus
-from runback.settings import sqlite_url
-from runback.store import open_store
+from runback.store import open_store, sqlite_url
 from runback.store.schema import deliveries
 from support import (
     POSTGRES_URL,

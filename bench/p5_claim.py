@@ -47,8 +47,7 @@ from sqlalchemy import func, select, text, update
 
 from runback.core.records import Delivery
 from runback.core.states import DeliveryStatus
-from runback.settings import sqlite_url
-from runback.store import Store, open_store
+from runback.store import Store, open_store, sqlite_url
 from runback.store.schema import deliveries, runs
 from support import (
     POSTGRES_URL,

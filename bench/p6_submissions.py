@@ -52,8 +52,7 @@ from p2_latency import child_pid, create_key, postgres_schema
 from procstat import cpu_seconds, postgres_cpu_seconds
 from uuid_utils.compat import uuid7
 
-from runback.settings import sqlite_url
-from runback.store import open_store
+from runback.store import open_store, sqlite_url
 from support import (
     POSTGRES_URL,
     RUNBACK,

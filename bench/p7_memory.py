@@ -37,8 +37,7 @@ from p2_latency import child_pid, cpu_seconds, postgres_schema
 from procstat import rss_mb
 from seeding import make_due, organization_with_secret, seed_deliveries, unfinished
 
-from runback.settings import sqlite_url
-from runback.store import open_store
+from runback.store import open_store, sqlite_url
 from support import POSTGRES_URL, RUNBACK, Result, base_env, mode, postgres_env, process, save
 
 COUNT = {"smoke": 2_000, "quick": 30_000, "full": 100_000}

@@ -93,8 +93,7 @@ from seeding import (
 
 from runback.core.ids import new_id
 from runback.core.signing import generate_secret
-from runback.settings import sqlite_url
-from runback.store import open_store
+from runback.store import open_store, sqlite_url
 from support import (
     POSTGRES_URL,
     ROOT,

@@ -16,8 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from runback.settings import sqlite_url
-from runback.store import Store, open_store
+from runback.store import Store, open_store, sqlite_url
 from runback.testing import ManualClock
 
 POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

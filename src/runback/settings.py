@@ -15,15 +15,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from runback.core.retry import DEFAULT_RETRY_POLICY
 from runback.core.sealing import MasterKeys
 from runback.errors import ConfigError
+from runback.store import DATABASE_FILE, sqlite_url
 from runback.wording import problem
 
-DATABASE_FILE = "runback.db"
 LEASE_MARGIN_SECONDS = 5.0
-
-
-def sqlite_url(path: Path) -> str:
-    """The database URL of an SQLite file."""
-    return f"sqlite+aiosqlite:///{path}"
 
 
 class Settings(BaseSettings):

@@ -15,8 +15,7 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Dialect
 
 import runback.store
-from runback.settings import sqlite_url
-from runback.store import Store, open_store
+from runback.store import Store, open_store, sqlite_url
 from runback.store.moves import RowMoves
 from runback.store.schema import metadata
 from runback.store.sql import Compiled, Prepared

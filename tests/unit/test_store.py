@@ -14,8 +14,7 @@ from runback.core.records import Delivery, Run
 from runback.core.retry import DEFAULT_RETRY_POLICY
 from runback.core.states import RunStatus
 from runback.errors import SchemaTooNewError
-from runback.settings import sqlite_url
-from runback.store import Store, head_revision, open_store
+from runback.store import Store, head_revision, open_store, sqlite_url
 from runback.store.outbox import delivery_row
 from runback.store.schema import deliveries
 from runback.store.sql import IntegrityError

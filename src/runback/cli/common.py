@@ -14,8 +14,8 @@ import uvloop
 from runback.core.clock import SystemClock
 from runback.datadir import prepare_data_dir
 from runback.errors import RunbackError
-from runback.settings import Settings, load_settings, sqlite_url
-from runback.store import Store, open_store
+from runback.settings import Settings, load_settings
+from runback.store import Store, open_store, sqlite_url
 
 T = TypeVar("T")
 

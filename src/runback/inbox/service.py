@@ -29,8 +29,8 @@ from runback.provider.runtime import blob_store
 from runback.pruner import Pruner
 from runback.receiver.config import ReceiveConfig
 from runback.receiver.handlers import HandlerRegistry
-from runback.settings import Settings, sqlite_url
-from runback.store import Store, open_store
+from runback.settings import Settings
+from runback.store import Store, open_store, sqlite_url
 from runback.store.database import database_url as database_url_of
 from runback.worker import Worker
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from runback.core.sealing import MasterKeys
 from runback.store.accounts import AccountStore
@@ -41,6 +42,15 @@ class Store:
         self.workers = WorkerStore(database)
 
 
+DATABASE_FILE = "runback.db"
+"""The SQLite file of a data directory, when no database URL is given."""
+
+
+def sqlite_url(path: Path) -> str:
+    """The database URL of an SQLite file."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
 @asynccontextmanager
 async def open_store(
     url: str,
@@ -65,6 +75,7 @@ async def open_store(
 
 
 __all__ = [
+    "DATABASE_FILE",
     "DELIVERIES",
     "RUNS",
     "AttemptOutcome",
@@ -81,4 +92,5 @@ __all__ = [
     "head_revision",
     "migrate",
     "open_store",
+    "sqlite_url",
 ]
