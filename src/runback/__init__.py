@@ -5,8 +5,9 @@ background and delivers a signed JSON callback when it ends: durably, with retri
 attempt log. This module holds the public names; everything else is private to the package.
 
 Importing it stays light (no web framework, database driver or server code), so a consumer
-can use ``runback.verify`` or ``runback.receiver`` alone: the names of the serving half load
-on first use.
+with ``pip install runback`` can use ``runback.verify`` or ``runback.receiver`` alone. The
+names of the serving half (``pip install 'runback[server]'``) load on first use; the
+settings of a server are ``runback.settings.Settings``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from runback.errors import (
     UrlRefusedError,
     VerificationError,
 )
-from runback.settings import Settings
 
 if TYPE_CHECKING:
     from runback.provider.context import RunContext, SyncRunContext
@@ -46,7 +46,14 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'runback' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f"runback.{name} is part of the server, which needs {exc.name}: "
+            "pip install 'runback[server]'",
+            name=exc.name,
+        ) from exc
 
 
 __version__ = "0.1.0"
@@ -64,7 +71,6 @@ __all__ = [
     "RunStatus",
     "RunbackError",
     "SchemaTooNewError",
-    "Settings",
     "StoreError",
     "SyncRunContext",
     "UrlPolicy",

@@ -21,6 +21,7 @@ from obstore.exceptions import BaseError as ObstoreError
 from obstore.exceptions import NotFoundError as ObstoreNotFound
 from obstore.store import LocalStore, MemoryStore, ObjectStore, S3Store
 
+from runback.config import BlobConfig
 from runback.errors import RunbackError
 
 _CHUNK = 256 * 1024
@@ -82,6 +83,20 @@ class BlobStore:
             config["access_key_id"] = access_key_id
             config["secret_access_key"] = secret_access_key
         return cls(S3Store(bucket, **config), presign=presign)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_config(cls, config: BlobConfig) -> BlobStore:
+        """The blob store a process's settings name: the bucket if any, else the directory."""
+        if config.s3_bucket is None:
+            return cls.local(config.directory)
+        return cls.s3(
+            bucket=config.s3_bucket,
+            endpoint=config.s3_endpoint,
+            region=config.s3_region,
+            access_key_id=config.s3_access_key_id,
+            secret_access_key=config.s3_secret_access_key,
+            presign=config.s3_presign,
+        )
 
     async def put(
         self, key: str, data: bytes | AsyncIterable[bytes], *, max_bytes: int | None = None

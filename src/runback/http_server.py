@@ -16,7 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from runback.errors import ConfigError
-from runback.worker import Worker
+from runback.work_loop import WorkLoop
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -45,7 +45,7 @@ async def serve_app(
     sock: socket.socket,
     *,
     access_log: bool,
-    workers: Sequence[Worker],
+    workers: Sequence[WorkLoop],
     grace: float = 30.0,
 ) -> None:
     """Serve ``app`` on ``sock`` and run ``workers`` until SIGINT or SIGTERM; then stop

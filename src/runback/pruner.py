@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from runback.blobs import BlobError, BlobStore
+from runback.config import RetentionConfig
 from runback.core.clock import Clock
 from runback.store import Store
 from runback.store.retention import Pruned
-from runback.worker import Worker
+from runback.work_loop import WorkLoop
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ _BLOB_CONCURRENCY = 16
 Prune = Callable[[datetime], Awaitable[Pruned]]
 
 
-class Pruner(Worker):
+class Pruner(WorkLoop):
     """Prunes ended runs (``what="runs"``: ``runback serve`` and ``worker``) or inbox events
     (``what="inbox"``: ``runback receive``) older than ``retention``, ``batch`` at a time."""
 
@@ -94,3 +95,26 @@ class Pruner(Worker):
                     log.warning("a pruned file stays behind: %s", result)
                 elif isinstance(result, BaseException):
                     raise result
+
+
+def pruners(
+    config: RetentionConfig,
+    *,
+    store: Store,
+    blobs: BlobStore,
+    clock: Clock,
+    what: Literal["runs", "inbox"] = "runs",
+) -> list[Pruner]:
+    """The pruner the retention settings ask for: none when they keep everything."""
+    if config.keep is None:
+        return []
+    return [
+        Pruner(
+            store=store,
+            blobs=blobs,
+            clock=clock,
+            retention=config.keep,
+            batch=config.batch,
+            what=what,
+        )
+    ]

@@ -1,24 +1,52 @@
-"""One frozen ``Settings``, built once at the edge from ``RUNBACK_*`` variables and CLI flags.
+"""``Settings``: every ``RUNBACK_*`` variable and CLI flag, read once at the edge.
 
 Flags win over variables, variables over defaults. Nothing below the entry point reads the
-environment: components receive the values they need as keyword arguments.
+environment, nor sees this class: ``config()`` and ``receiving_config()`` split it into the
+frozen groups of ``runback.config``, and each component takes its own.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from runback.core.retry import DEFAULT_RETRY_POLICY
+from runback.config import (
+    BlobConfig,
+    Config,
+    DatabaseConfig,
+    DeliveryConfig,
+    ExecutionConfig,
+    ReceivingConfig,
+    RetentionConfig,
+    ServerConfig,
+)
+from runback.core.destinations import BreakerPolicy
+from runback.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from runback.core.sealing import MasterKeys
+from runback.core.urlpolicy import UrlPolicy
 from runback.errors import ConfigError
 from runback.store import DATABASE_FILE, sqlite_url
 from runback.wording import problem
 
 LEASE_MARGIN_SECONDS = 5.0
+MAX_RETRY_DELAYS: Final = 50
+MAX_RETRY_DELAY: Final = 7 * 24 * 3600.0
+_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def _seconds(text: str) -> float:
+    """``250ms``, ``1.5``, ``5m``, ``2h``, ``1d``: seconds (a bare number is seconds)."""
+    found = _DURATION.match(text)
+    if found is None:
+        raise ValueError(f"{text.strip()!r} is not a duration such as 250ms, 5, 5m, 2h or 1d")
+    return float(found[1]) * _UNITS[found[2] or "s"]
 
 
 class Settings(BaseSettings):
@@ -47,6 +75,11 @@ class Settings(BaseSettings):
     """CIDRs and host names that outbound URLs may reach although they are internal."""
 
     attempt_timeout: float = Field(default=10.0, gt=0, le=300)
+    retry_delays: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_POLICY.delays
+    """The waits between a callback's attempts, comma-separated (``250ms,1s,5m,2h``); each
+    new delivery keeps the ladder it started with."""
+    retry_jitter: float = Field(default=DEFAULT_RETRY_POLICY.jitter, ge=0, le=1)
+    """Each wait is lengthened by up to this fraction, at random, so retries spread out."""
     max_in_flight_per_destination: int = Field(default=16, ge=1, le=10_000)
     """Attempts under way to one ``host:port`` at once: a slow receiver holds no more."""
     breaker_threshold: int = Field(default=5, ge=1, le=1000)
@@ -140,22 +173,44 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(_seconds(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _ladder_bounded(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) > MAX_RETRY_DELAYS:
+            raise ValueError(f"must list at most {MAX_RETRY_DELAYS} delays")
+        if any(not 0 <= delay <= MAX_RETRY_DELAY for delay in value):
+            raise ValueError("must list delays between 0 and 7 days")
+        return value
+
     @field_validator("master_keys")
     @classmethod
     def _master_keys_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if value:
-            try:
-                MasterKeys.parse(value)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
+            _checked(MasterKeys.parse, value)
+        return value
+
+    @field_validator("callback_allow")
+    @classmethod
+    def _allow_list_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        _checked(UrlPolicy.from_allow_list, value)
         return value
 
     @field_validator("retention_days")
     @classmethod
-    def _retention_outlasts_retries(cls, value: float) -> float:
+    def _retention_outlasts_retries(cls, value: float, info: ValidationInfo) -> float:
         # Keep a run's deliveries for their whole retry window and some: runs are never
         # pruned mid-delivery anyway, but their history should outlive the last retry.
-        shortest = DEFAULT_RETRY_POLICY.window * 1.1 / 86400
+        # (The retry fields come first, so they are checked and known here.)
+        delays = info.data.get("retry_delays", DEFAULT_RETRY_POLICY.delays)
+        jitter = info.data.get("retry_jitter", DEFAULT_RETRY_POLICY.jitter)
+        shortest = RetryPolicy(delays=delays, jitter=jitter).window * 1.1 / 86400
         if 0 < value <= shortest:
             raise ValueError(f"must be 0 (keep everything) or more than {shortest:.2f} days")
         return value
@@ -175,10 +230,114 @@ class Settings(BaseSettings):
         return self.database_url or sqlite_url(self.data_dir / DATABASE_FILE)
 
     @property
-    def base_url(self) -> str:
-        """The URL this server answers on, as its own log lines print it."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(delays=self.retry_delays, jitter=self.retry_jitter)
+
+    def config(self) -> Config:
+        """The groups of a serving process (``serve``, ``api``, ``worker``)."""
+        return Config(
+            server=ServerConfig(
+                data_dir=self.data_dir,
+                host=self.host,
+                port=self.port,
+                public_url=self.public_url,
+                files_shared=self.files_shared,
+                max_body_bytes=self.max_body_bytes,
+                access_log=self.access_log,
+                shutdown_grace=self.shutdown_grace,
+            ),
+            database=self._database(self.data_dir),
+            blobs=self._blobs(self.data_dir),
+            delivery=DeliveryConfig(
+                retry=self.retry_policy,
+                breaker=BreakerPolicy(
+                    threshold=self.breaker_threshold,
+                    window=timedelta(seconds=self.breaker_window_seconds),
+                    first_open=timedelta(seconds=self.breaker_open_seconds),
+                    disable_after=timedelta(seconds=self.destination_disable_after),
+                ),
+                url_policy=self._url_policy(),
+                attempt_timeout=self.attempt_timeout,
+                max_in_flight=self.max_in_flight_deliveries,
+                per_destination=self.max_in_flight_per_destination,
+                operations_url=self.operations_callback_url,
+                lease_seconds=self.lease_seconds,
+                poll_interval=self.poll_interval,
+            ),
+            execution=ExecutionConfig(
+                max_concurrent_runs=self.max_concurrent_runs,
+                max_executions=self.run_max_executions,
+                model_timeout=self.model_timeout,
+                threads=self.model_threads,
+                unserved_after=self.unserved_run_timeout,
+                max_output_bytes=self.max_output_bytes,
+                output_url_ttl=self.output_url_ttl,
+                lease_seconds=self.lease_seconds,
+                poll_interval=self.poll_interval,
+            ),
+            retention=self._retention(),
+        )
+
+    def receiving_config(self) -> Config:
+        """The groups of ``runback receive``: its own port, data directory and database."""
+        return Config(
+            server=ServerConfig(
+                data_dir=self.receive_data_dir,
+                host=self.host,
+                port=self.receive_port,
+                access_log=self.access_log,
+                shutdown_grace=self.shutdown_grace,
+            ),
+            database=self._database(self.receive_data_dir),
+            blobs=self._blobs(self.receive_data_dir),
+            receiving=ReceivingConfig(
+                url_policy=self._url_policy(),
+                max_body_bytes=self.receive_max_body_bytes,
+                max_copy_bytes=self.receive_max_copy_bytes,
+                copy_concurrency=self.receive_copy_concurrency,
+                copy_timeout=self.receive_copy_timeout,
+                url_ttl=timedelta(seconds=self.receive_url_ttl),
+                insecure=self.receive_insecure,
+                poll_interval=self.poll_interval,
+            ),
+            retention=self._retention(),
+        )
+
+    def _database(self, data_dir: Path) -> DatabaseConfig:
+        return DatabaseConfig(
+            url=self.database_url or sqlite_url(data_dir / DATABASE_FILE),
+            schema=self.database_schema,
+            pool_size=self.database_pool_size,
+            auto_migrate=self.auto_migrate,
+            sqlite_synchronous=self.sqlite_synchronous,
+            master_keys=MasterKeys.parse(self.master_keys) if self.master_keys else None,
+        )
+
+    def _blobs(self, data_dir: Path) -> BlobConfig:
+        return BlobConfig(
+            directory=data_dir / "files",
+            s3_bucket=self.s3_bucket,
+            s3_endpoint=self.s3_endpoint,
+            s3_region=self.s3_region,
+            s3_access_key_id=self.s3_access_key_id,
+            s3_secret_access_key=self.s3_secret_access_key,
+            s3_presign=self.s3_presign,
+        )
+
+    def _url_policy(self) -> UrlPolicy:
+        return UrlPolicy.from_allow_list(self.callback_allow)
+
+    def _retention(self) -> RetentionConfig:
+        keep = timedelta(days=self.retention_days) if self.retention_days > 0 else None
+        return RetentionConfig(keep=keep, batch=self.prune_batch)
+
+
+def _checked(parse: Callable[[tuple[str, ...]], object], value: tuple[str, ...]) -> None:
+    """Run ``parse`` for its ``ConfigError``, said as pydantic wants a bad value said."""
+    try:
+        parse(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -16,18 +16,18 @@ from uuid import UUID
 from aiohttp import web
 
 from runback.blobs import BlobStore
+from runback.config import DeliveryConfig, ExecutionConfig
 from runback.core.clock import SystemClock
 from runback.core.destinations import destination_of
 from runback.core.ids import new_id
 from runback.core.records import Attempt, Delivery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
-from runback.core.urlpolicy import LOOPBACK_ALLOW
+from runback.core.urlpolicy import LOOPBACK_ALLOW, UrlPolicy
 from runback.models import register_builtins
 from runback.outbound.sender import AiohttpSender
 from runback.provider.registry import ModelRegistry
 from runback.provider.runtime import assemble
-from runback.settings import Settings
 from runback.store import Store
 from runback.testing import MapFetcher
 from support.factories import queued_run
@@ -62,15 +62,16 @@ class Live:
 async def running(store: Store, *, attempt_timeout: float = 5.0) -> AsyncIterator[Live]:
     clock = SystemClock()
     organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
-    settings = Settings(
-        callback_allow=LOOPBACK_ALLOW,
-        attempt_timeout=attempt_timeout,
-        max_in_flight_deliveries=64,
-        poll_interval=1.0,
-    )
     async with AiohttpSender() as sender:
         runtime = await assemble(
-            settings,
+            delivery=DeliveryConfig(
+                retry=POLICY,
+                url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW),
+                attempt_timeout=attempt_timeout,
+                max_in_flight=64,
+            ),
+            execution=ExecutionConfig(),
+            max_body_bytes=64 * 1024,
             store=store,
             sender=sender,
             fetcher=MapFetcher(),
@@ -79,7 +80,6 @@ async def running(store: Store, *, attempt_timeout: float = 5.0) -> AsyncIterato
             clock=clock,
             random=random.random,
             public_url="http://runback.test",
-            retry_policy=POLICY,
         )
         tasks = [
             asyncio.create_task(runtime.executor.run_forever()),

@@ -4,10 +4,13 @@ package's twins (sender, fetcher, memory blobs, manual clock)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from runback.blobs import BlobStore
+from runback.config import DeliveryConfig, ExecutionConfig
+from runback.core.destinations import BreakerPolicy
 from runback.core.records import Attempt, Delivery, Run
 from runback.core.retry import Random, RetryPolicy
 from runback.core.urlpolicy import UrlPolicy
@@ -17,7 +20,6 @@ from runback.provider.executor import Executor
 from runback.provider.outbox import Outbox
 from runback.provider.registry import ModelRegistry
 from runback.provider.runtime import Runtime, assemble
-from runback.settings import Settings
 from runback.store import Store
 from runback.testing import Handler, HandlerSender, ManualClock, MapFetcher, respond
 from support.factories import queued_run
@@ -93,21 +95,24 @@ async def make_harness(
     sender = HandlerSender(handler)
     fetcher = MapFetcher()
     blobs = blobs or BlobStore.memory()
-    settings = Settings(
-        callback_allow=callback_allow,
-        max_in_flight_deliveries=64,
-        max_concurrent_runs=max_concurrency,
-        model_timeout=default_timeout,
-        poll_interval=1.0,
-        max_body_bytes=64 * 1024,
-        breaker_threshold=breaker_threshold,
-        breaker_window_seconds=breaker_window,
-        max_in_flight_per_destination=per_destination,
-        destination_disable_after=disable_after,
-        operations_callback_url=operations_url,
+    delivery = DeliveryConfig(
+        retry=policy,
+        breaker=BreakerPolicy(
+            threshold=breaker_threshold,
+            window=timedelta(seconds=breaker_window),
+            disable_after=timedelta(seconds=disable_after),
+        ),
+        url_policy=UrlPolicy.from_allow_list(callback_allow),
+        max_in_flight=64,
+        per_destination=per_destination,
+        operations_url=operations_url,
     )
     runtime = await assemble(
-        settings,
+        delivery=delivery,
+        execution=ExecutionConfig(
+            max_concurrent_runs=max_concurrency, model_timeout=default_timeout
+        ),
+        max_body_bytes=64 * 1024,
         store=store,
         sender=sender,
         fetcher=fetcher,
@@ -116,7 +121,6 @@ async def make_harness(
         clock=clock,
         random=random,
         public_url=PUBLIC_URL,
-        retry_policy=policy,
     )
     return Harness(store, clock, sender, fetcher, blobs, runtime, organization.id)
 
@@ -128,10 +132,6 @@ def another_worker(h: Harness, sender: HandlerSender, *, poll_interval: float = 
         sender=sender,
         clock=h.clock,
         random=lambda: 0.5,
-        url_policy=UrlPolicy.from_allow_list(()),
         worker_id="other",
-        max_in_flight=64,
-        attempt_timeout=10,
-        lease_seconds=60,
-        poll_interval=poll_interval,
+        config=DeliveryConfig(max_in_flight=64, poll_interval=poll_interval),
     )

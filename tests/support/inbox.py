@@ -15,13 +15,14 @@ import httpx
 import orjson
 
 from runback.blobs import BlobStore
+from runback.config import ReceivingConfig
 from runback.core.signing import runflow_signature, signature_headers
 from runback.core.urlpolicy import UrlPolicy
-from runback.inbox.app import ReceiveDeps, create_receive_app
-from runback.inbox.copier import Copier
-from runback.inbox.handling import HandlerRunner
 from runback.receiver.config import ReceiveConfig
 from runback.receiver.handlers import HandlerRegistry
+from runback.receiving.app import ReceiveDeps, create_receive_app
+from runback.receiving.copier import Copier
+from runback.receiving.handling import HandlerRunner
 from runback.store import Store
 from runback.testing import ManualClock
 
@@ -133,14 +134,16 @@ async def inbox_client(
             store=store,
             blobs=blobs,
             session=session,
-            url_policy=UrlPolicy.from_allow_list(["127.0.0.0/8"]),
             clock=clock,
             random=lambda: FIXED_RANDOM,
             worker_id="test-copier",
-            capacity=8,
-            poll_interval=0.05,
-            max_bytes=MAX_COPY_BYTES,
-            fetch_timeout=10.0,
+            config=ReceivingConfig(
+                url_policy=UrlPolicy.from_allow_list(["127.0.0.0/8"]),
+                copy_concurrency=8,
+                poll_interval=0.05,
+                max_copy_bytes=MAX_COPY_BYTES,
+                copy_timeout=10.0,
+            ),
         )
         runner = HandlerRunner(
             store=store,

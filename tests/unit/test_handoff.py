@@ -13,7 +13,7 @@ from runback.core.runs import Ending
 from runback.core.states import DeliveryStatus, RunStatus
 from runback.store import Store
 from runback.testing import HandlerSender, ManualClock, respond
-from runback.worker import Worker
+from runback.work_loop import WorkLoop
 from support.harness import Harness, another_worker, make_harness
 from support.waiting import eventually
 
@@ -21,7 +21,7 @@ PER_DESTINATION = 16
 
 
 @asynccontextmanager
-async def serving(*workers: Worker) -> AsyncIterator[None]:
+async def serving(*workers: WorkLoop) -> AsyncIterator[None]:
     loops = [asyncio.create_task(worker.run_forever()) for worker in workers]
     try:
         yield

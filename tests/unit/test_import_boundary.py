@@ -62,7 +62,9 @@ def test_verifying_a_callback_imports_no_server_database_or_framework() -> None:
 
     assert not {name for name in modules if name.split(".")[0] in HEAVY}
     assert not {name for name in modules if name.startswith("runback.store")}
-    assert not {name for name in modules if name.startswith(("runback.provider", "runback.inbox"))}
+    assert not {
+        name for name in modules if name.startswith(("runback.provider", "runback.receiving"))
+    }
     assert not modules & ADAPTERS
 
 

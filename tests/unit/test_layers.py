@@ -19,12 +19,12 @@ ONLY = {"runback.core": ("runback.core", "runback.errors")}
 """A package and the only runback modules it may import."""
 
 NEVER = {
-    "runback.web": ("runback.provider", "runback.inbox"),
-    "runback.outbound": ("runback.provider", "runback.inbox", "runback.store"),
-    "runback.pruner": ("runback.provider", "runback.inbox"),
-    "runback.inbox.copier": ("runback.provider",),
-    "runback.receiver": ("runback.provider", "runback.inbox", "runback.store"),
-    "runback.inbox.app": ("runback.provider",),
+    "runback.web": ("runback.provider", "runback.receiving"),
+    "runback.outbound": ("runback.provider", "runback.receiving", "runback.store"),
+    "runback.pruner": ("runback.provider", "runback.receiving"),
+    "runback.receiving.copier": ("runback.provider",),
+    "runback.receiver": ("runback.provider", "runback.receiving", "runback.store"),
+    "runback.receiving.app": ("runback.provider",),
 }
 """A package (or module) and the runback modules it must not import."""
 

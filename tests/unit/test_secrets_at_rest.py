@@ -17,7 +17,7 @@ from runback.core.records import CallbackSecret
 from runback.core.sealing import MasterKeys, generate_master_key, sealed_key_id
 from runback.core.signing import new_callback_secret, runflow_signature
 from runback.errors import ConfigError
-from runback.provider.server import _master_keys
+from runback.provider.server import warn_unsealed
 from runback.settings import load_settings
 from runback.store import Store
 from runback.store.schema import callback_secrets
@@ -150,7 +150,7 @@ async def test_sealed_secrets_without_any_master_key_stop_the_start(
         await store.secrets.reseal()
 
 
-def test_master_keys_come_comma_separated_from_the_environment(
+def testwarn_unsealed_come_comma_separated_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("RUNBACK_MASTER_KEYS", f"{NEW}, {OLD}")
@@ -158,7 +158,7 @@ def test_master_keys_come_comma_separated_from_the_environment(
     settings = load_settings()
 
     assert settings.master_keys == (NEW, OLD)
-    keys = _master_keys(settings)
+    keys = settings.config().database.master_keys
     assert keys is not None
     assert keys.current.id == "k2"
     assert [k.id for k in keys.older] == ["k1"]
@@ -174,6 +174,6 @@ def test_a_malformed_master_key_stops_the_settings(monkeypatch: pytest.MonkeyPat
 
 def test_serving_without_a_master_key_warns(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        assert _master_keys(load_settings()) is None
+        warn_unsealed(load_settings().config().database)
 
     assert "plain text" in caplog.text

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from runback.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from runback.errors import ConfigError
 from runback.settings import load_settings
 
@@ -68,3 +69,56 @@ def test_a_bad_variable_is_named_as_set_in_plain_words(
         load_settings()
     assert str(caught.value).startswith(message)
     assert "Input should" not in str(caught.value)
+
+
+def test_the_retry_ladder_is_read_in_any_unit_and_reaches_the_delivery_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RUNBACK_RETRY_DELAYS", "250ms, 1, 5m,2h,1d")
+    monkeypatch.setenv("RUNBACK_RETRY_JITTER", "0.1")
+
+    retry = load_settings().config().delivery.retry
+
+    assert retry == RetryPolicy(delays=(0.25, 1.0, 300.0, 7200.0, 86400.0), jitter=0.1)
+
+
+def test_the_default_ladder_is_the_contract_s() -> None:
+    assert load_settings().config().delivery.retry == DEFAULT_RETRY_POLICY
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1s,soon", "RUNBACK_RETRY_DELAYS 'soon' is not a duration"),
+        ("8d", "RUNBACK_RETRY_DELAYS must list delays between 0 and 7 days"),
+        (",".join(["1"] * 51), "RUNBACK_RETRY_DELAYS must list at most 50 delays"),
+    ],
+)
+def test_a_bad_retry_ladder_is_named(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv("RUNBACK_RETRY_DELAYS", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(message)
+
+
+def test_retention_must_outlast_the_configured_ladder(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10 days of waits, 20 % jitter and a 10 % margin: 13.2 days.
+    monkeypatch.setenv("RUNBACK_RETRY_DELAYS", "5d,5d")
+    monkeypatch.setenv("RUNBACK_RETENTION_DAYS", "10")
+    with pytest.raises(ConfigError, match=r"^RUNBACK_RETENTION_DAYS .*more than 13\.20 days"):
+        load_settings()
+    monkeypatch.setenv("RUNBACK_RETENTION_DAYS", "14")
+    assert load_settings().retention_days == 14
+
+
+def test_a_process_s_groups_come_from_one_read(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, receive_data_dir=tmp_path / "r", port=9000)
+
+    serving, receiving = settings.config(), settings.receiving_config()
+
+    assert serving.database.url == f"sqlite+aiosqlite:///{tmp_path}/runback.db"
+    assert receiving.database.url == f"sqlite+aiosqlite:///{tmp_path}/r/runback.db"
+    assert (serving.server.port, receiving.server.port) == (9000, 8001)
+    assert receiving.blobs.directory == tmp_path / "r" / "files"

@@ -15,7 +15,7 @@ from runback.core.clock import SystemClock
 from runback.datadir import prepare_data_dir
 from runback.errors import RunbackError
 from runback.settings import Settings, load_settings
-from runback.store import Store, open_store, sqlite_url
+from runback.store import Store, open_database
 
 T = TypeVar("T")
 
@@ -69,22 +69,17 @@ async def with_store(
     settings: Settings,
     work: Callable[[Store, datetime], Awaitable[T]],
     *,
-    data_dir: Path | None = None,
+    receiving: bool = False,
 ) -> T:
-    """Open (and migrate) a data directory's database, make sure the default organization
-    exists, and do ``work`` with the store and the time now."""
-    directory = prepare_data_dir(data_dir or settings.data_dir)
-    if data_dir is None and "data_dir" not in settings.model_fields_set:
+    """Open (and migrate) the database of ``serve`` (or, ``receiving``, of ``receive``), make
+    sure the default organization exists, and do ``work`` with the store and the time now."""
+    config = settings.receiving_config() if receiving else settings.config()
+    directory = prepare_data_dir(config.server.data_dir)
+    if not receiving and "data_dir" not in settings.model_fields_set:
         # The default is relative to where the command runs: say which one it was, so a
         # key made from another directory is not a mystery.
         typer.echo(f"runback: data dir {directory.resolve()}", err=True)
-    url = settings.database_url or sqlite_url(directory / "runback.db")
-    async with open_store(
-        url,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        schema=settings.database_schema,
-        auto_migrate=settings.auto_migrate,
-    ) as store:
+    async with open_database(config.database) as store:
         clock = SystemClock()
         await store.accounts.ensure_default_organization(now=clock.now())
         return await work(store, clock.now())

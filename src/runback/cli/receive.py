@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import orjson
@@ -13,11 +13,12 @@ import typer
 from runback.cli.common import fail, run, say, settings_from, setup_logging, when, with_store
 from runback.core.inbox import Copy, InboxEvent, Receipt
 from runback.errors import RunbackError
-from runback.inbox.app import copy_view, event_view
-from runback.inbox.handling import load_handlers
-from runback.inbox.service import receive as receive_forever
 from runback.receiver.config import load_receive_config
 from runback.receiver.handlers import HandlerRegistry
+from runback.receiving.app import copy_view, event_view
+from runback.receiving.handling import load_handlers
+from runback.receiving.service import receive as receive_forever
+from runback.settings import Settings
 from runback.store import Store
 
 inbox_app = typer.Typer(help="Received callbacks (runback receive's inbox).", no_args_is_help=True)
@@ -71,12 +72,11 @@ def receive(
         load_handlers(registry, settings.receive_handlers)
     except RunbackError as exc:
         raise fail(str(exc)) from None
-    run(receive_forever(settings, config=sources, handlers=registry, say=say))
+    run(receive_forever(settings.receiving_config(), sources=sources, handlers=registry, say=say))
 
 
-def _inbox(data_dir: Path | None) -> tuple[Any, Path]:
-    settings = settings_from(receive_data_dir=data_dir)
-    return settings, settings.receive_data_dir
+def _inbox(data_dir: Path | None) -> Settings:
+    return settings_from(receive_data_dir=data_dir)
 
 
 @inbox_app.command("ls")
@@ -86,13 +86,13 @@ def inbox_ls(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
 ) -> None:
     """List received events, newest first."""
-    settings, directory = _inbox(data_dir)
+    settings = _inbox(data_dir)
 
     async def listed(store: Store, _now: datetime) -> list[InboxEvent]:
         found, _ = await store.inbox.page(source=source, after=None, limit=limit)
         return found
 
-    for event in run(with_store(settings, listed, data_dir=directory)):
+    for event in run(with_store(settings, listed, receiving=True)):
         typer.echo(
             f"{event.id}  {when(event.first_received_at)}  {event.source:<12} "
             f"{event.event or '-':<22} x{event.receipt_count}  handler {event.handler_state}"
@@ -105,7 +105,7 @@ def inbox_show(
     data_dir: ReceiveDir = None,
 ) -> None:
     """Show one event: its keys, receipts, copies and handler outcome (as JSON)."""
-    settings, directory = _inbox(data_dir)
+    settings = _inbox(data_dir)
     parsed = _event_id(event_id)
 
     async def shown(
@@ -113,7 +113,7 @@ def inbox_show(
     ) -> tuple[InboxEvent, list[Receipt], list[Copy]] | None:
         return await store.inbox.event(parsed)
 
-    found = run(with_store(settings, shown, data_dir=directory))
+    found = run(with_store(settings, shown, receiving=True))
     if found is None:
         raise fail(f"there is no event {event_id}")
     event, receipts, copies = found
@@ -133,13 +133,13 @@ def inbox_replay(
     data_dir: ReceiveDir = None,
 ) -> None:
     """Run an event's handlers again and retry its lost copies whose URLs still live."""
-    settings, directory = _inbox(data_dir)
+    settings = _inbox(data_dir)
     parsed = _event_id(event_id)
 
     async def replay(store: Store, now: datetime) -> bool:
         return await store.inbox.replay(parsed, now=now)
 
-    if not run(with_store(settings, replay, data_dir=directory)):
+    if not run(with_store(settings, replay, receiving=True)):
         raise fail(f"there is no event {event_id}")
     typer.echo(f"event {event_id} will be handled again by the running receiver")
 

@@ -51,7 +51,7 @@ def _serve(roles: Roles, **flags: object) -> None:
         raise fail(str(exc)) from None
     if loaded:
         logging.getLogger("runback").info("models from %s", ", ".join(loaded))
-    run(serve_forever(settings, registry=registry, say=say, roles=roles))
+    run(serve_forever(settings.config(), registry=registry, say=say, roles=roles))
 
 
 def serve(

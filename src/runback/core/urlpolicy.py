@@ -84,6 +84,10 @@ class UrlPolicy:
                 hosts.add(_host_key(entry))
         return cls(allowed_networks=tuple(networks), allowed_hosts=frozenset(hosts))
 
+    def describe(self) -> str:
+        """The allow list, as an operator wrote it (empty when only public addresses)."""
+        return ", ".join([*map(str, self.allowed_networks), *sorted(self.allowed_hosts)])
+
     def check(self, url: str) -> SplitResult:
         """The parsed URL if runback may call it; else ``UrlRefusedError`` saying why."""
         # Cached: every attempt of every delivery checks its URL again, and most go to a

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from runback import metrics
 from runback.batching import GroupCommit
+from runback.config import DeliveryConfig
 from runback.core.clock import Clock
 from runback.core.delivery import (
     NextStep,
@@ -26,18 +27,16 @@ from runback.core.delivery import (
     after_attempt,
     attempt_headers,
 )
-from runback.core.destinations import BreakerPolicy
 from runback.core.ids import new_id
 from runback.core.records import Attempt, CallbackSecret, Delivery
 from runback.core.retry import Random
 from runback.core.states import DeliveryStatus
-from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
 from runback.outbound.sender import OutboundRequest, Sender
 from runback.provider.gate import DestinationGate
 from runback.provider.operations import Operations
 from runback.store import AttemptOutcome, Refusal, Store
-from runback.worker import Worker
+from runback.work_loop import WorkLoop
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,8 @@ class Handoff:
             self.committed.set_result(committed)
 
 
-class Dispatcher(Worker):
-    """Delivers pending callbacks with retries, at most ``max_in_flight`` at a time."""
+class Dispatcher(WorkLoop):
+    """Delivers pending callbacks with retries, at most ``config.max_in_flight`` at a time."""
 
     def __init__(
         self,
@@ -66,30 +65,22 @@ class Dispatcher(Worker):
         sender: Sender,
         clock: Clock,
         random: Random,
-        url_policy: UrlPolicy,
         worker_id: str,
-        max_in_flight: int,
-        attempt_timeout: float,
-        lease_seconds: float,
-        poll_interval: float,
-        per_destination: int = 16,
-        breaker: BreakerPolicy | None = None,
+        config: DeliveryConfig,
         operations: Operations | None = None,
     ) -> None:
-        super().__init__(capacity=max_in_flight, poll_interval=poll_interval)
+        super().__init__(capacity=config.max_in_flight, poll_interval=config.poll_interval)
         self._store = store
         self._sender = sender
         self._clock = clock
         self._random = random
-        self._url_policy = url_policy
+        self._url_policy = config.url_policy
         self._worker_id = worker_id
-        self._attempt_timeout = attempt_timeout
-        self._lease = timedelta(seconds=lease_seconds)
+        self._attempt_timeout = config.attempt_timeout
+        self._lease = timedelta(seconds=config.lease_seconds)
         self._in_flight: set[UUID] = set()
         self._next_upkeep = datetime.min.replace(tzinfo=UTC)
-        self._gate = DestinationGate(
-            per_destination=per_destination, breaker=breaker or BreakerPolicy()
-        )
+        self._gate = DestinationGate(per_destination=config.per_destination, breaker=config.breaker)
         self.operations = operations
         self._recorder: GroupCommit[AttemptOutcome, Refusal | None] = GroupCommit(self._record)
         self._serving = False

@@ -22,6 +22,7 @@ from uuid import UUID
 import orjson
 from pydantic import ValidationError
 
+from runback.config import ExecutionConfig
 from runback.core.clock import Clock
 from runback.core.payload import dumps
 from runback.core.records import Run
@@ -33,13 +34,13 @@ from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import Model, ModelRegistry
 from runback.store import Store
-from runback.worker import Worker
+from runback.work_loop import WorkLoop
 
 log = logging.getLogger(__name__)
 
 
-class Executor(Worker):
-    """Runs models for queued runs, at most ``max_concurrency`` at a time."""
+class Executor(WorkLoop):
+    """Runs models for queued runs, at most ``config.max_concurrent_runs`` at a time."""
 
     def __init__(
         self,
@@ -51,15 +52,9 @@ class Executor(Worker):
         registry: ModelRegistry,
         clock: Clock,
         worker_id: str,
-        max_concurrency: int,
-        default_timeout: float,
-        poll_interval: float,
-        lease_seconds: float = 60.0,
-        max_executions: int = 2,
-        threads: int = 8,
-        unserved_after: float = 3600.0,
+        config: ExecutionConfig,
     ) -> None:
-        super().__init__(capacity=max_concurrency, poll_interval=poll_interval)
+        super().__init__(capacity=config.max_concurrent_runs, poll_interval=config.poll_interval)
         self._store = store
         self._outbox = outbox
         self._outputs = outputs
@@ -67,16 +62,16 @@ class Executor(Worker):
         self._registry = registry
         self._clock = clock
         self._worker_id = worker_id
-        self._default_timeout = default_timeout
-        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="model")
+        self._default_timeout = config.model_timeout
+        self._threads = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="model")
         self._running: dict[UUID, asyncio.Task[Any]] = {}
         self._contexts: dict[UUID, RunContext] = {}
         self._per_model: Counter[str] = Counter()
         self._cancel_requested: set[UUID] = set()
-        self._lease = timedelta(seconds=lease_seconds)
-        self._max_executions = max_executions
+        self._lease = timedelta(seconds=config.lease_seconds)
+        self._max_executions = config.max_executions
         self._next_upkeep = datetime.min.replace(tzinfo=UTC)
-        self._unserved_after = timedelta(seconds=unserved_after)
+        self._unserved_after = timedelta(seconds=config.unserved_after)
 
     async def run_until_idle(self) -> None:
         """Run every queued run, and those they lead to, to its end (for tests and tools)."""

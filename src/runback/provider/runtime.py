@@ -1,7 +1,8 @@
-"""Assembling the serving half from settings and seams: one place that wires the parts.
+"""Assembling the serving half from its settings groups and seams: the parts, wired.
 
-``runback serve`` and the tests that need the whole machine build it here, so the wiring is
-written once. Seams (store, sender, fetcher, blobs, clock, random) come in as arguments.
+``runback serve`` (through ``runback.process``) and the tests that need the whole machine
+build it here, so the wiring is written once. Seams (store, sender, fetcher, blobs, clock,
+random) come in as arguments.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from runback.blobs import BlobStore
+from runback.config import DeliveryConfig, ExecutionConfig
 from runback.core.clock import Clock
-from runback.core.destinations import BreakerPolicy
-from runback.core.retry import DEFAULT_RETRY_POLICY, Random, RetryPolicy
-from runback.core.urlpolicy import UrlPolicy
+from runback.core.retry import Random
 from runback.outbound.sender import Sender
 from runback.provider.api.deps import ApiDeps
 from runback.provider.context import Fetcher
@@ -28,7 +28,6 @@ from runback.provider.operations import Operations
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
-from runback.settings import Settings
 from runback.store import DELIVERIES, RUNS, Store
 
 log = logging.getLogger(__name__)
@@ -36,20 +35,6 @@ log = logging.getLogger(__name__)
 
 FILES_KEY = "files"
 """The name of the signing key of ``/files`` URLs in the ``signing_keys`` table."""
-
-
-def blob_store(settings: Settings) -> BlobStore:
-    """The blob store the settings name: an S3-compatible bucket, or ``<data dir>/files``."""
-    if settings.s3_bucket is not None:
-        return BlobStore.s3(
-            bucket=settings.s3_bucket,
-            endpoint=settings.s3_endpoint,
-            region=settings.s3_region,
-            access_key_id=settings.s3_access_key_id,
-            secret_access_key=settings.s3_secret_access_key,
-            presign=settings.s3_presign,
-        )
-    return BlobStore.local(settings.data_dir / "files")
 
 
 class Hints:
@@ -111,8 +96,10 @@ class Runtime:
 
 
 async def assemble(
-    settings: Settings,
     *,
+    delivery: DeliveryConfig,
+    execution: ExecutionConfig,
+    max_body_bytes: int,
     store: Store,
     sender: Sender,
     fetcher: Fetcher,
@@ -121,32 +108,14 @@ async def assemble(
     clock: Clock,
     random: Random,
     public_url: str,
-    retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
     notify_others: bool = False,
 ) -> Runtime:
     """Wire the executor, dispatcher, outbox, outputs and API over the given seams."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    url_policy = UrlPolicy.from_allow_list(settings.callback_allow)
     file_secret = await store.outputs.signing_key(FILES_KEY, now=clock.now())
     hints = Hints(store, notify_others=notify_others)
     dispatcher = Dispatcher(
-        store=store,
-        sender=sender,
-        clock=clock,
-        random=random,
-        url_policy=url_policy,
-        worker_id=worker,
-        max_in_flight=settings.max_in_flight_deliveries,
-        attempt_timeout=settings.attempt_timeout,
-        lease_seconds=settings.lease_seconds,
-        poll_interval=settings.poll_interval,
-        per_destination=settings.max_in_flight_per_destination,
-        breaker=BreakerPolicy(
-            threshold=settings.breaker_threshold,
-            window=timedelta(seconds=settings.breaker_window_seconds),
-            first_open=timedelta(seconds=settings.breaker_open_seconds),
-            disable_after=timedelta(seconds=settings.destination_disable_after),
-        ),
+        store=store, sender=sender, clock=clock, random=random, worker_id=worker, config=delivery
     )
 
     def model_ttl(name: str) -> float | None:
@@ -159,24 +128,24 @@ async def assemble(
         clock=clock,
         public_url=public_url,
         file_secret=file_secret,
-        retry_policy=retry_policy,
-        deployment_ttl=settings.output_url_ttl,
+        retry_policy=delivery.retry,
+        deployment_ttl=execution.output_url_ttl,
         model_ttl=model_ttl,
-        max_bytes=settings.max_output_bytes,
+        max_bytes=execution.max_output_bytes,
     )
-    if settings.operations_callback_url is not None:
+    if delivery.operations_url is not None:
         dispatcher.operations = Operations(
             store=store,
             clock=clock,
-            url=settings.operations_callback_url,
-            policy=retry_policy,
+            url=delivery.operations_url,
+            policy=delivery.retry,
             on_delivery=lambda: hints.send(DELIVERIES),
         )
     outbox = Outbox(
         store=store,
         outputs=outputs,
         clock=clock,
-        retry_policy=retry_policy,
+        retry_policy=delivery.retry,
         on_delivery=lambda: hints.send(DELIVERIES),
         take=dispatcher.take,
     )
@@ -188,13 +157,7 @@ async def assemble(
         registry=registry,
         clock=clock,
         worker_id=worker,
-        max_concurrency=settings.max_concurrent_runs,
-        default_timeout=settings.model_timeout,
-        poll_interval=settings.poll_interval,
-        lease_seconds=settings.lease_seconds,
-        max_executions=settings.run_max_executions,
-        threads=settings.model_threads,
-        unserved_after=settings.unserved_run_timeout,
+        config=execution,
     )
     api = ApiDeps(
         store=store,
@@ -204,12 +167,12 @@ async def assemble(
         file_secret=file_secret,
         registry=registry,
         clock=clock,
-        url_policy=url_policy,
-        max_body_bytes=settings.max_body_bytes,
+        url_policy=delivery.url_policy,
+        max_body_bytes=max_body_bytes,
         on_run_created=lambda: hints.send(RUNS),
         cancel_running=executor.cancel,
-        worker_lease=timedelta(seconds=settings.lease_seconds),
-        unserved_after=timedelta(seconds=settings.unserved_run_timeout),
+        worker_lease=timedelta(seconds=execution.lease_seconds),
+        unserved_after=timedelta(seconds=execution.unserved_after),
     )
     hints.local.update({RUNS: executor.wake, DELIVERIES: dispatcher.wake})
     return Runtime(outputs, outbox, executor, dispatcher, api, hints)

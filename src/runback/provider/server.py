@@ -1,41 +1,35 @@
-"""``runback serve``: the API, the executor and the dispatcher in one process.
+"""``runback serve``: the API, the executor and the dispatcher in one process, or some of
+them (``runback api``, ``runback worker``) in a scaled-out deployment.
 
-Start-up order matters: take the data directory's lock, migrate, then hand back whatever the
-previous process left claimed (it is dead: the lock proves it), and only then accept requests
-and start the workers, so nothing accepted before a crash waits for a lease to expire.
+``runback.process`` starts it; this module says what a serving process is made of.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import shutil
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
+from runback.blobs import BlobStore
+from runback.config import Config, DatabaseConfig
 from runback.core.clock import Clock, SystemClock
-from runback.core.sealing import MasterKeys
 from runback.core.signing import new_callback_secret
-from runback.core.urlpolicy import UrlPolicy
-from runback.datadir import DataDirLock, prepare_data_dir
 from runback.errors import ConfigError
-from runback.http_server import bind, serve_app, url_of
 from runback.outbound.sender import AiohttpSender
+from runback.process import Parts, Place, run_process
 from runback.provider.api.app import create_app
 from runback.provider.fetcher import AiohttpFetcher
 from runback.provider.registry import ModelRegistry
-from runback.provider.runtime import Runtime, assemble, blob_store
-from runback.pruner import Pruner
-from runback.settings import Settings
-from runback.store import Store, check_schema, open_store
-from runback.store.database import database_url
+from runback.provider.runtime import Runtime, assemble
+from runback.pruner import pruners
+from runback.store import Store, check_schema
 from runback.web.app import base_app
-from runback.worker import Worker
+from runback.work_loop import WorkLoop
 
 Print = Callable[[str], None]
 log = logging.getLogger(__name__)
@@ -60,10 +54,11 @@ class Roles:
 
 
 async def _greet(
-    store: Store, clock: Clock, settings: Settings, url: str, roles: Roles, say: Print
+    store: Store, clock: Clock, config: Config, url: str, roles: Roles, say: Print
 ) -> None:
-    allow = ", ".join(settings.callback_allow) or "public addresses only"
-    say(f"runback serving {url} ({roles.describe()}; data: {settings.data_dir.resolve()})")
+    allow = config.delivery.url_policy.describe() or "public addresses only"
+    data_dir = config.server.data_dir
+    say(f"runback serving {url} ({roles.describe()}; data: {data_dir.resolve()})")
     say(f"callbacks may reach internal addresses: {allow}")
     if not roles.api:
         return
@@ -87,7 +82,7 @@ async def _greet(
         )
     else:
         runback = _runback_command()
-        say(f"another API key: {runback} keys create --data-dir {settings.data_dir}")
+        say(f"another API key: {runback} keys create --data-dir {data_dir}")
 
 
 def _runback_command() -> str:
@@ -98,57 +93,48 @@ def _runback_command() -> str:
     return "runback"
 
 
-def _workers(runtime: Runtime, settings: Settings, roles: Roles) -> list[Worker]:
+def _workers(runtime: Runtime, config: Config, roles: Roles) -> list[WorkLoop]:
     """The loops this process runs beside its server, by its roles."""
-    workers: list[Worker] = []
+    workers: list[WorkLoop] = []
     if roles.executor:
         workers.append(runtime.executor)
     if roles.dispatcher:
         workers.append(runtime.dispatcher)
-    if settings.retention_days > 0 and (roles.executor or roles.dispatcher):
+    if roles.executor or roles.dispatcher:
         api = runtime.api
-        workers.append(
-            Pruner(
-                store=api.store,
-                blobs=api.blobs,
-                clock=api.clock,
-                retention=timedelta(days=settings.retention_days),
-                batch=settings.prune_batch,
-            )
-        )
+        workers.extend(pruners(config.retention, store=api.store, blobs=api.blobs, clock=api.clock))
     return workers
 
 
-def _check_split(settings: Settings) -> None:
+def _check_split(config: Config) -> None:
     """An ``api`` or ``worker`` process works with others: a worker saves the output files
     that the API serves, at URLs that must reach the API."""
-    if settings.public_url is None:
+    if config.server.public_url is None:
         raise ConfigError(
             "runback api and runback worker need RUNBACK_PUBLIC_URL, the URL clients reach "
             "the API at (output file URLs point there), e.g. http://api.internal:8000"
         )
-    if settings.s3_bucket is None and not settings.files_shared:
+    if config.blobs.s3_bucket is None and not config.server.files_shared:
         raise ConfigError(
-            f"output files would stay in this process's {settings.data_dir / 'files'}, which "
+            f"output files would stay in this process's {config.blobs.directory}, which "
             "the other processes cannot read: set RUNBACK_S3_BUCKET, or "
             "RUNBACK_FILES_SHARED=true when every api and worker process uses one files "
             "directory (one host, or a shared mount at the same --data-dir)"
         )
 
 
-def _master_keys(settings: Settings) -> MasterKeys | None:
-    if not settings.master_keys:
+def warn_unsealed(database: DatabaseConfig) -> None:
+    """Say, once at start, that callback secrets would be stored plain, and how to seal them."""
+    if database.master_keys is None:
         log.warning(
             "no RUNBACK_MASTER_KEYS: callback secrets are stored in plain text; to seal them, "
             'set RUNBACK_MASTER_KEYS="k1:$(openssl rand -base64 32)" and keep it safe '
             "(docs/operations.md)"
         )
-        return None
-    return MasterKeys.parse(settings.master_keys)
 
 
 async def serve(
-    settings: Settings, *, registry: ModelRegistry, say: Print = print, roles: Roles = Roles()
+    config: Config, *, registry: ModelRegistry, say: Print = print, roles: Roles = Roles()
 ) -> None:
     """Serve until SIGINT or SIGTERM.
 
@@ -158,59 +144,52 @@ async def serve(
     when its leases expire.
     """
     if not roles.everything:
-        _check_split(settings)
-    data_dir = prepare_data_dir(settings.data_dir)
-    url_policy = UrlPolicy.from_allow_list(settings.callback_allow)
-    url = settings.effective_database_url
-    exclusive = roles.everything and database_url(url).get_backend_name() == "sqlite"
-    owning: AbstractContextManager[object] = DataDirLock(data_dir) if exclusive else nullcontext()
-    with owning, bind(settings.host, settings.port) as sock:
-        async with (
-            open_store(
-                url,
-                sqlite_synchronous=settings.sqlite_synchronous,
-                pool_size=settings.database_pool_size,
-                schema=settings.database_schema,
-                auto_migrate=settings.auto_migrate,
-                master_keys=_master_keys(settings),
-            ) as store,
-            AiohttpSender(
-                max_connections=settings.max_in_flight_deliveries, url_policy=url_policy
-            ) as sender,
-        ):
-            clock = SystemClock()
+        _check_split(config)
+    warn_unsealed(config.database)
+
+    @asynccontextmanager
+    async def build(place: Place) -> AsyncIterator[Parts]:
+        store, clock = place.store, SystemClock()
+        url_policy = config.delivery.url_policy
+        async with AiohttpSender(
+            max_connections=config.delivery.max_in_flight, url_policy=url_policy
+        ) as sender:
             await store.secrets.reseal()  # seals plain secrets; moves old keys' to the current
             runtime = await assemble(
-                settings,
+                delivery=config.delivery,
+                execution=config.execution,
+                max_body_bytes=config.server.max_body_bytes,
                 store=store,
                 sender=sender,
                 fetcher=AiohttpFetcher(sender.session, url_policy=url_policy),
-                blobs=blob_store(settings),
+                blobs=BlobStore.from_config(config.blobs),
                 registry=registry,
                 clock=clock,
                 random=random.random,
-                public_url=settings.public_url or url_of(sock),
-                notify_others=not exclusive,
+                public_url=config.server.public_url or place.url,
+                notify_others=not place.owner,
             )
-            if exclusive:
+
+            async def take_back() -> None:
                 await store.deliveries.release_all(now=clock.now())
-                await runtime.executor.recover(max_executions=settings.run_max_executions)
-            workers = _workers(runtime, settings, roles)
+                await runtime.executor.recover(max_executions=config.execution.max_executions)
+
+            async def greet() -> None:
+                await _greet(store, clock, config, place.url, roles, say)
+
             if roles.api:
                 app = create_app(runtime.api)
             else:
                 app = base_app("runback worker", ready=lambda: check_schema(store.database))
-            await _greet(store, clock, settings, url_of(sock), roles, say)
-            listening = asyncio.create_task(runtime.hints.listen(), name="hints")
             try:
-                await serve_app(
-                    app,
-                    sock,
-                    access_log=settings.access_log,
-                    workers=workers,
-                    grace=settings.shutdown_grace,
+                yield Parts(
+                    app=app,
+                    workers=_workers(runtime, config, roles),
+                    take_back=take_back,
+                    greet=greet,
+                    beside=[runtime.hints.listen],
                 )
             finally:
-                listening.cancel()
-                await asyncio.gather(listening, return_exceptions=True)
                 await runtime.hints.aclose()
+
+    await run_process(config, build, may_own=roles.everything)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+from runback.config import DatabaseConfig, SqliteSync
 from runback.core.sealing import MasterKeys
 from runback.store.accounts import AccountStore
 from runback.store.arrivals import CopyDraft, EventDraft
-from runback.store.database import DELIVERIES, RUNS, Database, SqliteSync
+from runback.store.database import DELIVERIES, RUNS, Database
 from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
 from runback.store.destinations import DestinationStore
 from runback.store.dispatch import DispatchStore, Round
@@ -74,6 +75,18 @@ async def open_store(
         await database.close()
 
 
+def open_database(config: DatabaseConfig) -> AbstractAsyncContextManager[Store]:
+    """The store a process's database settings name, opened as ``open_store`` opens it."""
+    return open_store(
+        config.url,
+        sqlite_synchronous=config.sqlite_synchronous,
+        pool_size=config.pool_size,
+        schema=config.schema,
+        auto_migrate=config.auto_migrate,
+        master_keys=config.master_keys,
+    )
+
+
 __all__ = [
     "DATABASE_FILE",
     "DELIVERIES",
@@ -91,6 +104,7 @@ __all__ = [
     "check_schema",
     "head_revision",
     "migrate",
+    "open_database",
     "open_store",
     "sqlite_url",
 ]

@@ -38,7 +38,7 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import event
@@ -48,6 +48,7 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from runback.config import SqliteSync
 from runback.errors import DatabaseUnavailableError, StoreError
 from runback.store.sql import (
     Connection,
@@ -61,7 +62,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _LISTEN_RETRY_SECONDS = 2.0
-SqliteSync = Literal["normal", "full"]
 _BUSY_TIMEOUT_MS = 10_000
 _IDLE_READERS = 4
 _STATEMENT_CACHE = 512

@@ -16,14 +16,14 @@ import aiohttp
 from yarl import URL
 
 from runback.blobs import BlobError, BlobStore
+from runback.config import ReceivingConfig
 from runback.core.clock import Clock
 from runback.core.inbox import Copy, CopyState, next_copy_attempt
 from runback.core.retry import Random
-from runback.core.urlpolicy import UrlPolicy
 from runback.errors import UrlRefusedError
 from runback.outbound.sender import classify
 from runback.store import Store
-from runback.worker import Worker
+from runback.work_loop import WorkLoop
 
 _CHUNK = 256 * 1024
 
@@ -38,7 +38,7 @@ def stored_key(copy: Copy) -> str:
     return f"copies/{copy.event_id}/{copy.id.hex}{extension}"
 
 
-class Copier(Worker):
+class Copier(WorkLoop):
     """Fetches due copies, at most ``capacity`` at once."""
 
     def __init__(
@@ -47,25 +47,21 @@ class Copier(Worker):
         store: Store,
         blobs: BlobStore,
         session: aiohttp.ClientSession,
-        url_policy: UrlPolicy,
         clock: Clock,
         random: Random,
         worker_id: str,
-        capacity: int,
-        poll_interval: float,
-        max_bytes: int,
-        fetch_timeout: float,
+        config: ReceivingConfig,
     ) -> None:
-        super().__init__(capacity=capacity, poll_interval=poll_interval)
+        super().__init__(capacity=config.copy_concurrency, poll_interval=config.poll_interval)
         self._store = store
         self._blobs = blobs
         self._session = session
-        self._url_policy = url_policy
+        self._url_policy = config.url_policy
         self._clock = clock
         self._random = random
         self._worker_id = worker_id
-        self._max_bytes = max_bytes
-        self._fetch_timeout = fetch_timeout
+        self._max_bytes = config.max_copy_bytes
+        self._fetch_timeout = config.copy_timeout
         self._next_upkeep = datetime.min.replace(tzinfo=UTC)
 
     async def copy_due(self) -> int:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from runback.worker import Worker
+from runback.work_loop import WorkLoop
 from support.waiting import eventually
 
 POLL = 60.0  # the test would hang if the loop slept it out
 
 
-class _Rounds(Worker):
+class _Rounds(WorkLoop):
     """Starts one task in its first round, then (while that task ends) judges there is
     nothing to do; counts its rounds."""
 

@@ -22,7 +22,7 @@ from runback.core.retry import Random
 from runback.errors import ConfigError
 from runback.receiver.handlers import Handler, HandlerRegistry, ReceivedEvent
 from runback.store import Store
-from runback.worker import Worker
+from runback.work_loop import WorkLoop
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def load_handlers(registry: HandlerRegistry, modules: Sequence[str]) -> list[str
     return list(modules)
 
 
-class HandlerRunner(Worker):
+class HandlerRunner(WorkLoop):
     """Runs due events' handlers, at most ``capacity`` events at once."""
 
     def __init__(

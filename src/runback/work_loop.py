@@ -20,7 +20,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-class Worker(ABC):
+class WorkLoop(ABC):
     """A wakeable loop running at most ``capacity`` tasks at a time."""
 
     def __init__(self, *, capacity: int, poll_interval: float) -> None:
