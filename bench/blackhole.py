@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -46,6 +46,27 @@ class _LoopThread:
 
 async def _awaited(work: Awaitable[Any]) -> Any:
     return await work
+
+
+@contextmanager
+def _listening(
+    name: str,
+    start: Callable[[], Awaitable[list[str]]],
+    stop: Callable[[], Awaitable[None]],
+    *,
+    stop_seconds: float,
+) -> Iterator[list[str]]:
+    """Listeners ``start``ed on a loop thread of their own; yields their base URLs, and
+    ``stop``s them (then the thread) on exit."""
+    runner = _LoopThread(name)
+    try:
+        urls: list[str] = runner.call(start(), timeout=_START_SECONDS)
+        yield urls
+    finally:
+        try:
+            runner.call(stop(), timeout=stop_seconds)
+        finally:
+            runner.stop()
 
 
 class Blackhole:
@@ -110,7 +131,6 @@ def blackhole(*, ports: int = 1, max_held: int = 1024) -> Iterator[tuple[list[st
     (a connection reset) instead of at their timeout.
     """
     hole = Blackhole(max_held)
-    runner = _LoopThread("blackhole")
     servers: list[asyncio.Server] = []
 
     async def start() -> list[str]:
@@ -125,14 +145,8 @@ def blackhole(*, ports: int = 1, max_held: int = 1024) -> Iterator[tuple[list[st
             server.close()
         await hole._close_all()
 
-    try:
-        urls: list[str] = runner.call(start(), timeout=_START_SECONDS)
+    with _listening("blackhole", start, stop, stop_seconds=_STOP_SECONDS) as urls:
         yield urls, hole
-    finally:
-        try:
-            runner.call(stop(), timeout=_STOP_SECONDS)
-        finally:
-            runner.stop()
 
 
 class SlowReceiver:
@@ -149,7 +163,6 @@ def slow_receiver(*, delay: float, ports: int = 1) -> Iterator[tuple[list[str], 
     """``ports`` HTTP listeners on 127.0.0.1 answering ``200`` after ``delay`` seconds;
     yields their base URLs and the counts."""
     counts = SlowReceiver()
-    runner = _LoopThread("slow-receiver")
     runners: list[web.AppRunner] = []
 
     async def receive(request: web.Request) -> web.Response:
@@ -179,11 +192,5 @@ def slow_receiver(*, delay: float, ports: int = 1) -> Iterator[tuple[list[str], 
         for site_runner in runners:
             await site_runner.cleanup()
 
-    try:
-        urls: list[str] = runner.call(start(), timeout=_START_SECONDS)
+    with _listening("slow-receiver", start, stop, stop_seconds=_STOP_SECONDS * 2) as urls:
         yield urls, counts
-    finally:
-        try:
-            runner.call(stop(), timeout=_STOP_SECONDS * 2)
-        finally:
-            runner.stop()

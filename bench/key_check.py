@@ -16,12 +16,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-
 from runback.core.ids import hash_api_key
-from runback.store import Store, open_store, sqlite_url
+from runback.store import Store
 from runback.store.accounts import _organizations_of
-from support import POSTGRES_URL, new_schema_name
+from support import Database, fresh_schema
 
 CHECKS = 3_000
 
@@ -51,17 +49,10 @@ async def _measure(name: str, store: Store) -> None:
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        async with open_store(sqlite_url(Path(folder) / "runback.db")) as store:
+        async with Database.sqlite(Path(folder)).open() as store:
             await _measure("SQLite", store)
-    schema = new_schema_name()
-    admin = await asyncpg.connect(POSTGRES_URL)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        async with open_store(POSTGRES_URL, schema=schema, pool_size=2) as store:
-            await _measure("PostgreSQL", store)
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with fresh_schema() as database, database.open(pool_size=2) as store:
+        await _measure("PostgreSQL", store)
 
 
 if __name__ == "__main__":

@@ -23,36 +23,26 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import uvloop
 from procstat import cpu_seconds, postgres_cpu_seconds
-from seeding import (
-    attempts_recorded,
-    make_due,
-    organization_with_secret,
-    seed_deliveries,
-    unfinished,
-)
+from seeding import attempts_recorded, backlog, make_due, unfinished
 
-from runback.store import open_store, sqlite_url
 from support import (
-    POSTGRES_URL,
-    RUNBACK,
     Result,
-    base_env,
+    arrivals,
+    database_in,
     fast_receiver,
     mode,
-    new_schema_name,
-    pid_of_log,
-    postgres_env,
+    polled,
     process,
     profiled,
+    received,
+    runback_command,
     save,
 )
 
@@ -62,7 +52,6 @@ LEAD_SECONDS = 1.5
 """From making the deliveries due to their due time: the dispatcher polls at least every
 second, so it has seen the new due time before it comes and wakes on it exactly."""
 DEADLINE_SECONDS = 600
-COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p1_deliveries.py"
 
 
 @dataclass(frozen=True)
@@ -99,90 +88,50 @@ async def bare_loop(url: str, bodies: list[bytes]) -> tuple[float, float]:
     return len(bodies) / elapsed, cpu * 1000 / len(bodies)
 
 
-async def polled(check: Callable[[], Awaitable[bool]], *, deadline: float, what: str) -> None:
-    """Wait until ``check`` holds; a run past ``deadline`` is broken."""
-    while not await check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"runback did not get to {what} in time")
-        await asyncio.sleep(0.01)
-
-
-async def received(http: aiohttp.ClientSession, receiver: str) -> int:
-    async with http.get(f"{receiver}/count") as response:
-        count: int = (await response.json())["count"]
-        return count
-
-
-async def first_arrival_after(http: aiohttp.ClientSession, receiver: str, index: int) -> float:
-    async with http.get(f"{receiver}/arrivals") as response:
-        arrivals = await response.json(content_type=None)
-    return float(arrivals[index][0])
-
-
 async def runback_rate(
     folder: Path, receiver: str, *, count: int, postgres: bool, synchronous: str = "normal"
 ) -> tuple[Measured, list[bytes]]:
     """Deliveries per second of one runback process draining ``count`` due deliveries."""
-    schema = new_schema_name() if postgres else None
-    if schema is not None:
-        admin = await asyncpg.connect(POSTGRES_URL)
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        env = postgres_env(schema)
-        command = [*RUNBACK, "worker", "--no-executor", "--port", "0", "--data-dir", str(folder)]
-        url = POSTGRES_URL
-    else:
-        env = base_env(RUNBACK_SQLITE_SYNCHRONOUS=synchronous)
-        command = [*RUNBACK, "serve", "--port", "0", "--data-dir", str(folder)]
-        url = sqlite_url(folder / "runback.db")
-    env["RUNBACK_LOG_LEVEL"] = "info"  # uvicorn says the pid at info
+    role, options = ("worker", ("--no-executor",)) if postgres else ("serve", ())
     # The same concurrency as the baseline: every delivery goes to one receiver, which the
     # default per-destination limit (16, to spare receivers) would make the bound.
-    env["RUNBACK_MAX_IN_FLIGHT_PER_DESTINATION"] = str(IN_FLIGHT)
-    try:
-        async with open_store(url, schema=schema) as store, aiohttp.ClientSession() as http:
-            now = datetime.now(UTC)
-            organization = await organization_with_secret(store, now=now)
-            bodies = await seed_deliveries(
-                store,
-                organization_id=organization,
-                count=count,
-                callback_url=f"{receiver}/hook",
-                now=now,
-                due=now + timedelta(days=1),
-            )
-            before = await received(http, receiver)
-            log = folder / "runback.log"
-            with process(command, env=env, log=log):
-                pid = pid_of_log(log)
-                if pid is None:
-                    raise SystemExit(f"no pid in the log:\n{log.read_text()}")
-                due = datetime.now(UTC) + timedelta(seconds=LEAD_SECONDS)
-                await make_due(store, at=due)
-                await asyncio.sleep((due - datetime.now(UTC)).total_seconds())
-                with profiled(pid, folder.name):
-                    cpu, database_cpu = cpu_seconds(pid), postgres_cpu_seconds()
-                    deadline = time.monotonic() + DEADLINE_SECONDS
+    env = {"RUNBACK_MAX_IN_FLIGHT_PER_DESTINATION": str(IN_FLIGHT)}
+    if not postgres:
+        env["RUNBACK_SQLITE_SYNCHRONOUS"] = synchronous
+    async with (
+        database_in(folder, postgres=postgres) as database,
+        database.open() as store,
+        aiohttp.ClientSession() as http,
+    ):
+        _, bodies = await backlog(store, count=count, callback_urls=[f"{receiver}/hook"])
+        before = await received(http, receiver)
+        command = runback_command(role, folder, *options)
+        with process(command, env=database.env(**env), log=folder / "runback.log") as runback:
+            due = datetime.now(UTC) + timedelta(seconds=LEAD_SECONDS)
+            await make_due(store, at=due)
+            await asyncio.sleep((due - datetime.now(UTC)).total_seconds())
+            with profiled(runback.pid, folder.name):
+                cpu, database_cpu = cpu_seconds(runback.pid), postgres_cpu_seconds()
+                deadline = time.monotonic() + DEADLINE_SECONDS
 
-                    async def all_received() -> bool:
-                        return await received(http, receiver) >= before + count
+                async def all_received() -> bool:
+                    return await received(http, receiver) >= before + count
 
-                    async def all_recorded() -> bool:
-                        return not await unfinished(store)
+                async def all_recorded() -> bool:
+                    return not await unfinished(store)
 
-                    await polled(all_received, deadline=deadline, what=f"{count} deliveries")
-                    await polled(all_recorded, deadline=deadline, what=f"{count} attempts recorded")
-                    ended = time.time()
-                cpu = cpu_seconds(pid) - cpu
-                database_cpu = postgres_cpu_seconds() - database_cpu
-            got = await received(http, receiver) - before
-            recorded = await attempts_recorded(store)
-            if got != count or recorded != count:
-                raise SystemExit(f"sent {got} and recorded {recorded} attempts of {count}")
-            first = await first_arrival_after(http, receiver, before)
-    finally:
-        if schema is not None:
-            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-            await admin.close()
+                for ready, what in ((all_received, f"{count} deliveries"),
+                                    (all_recorded, f"{count} attempts recorded")):  # fmt: skip
+                    await polled(ready, seconds=deadline - time.monotonic(), every=0.01,
+                                 broken=f"runback did not get to {what} in time")  # fmt: skip
+                ended = time.time()
+            cpu = cpu_seconds(runback.pid) - cpu
+            database_cpu = postgres_cpu_seconds() - database_cpu
+        got = await received(http, receiver) - before
+        recorded = await attempts_recorded(store)
+        if got != count or recorded != count:
+            raise SystemExit(f"sent {got} and recorded {recorded} attempts of {count}")
+        first = (await arrivals(http, receiver))[before][0]
     elapsed = ended - due.timestamp()
     measured = Measured(
         rate=count / elapsed,
@@ -209,8 +158,6 @@ def result(
         baseline_what=f"bare aiohttp POSTs/s, {IN_FLIGHT} in flight, no database",
         target=f">= {target}x",
         holds=measured.rate / rate >= target,
-        mode=mode(),
-        command=COMMAND.format(mode=mode()),
         notes=(
             f"{count:,} deliveries, {IN_FLIGHT} in flight; "
             f"CPU {measured.cpu_ms:.2f} ms/delivery in runback{database}; "

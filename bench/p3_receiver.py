@@ -30,7 +30,6 @@ started from this file (``--baseline-server``), given the same phases.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 import tempfile
 import time
@@ -40,23 +39,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import orjson
 import uvloop
-from p2_latency import callback_body, child_pid, paced, percentile, summary
+from client import Phase, callback_body, paced, percentile, summary
 from procstat import cpu_seconds, postgres_cpu_seconds
 
 from runback.core.signing import generate_secret, signature_headers
 from support import (
     POSTGRES_URL,
-    RUNBACK,
     Result,
-    base_env,
+    baseline_server,
+    count_rows,
+    database_in,
     mode,
-    new_schema_name,
-    postgres_env,
     process,
     profiled,
+    runback_command,
     save,
     serve_bare_route,
 )
@@ -73,7 +71,6 @@ ACK_CONNECTIONS = 256
 """The paced client's connection pool: ample at 1,000/s unless the server falls behind."""
 TARGET_RATIO = 0.5
 TARGET_ACK_P99_MS = 5.0
-COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p3_receiver.py"
 
 Request = tuple[bytes, dict[str, str]]
 
@@ -151,7 +148,7 @@ async def ack_latency(url: str, requests: list[Request], seconds: float) -> Outc
     connector = aiohttp.TCPConnector(limit=ACK_CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector) as http:
 
-        async def send(n: int) -> None:
+        async def send(_phase: Phase, n: int) -> None:
             body, headers = requests[n]
             sent = time.perf_counter()
             async with http.post(url, data=body, headers=headers) as response:
@@ -227,41 +224,23 @@ SETUPS = (
 )
 
 
-def sqlite_inbox(data_dir: Path) -> int:
-    """Events the receiver's SQLite inbox holds (read after it stopped)."""
-    with sqlite3.connect(f"file:{data_dir / 'runback.db'}?mode=ro", uri=True) as db:
-        found: int = db.execute("SELECT count(*) FROM inbox_events").fetchone()[0]
-    return found
-
-
-async def receiver_run(
-    setup: Setup, folder: Path, secret: str, admin: asyncpg.Connection
-) -> tuple[Outcome, int, str]:
+async def receiver_run(setup: Setup, folder: Path, secret: str) -> tuple[Outcome, int, str]:
     """One ``runback receive`` measured; answers the outcome, the events in its inbox
     afterwards, and its command line."""
     data = folder / setup.id
-    schema = new_schema_name() if setup.postgres else None
-    if schema is not None:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        env = postgres_env(schema)
+    extra: dict[str, str] = {}
+    if setup.postgres:
         how = f"RUNBACK_DATABASE_URL={POSTGRES_URL} RUNBACK_DATABASE_SCHEMA=<fresh schema>"
     else:
-        env = base_env(RUNBACK_SQLITE_SYNCHRONOUS=setup.synchronous)
+        extra["RUNBACK_SQLITE_SYNCHRONOUS"] = setup.synchronous
         how = f"RUNBACK_SQLITE_SYNCHRONOUS={setup.synchronous}"
-    command = [*RUNBACK, "receive", "--port", "0", "--data-dir", str(data), "--secret", secret]
-    try:
-        with process(command, env=env, log=folder / f"{setup.id}.log") as url:
-            pid = child_pid("receive", str(data))
-            outcome = await measure(
-                f"{url}/webhooks/bench", pid, secret, name=setup.id, postgres=setup.postgres
-            )
-        if schema is not None:
-            stored = int(await admin.fetchval(f"SELECT count(*) FROM {schema}.inbox_events"))
-        else:
-            stored = sqlite_inbox(data)
-    finally:
-        if schema is not None:
-            await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    command = runback_command("receive", data, "--secret", secret)
+    async with database_in(data, postgres=setup.postgres) as database:
+        env = database.env(**extra)
+        with process(command, env=env, log=folder / f"{setup.id}.log") as receive:
+            outcome = await measure(f"{receive.url}/webhooks/bench", receive.pid, secret,
+                                    name=setup.id, postgres=setup.postgres)  # fmt: skip
+        stored = await count_rows(database, "inbox_events")
     return outcome, stored, f"{how} runback receive --secret <one secret>"
 
 
@@ -279,8 +258,6 @@ def rows(setup: Setup, runback: Outcome, bare: Outcome, notes: str) -> list[Resu
             ),
             target=f">= {TARGET_RATIO:g}x baseline",
             holds=runback.rate >= TARGET_RATIO * bare.rate,
-            mode=mode(),
-            command=COMMAND.format(mode=mode()),
             notes=notes,
         )
     ]
@@ -295,8 +272,6 @@ def rows(setup: Setup, runback: Outcome, bare: Outcome, notes: str) -> list[Resu
                 baseline_what="the bare Starlette route at the same rate, p99",
                 target=f"p99 <= {TARGET_ACK_P99_MS:g} ms",
                 holds=runback.p99 <= TARGET_ACK_P99_MS,
-                mode=mode(),
-                command=COMMAND.format(mode=mode()),
                 notes=notes,
             )
         )
@@ -312,36 +287,28 @@ async def main() -> None:
         flush=True,
     )
     secret = generate_secret()
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-            folder = Path(tmp)
-            baseline = [sys.executable, __file__, "--baseline-server"]
-            base = stack.enter_context(
-                process(baseline, env=base_env(), log=folder / "baseline.log")
-            )
-            base_pid = child_pid(__file__, "--baseline-server")
-            for setup in SETUPS:
-                bare = await measure(f"{base}/webhooks/bench", base_pid, secret, name="P3-bare")
-                bare_line = describe("  baseline (bare Starlette route)", bare)
-                runback, stored, how = await receiver_run(setup, folder, secret, admin)
-                line = describe(f"  runback receive, {setup.what}", runback)
-                if stored != runback.requests:
-                    raise SystemExit(
-                        f"{setup.id}: the inbox holds {stored} events, not the "
-                        f"{runback.requests} acknowledged"
-                    )
-                notes = (
-                    f"{line.strip()}. {bare_line.strip()}. {saturated(runback)}{how}; "
-                    f"all {stored:,} acknowledged "
-                    f"callbacks found in its inbox afterwards. CPU is the receiver process's "
-                    f"(and on PostgreSQL every postgres process on the machine) during the "
-                    f"flood, per callback."
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        folder = Path(tmp)
+        base = stack.enter_context(baseline_server(__file__, folder / "baseline.log"))
+        for setup in SETUPS:
+            bare = await measure(f"{base.url}/webhooks/bench", base.pid, secret, name="P3-bare")
+            bare_line = describe("  baseline (bare Starlette route)", bare)
+            runback, stored, how = await receiver_run(setup, folder, secret)
+            line = describe(f"  runback receive, {setup.what}", runback)
+            if stored != runback.requests:
+                raise SystemExit(
+                    f"{setup.id}: the inbox holds {stored} events, not the "
+                    f"{runback.requests} acknowledged"
                 )
-                for result in rows(setup, runback, bare, notes):
-                    save(result)
-    finally:
-        await admin.close()
+            notes = (
+                f"{line.strip()}. {bare_line.strip()}. {saturated(runback)}{how}; "
+                f"all {stored:,} acknowledged "
+                f"callbacks found in its inbox afterwards. CPU is the receiver process's "
+                f"(and on PostgreSQL every postgres process on the machine) during the "
+                f"flood, per callback."
+            )
+            for result in rows(setup, runback, bare, notes):
+                save(result)
 
 
 if __name__ == "__main__":

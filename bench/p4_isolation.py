@@ -31,49 +31,38 @@ SQLite: ``runback serve``; on PostgreSQL (a fresh schema, dropped afterwards): o
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import uvloop
 from blackhole import Blackhole, blackhole
-from p2_latency import (
-    Phase,
-    child_pid,
-    cpu_seconds,
-    describe,
-    measure_runs,
-    percentile,
-    postgres_schema,
-)
-from seeding import organization_with_secret, seed_deliveries
-from sqlalchemy import func, select, update
+from client import WARMUP, Phase, describe, measure_runs, percentile
+from procstat import cpu_seconds
+from seeding import backlog
+from sqlalchemy import update
 
 from runback.core.destinations import destination_of
 from runback.core.states import DeliveryStatus
-from runback.store import open_store, sqlite_url
 from runback.store.schema import deliveries
 from support import (
-    POSTGRES_URL,
-    RUNBACK,
+    Database,
     Result,
-    base_env,
+    deployed,
     fast_receiver,
+    in_turn,
     mode,
-    postgres_env,
-    process,
+    polled,
     save,
 )
 
 RATE = 50.0
 """Runs per second submitted in each phase."""
 SECONDS = {"smoke": 1.0, "quick": 10.0, "full": 40.0}
-WARMUP = {"smoke": 0.5, "quick": 2.0, "full": 5.0}
 BACKLOG = {"smoke": 1_000, "quick": 10_000, "full": 10_000}
 """Pending deliveries to the blackhole."""
 PER_DESTINATION = 16
@@ -81,7 +70,11 @@ PER_DESTINATION = 16
 HOLD_DEADLINE = 30.0
 """How long the dispatcher may take to reach the blackhole before the run counts as broken."""
 TARGET = 1.2
-COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p4_isolation.py"
+ROWS = (
+    ("P4", "SQLite", "runback serve (SQLite)"),
+    ("P4pg", "PostgreSQL", "runback api + worker (PostgreSQL)"),
+)
+"""Per database: the row's id, the database, the deployment."""
 
 
 @dataclass
@@ -94,64 +87,36 @@ class Measured:
     """What ``describe`` printed for each phase, and the blackhole's account."""
 
 
-async def api_key(url: str, schema: str | None) -> str:
-    """A new API key of the default organization (what ``runback keys create`` does, without
-    starting another Python process)."""
-    async with open_store(url, schema=schema) as store:
-        now = datetime.now(UTC)
-        organization, _ = await store.accounts.ensure_default_organization(now=now)
-        return await store.accounts.create_api_key([organization.id], now=now, label="bench")
-
-
-async def seed_backlog(url: str, schema: str | None, hole: str, count: int) -> float:
+async def seed_backlog(database: Database, hole: str, count: int) -> float:
     """``count`` succeeded runs with deliveries to ``hole`` due now; answers the seconds
     the seeding took."""
     started = time.perf_counter()
-    async with open_store(url, schema=schema) as store:
-        now = datetime.now(UTC)
-        organization = await organization_with_secret(store, now=now)
-        await seed_deliveries(
-            store,
-            organization_id=organization,
-            count=count,
-            callback_url=f"{hole}/hook",
-            now=now,
-            due=now,
-        )
+    async with database.open() as store:
+        await backlog(store, count=count, callback_urls=[f"{hole}/hook"], due_in=timedelta(0))
     return time.perf_counter() - started
-
-
-async def pending_to(url: str, schema: str | None, hole: str) -> int:
-    """How many deliveries to ``hole`` are still pending."""
-    async with open_store(url, schema=schema) as store, store.database.read() as conn:
-        found = await conn.execute(
-            select(func.count())
-            .select_from(deliveries)
-            .where(
-                deliveries.c.destination == destination_of(hole),
-                deliveries.c.status == DeliveryStatus.PENDING.value,
-            )
-        )
-        return int(found.scalar_one())
 
 
 async def held(hole: Blackhole, at_least: int) -> float:
     """Wait until the blackhole holds ``at_least`` connections; answers how long it took."""
-    started = time.monotonic()
-    while hole.held < at_least:
-        if time.monotonic() - started > HOLD_DEADLINE:
-            raise SystemExit(
-                f"the dispatcher opened {hole.held} connections to the blackhole, not "
-                f"{at_least}, in {HOLD_DEADLINE:g} s"
-            )
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
+
+    async def holds() -> bool:
+        return hole.held >= at_least
+
+    return await polled(
+        holds,
+        seconds=HOLD_DEADLINE,
+        every=0.05,
+        broken=lambda: (
+            f"the dispatcher opened {hole.held} connections to the blackhole, not "
+            f"{at_least}, in {HOLD_DEADLINE:g} s"
+        ),
+    )
 
 
-async def retire_backlog(url: str, schema: str | None, hole: str) -> int:
+async def retire_backlog(database: Database, hole: str) -> int:
     """Take the blackhole's pending deliveries out of the dispatcher's way (marked
     ``failed``, as if exhausted); answers how many."""
-    async with open_store(url, schema=schema) as store, store.database.write() as conn:
+    async with database.open() as store, store.database.write() as conn:
         now = datetime.now(UTC)
         done = await conn.execute(
             update(deliveries)
@@ -175,8 +140,7 @@ async def three_phases(
     key: str,
     receiver: str,
     *,
-    url: str,
-    schema: str | None,
+    database: Database,
     hole_url: str,
     hole: Blackhole,
     pids: list[int],
@@ -197,7 +161,7 @@ async def three_phases(
     count = BACKLOG[mode()]
     since = time.monotonic()
     cpu = sum(cpu_seconds(pid) for pid in pids)
-    seeded_in = await seed_backlog(url, schema, hole_url, count)
+    seeded_in = await seed_backlog(database, hole_url, count)
     waited = await held(hole, PER_DESTINATION)
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu
     print(
@@ -209,7 +173,7 @@ async def three_phases(
     phase, loaded = await paced()
     lines.append(describe(f"{name}, {count:,} pending to a blackhole", phase, loaded))
     waves = ", ".join(f"{n} at +{at:.1f} s" for at, n in hole.waves(since))
-    left = await retire_backlog(url, schema, hole_url)
+    left = await retire_backlog(database, hole_url)
     lines.append(
         f"blackhole: {hole.accepted} connections accepted ({waves} after the seeding began), "
         f"at most {hole.peak_held} held at once, {hole.refused} refused; {left:,} of its "
@@ -233,8 +197,6 @@ def result(id_: str, what: str, measured: Measured) -> Result:
         baseline_what="the same, same deployment, before and after the backlog (p99 of both)",
         target=f"<= {TARGET}x",
         holds=figure <= TARGET * baseline,
-        mode=mode(),
-        command=COMMAND.format(mode=mode()),
         notes=(
             ". ".join(measured.lines)
             + f". {RATE:g} runs/s for {SECONDS[mode()]:g} s per phase after "
@@ -245,59 +207,19 @@ def result(id_: str, what: str, measured: Measured) -> Result:
     )
 
 
-def sqlite_row(folder: Path, receiver: str) -> Result:
-    lite = folder / "sqlite"
-    env = base_env(RUNBACK_SHUTDOWN_GRACE="2")
-    lite.mkdir()
-    key = uvloop.run(api_key(sqlite_url(lite / "runback.db"), None))
-    command = [*RUNBACK, "serve", "--port", "0", "--data-dir", str(lite)]
+def row(id_: str, what: str, name: str, database: Database, folder: Path, receiver: str) -> Result:
+    """One deployment on ``database`` (its data in ``folder``) through the three phases."""
     with ExitStack() as stack:
-        api = stack.enter_context(process(command, env=env, log=folder / "serve.log"))
+        api, key, pids = stack.enter_context(
+            deployed(database, folder, logs=folder.parent, RUNBACK_SHUTDOWN_GRACE="2")
+        )
         # Entered last, left first: the held sockets close before runback stops.
         (hole_url,), hole = stack.enter_context(blackhole())
         measured = uvloop.run(
-            three_phases(
-                api,
-                key,
-                receiver,
-                url=sqlite_url(lite / "runback.db"),
-                schema=None,
-                hole_url=hole_url,
-                hole=hole,
-                pids=[child_pid("serve", str(lite))],
-                name="runback serve (SQLite)",
-            )
-        )
-    return result("P4", "healthy destination's p99 beside a blackholed backlog, SQLite", measured)
-
-
-def postgres_row(folder: Path, receiver: str) -> Result:
-    pg = folder / "pg"
-    with ExitStack() as stack:
-        schema = stack.enter_context(postgres_schema())
-        env = postgres_env(schema) | {"RUNBACK_SHUTDOWN_GRACE": "2"}
-        key = uvloop.run(api_key(POSTGRES_URL, schema))
-        api_command = [*RUNBACK, "api", "--port", "0", "--data-dir", str(pg)]
-        worker_command = [*RUNBACK, "worker", "--port", "0", "--data-dir", str(pg)]
-        api = stack.enter_context(process(api_command, env=env, log=folder / "api.log"))
-        stack.enter_context(process(worker_command, env=env, log=folder / "worker.log"))
-        (hole_url,), hole = stack.enter_context(blackhole())
-        measured = uvloop.run(
-            three_phases(
-                api,
-                key,
-                receiver,
-                url=POSTGRES_URL,
-                schema=schema,
-                hole_url=hole_url,
-                hole=hole,
-                pids=[child_pid("api", str(pg)), child_pid("worker", str(pg))],
-                name="runback api + worker (PostgreSQL)",
-            )
-        )
-    return result(
-        "P4pg", "healthy destination's p99 beside a blackholed backlog, PostgreSQL", measured
-    )
+            three_phases(api.url, key, receiver, database=database, hole_url=hole_url, hole=hole,
+                         pids=pids, name=name)
+        )  # fmt: skip
+    return result(id_, f"healthy destination's p99 beside a blackholed backlog, {what}", measured)
 
 
 def main() -> int:
@@ -307,8 +229,8 @@ def main() -> int:
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp, fast_receiver(Path(tmp)) as receiver:
-        save(sqlite_row(Path(tmp), receiver))
-        save(postgres_row(Path(tmp), receiver))
+        for (database, data_dir), (id_, what, name) in zip(in_turn(Path(tmp)), ROWS, strict=True):
+            save(row(id_, what, name, database, data_dir, receiver))
     return 0
 
 

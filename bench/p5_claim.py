@@ -29,33 +29,26 @@ from __future__ import annotations
 import inspect
 import re
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import uvloop
-from seeding import organization_with_secret, seed_deliveries
+from client import percentile
+from seeding import backlog
 from sqlalchemy import func, select, text, update
 
 from runback.core.records import Delivery
 from runback.core.states import DeliveryStatus
-from runback.store import Store, open_store, sqlite_url
+from runback.store import Store
 from runback.store.schema import deliveries, runs
-from support import (
-    POSTGRES_URL,
-    Result,
-    mode,
-    new_schema_name,
-    save,
-)
+from support import Database, Result, fresh_schema, mode, postgres_admin, save
 
 COUNT = {"smoke": 20_000, "quick": 100_000, "full": 1_000_000}
 BASELINE = {"smoke": 10_000, "quick": 10_000, "full": 10_000}
@@ -70,7 +63,6 @@ DUE_FRACTION = 0.05
 SEED_CHUNK = 50_000
 """Rows per seeding transaction (keeps SQLite's WAL and PostgreSQL's locks small)."""
 TARGET = 1.5
-COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p5_claim.py"
 PAST_US = 600_000_000  # due ones: within the last ten minutes
 FUTURE_US = 86_400_000_000  # the others: within the next day
 
@@ -100,12 +92,6 @@ class Claims:
         return f"limit 1: {summary(self.one)}; limit {BATCH}: {summary(self.batch)}"
 
 
-def percentile(values: list[float], q: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def summary(values: list[float]) -> str:
     return (
         f"median {statistics.median(values):.2f} / p95 {percentile(values, 95):.2f} ms "
@@ -113,18 +99,11 @@ def summary(values: list[float]) -> str:
     )
 
 
-async def template(store: Store, now: datetime) -> Template:
+async def template(store: Store) -> Template:
     """One real succeeded run with its pending delivery (not due), through the seeding
     module: every seeded row is a copy of it."""
-    organization = await organization_with_secret(store, now=now)
-    await seed_deliveries(
-        store,
-        organization_id=organization,
-        count=1,
-        callback_url="http://127.0.0.1:9/hook",  # never contacted: nothing sends here
-        now=now,
-        due=now + timedelta(days=1),
-    )
+    # Never contacted: nothing sends here.
+    await backlog(store, count=1, callback_urls=["http://127.0.0.1:9/hook"])
     async with store.database.read() as conn:
         row = (await conn.execute(select(deliveries.c.id, deliveries.c.run_id))).one()
     return Template(run_id=row.run_id, delivery_id=row.id)
@@ -386,20 +365,16 @@ async def claim_plan(store: Store, *, limit: int) -> Plan:
     return Plan("\n".join(shown), "; ".join(briefs))
 
 
-async def seed(url: str, *, schema: str | None, count: int, stack: AsyncExitStack) -> Seeded:
+async def seed(database: Database, *, count: int, stack: AsyncExitStack) -> Seeded:
     """A store holding ``count`` pending deliveries (``DUE_FRACTION`` due); prints how
     long the seeding took."""
-    store = await stack.enter_async_context(open_store(url, schema=schema))
+    store = await stack.enter_async_context(database.open())
+    like = await template(store)
     now = datetime.now(UTC)
-    like = await template(store, now)
     started = time.perf_counter()
     await copy_rows(store, like, start=1, stop=count, now=now, due_fraction=DUE_FRACTION)
-    if schema is not None:
-        admin = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await admin.execute(f"VACUUM ANALYZE {schema}.runs, {schema}.deliveries")
-        finally:
-            await admin.close()
+    if database.postgres:
+        await postgres_admin(f"VACUUM ANALYZE {database.schema}.runs, {database.schema}.deliveries")
     elapsed = time.perf_counter() - started
     async with store.database.read() as conn:
         due = (
@@ -416,34 +391,20 @@ async def seed(url: str, *, schema: str | None, count: int, stack: AsyncExitStac
     return Seeded(store, like, next_number=count, due=int(due))
 
 
-@asynccontextmanager
-async def schemas(count: int) -> AsyncIterator[list[str]]:
-    """``count`` fresh PostgreSQL schemas, dropped afterwards."""
-    names = [new_schema_name() for _ in range(count)]
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        for name in names:
-            await admin.execute(f"CREATE SCHEMA {name}")
-        yield names
-    finally:
-        for name in names:
-            await admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-        await admin.close()
-
-
 async def run_database(postgres: bool, folder: Path) -> None:
     large, small = COUNT[mode()], BASELINE[mode()]
     name = "PostgreSQL" if postgres else "SQLite"
     print(f"{name}:", flush=True)
     async with AsyncExitStack() as stack:
-        if postgres:
-            names = await stack.enter_async_context(schemas(2))
-            places: list[tuple[str, str | None]] = [(POSTGRES_URL, n) for n in names]
-        else:
-            places = [(sqlite_url(folder / f"p5-{n}.db"), None) for n in (small, large)]
         databases = [
-            await seed(url, schema=schema, count=count, stack=stack)
-            for (url, schema), count in zip(places, (small, large), strict=True)
+            await seed(
+                await stack.enter_async_context(fresh_schema())
+                if postgres
+                else Database(file=folder / f"p5-{count}.db"),
+                count=count,
+                stack=stack,
+            )
+            for count in (small, large)
         ]
         one = await timed_claims(databases, limit=1, claims=CLAIMS[mode()])
         batch = await timed_claims(databases, limit=BATCH, claims=BATCH_CLAIMS[mode()])
@@ -464,8 +425,6 @@ async def run_database(postgres: bool, folder: Path) -> None:
             baseline_what=f"the same claim with {small:,} pending (median)",
             target=f"<= {TARGET}x",
             holds=figure <= TARGET * baseline,
-            mode=mode(),
-            command=COMMAND.format(mode=mode()),
             notes=(
                 f"DeliveryStore.claim_due called in this process, no runback server. "
                 f"{large:,} pending ({due:,} due): {claims.describe()}. {small:,} pending "
@@ -496,4 +455,3 @@ async def main() -> None:
 
 if __name__ == "__main__":
     uvloop.run(main())
-    sys.exit(0)

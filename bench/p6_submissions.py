@@ -29,9 +29,7 @@ many pooled connections as runback's pool may open). Writes
 from __future__ import annotations
 
 import asyncio
-import resource
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -48,21 +46,24 @@ import aiosqlite
 import asyncpg
 import orjson
 import uvloop
-from p2_latency import child_pid, create_key, postgres_schema
-from procstat import cpu_seconds, postgres_cpu_seconds
+from client import MODEL, submission
+from procstat import cpu_seconds, own_cpu_seconds, postgres_cpu_seconds
 from uuid_utils.compat import uuid7
 
-from runback.store import open_store, sqlite_url
 from support import (
     POSTGRES_URL,
-    RUNBACK,
+    Database,
     Result,
-    base_env,
+    api_key,
+    baseline_server,
+    count_rows,
     fast_receiver,
+    migrated,
     mode,
-    postgres_env,
+    postgres_schema,
     process,
     profiled,
+    runback_command,
     save,
     serve_bare_route,
 )
@@ -78,11 +79,9 @@ IN_FLIGHT = 64
 PG_CONNECTIONS = 20
 """runback's PostgreSQL pool: ``pool_size`` 10 (``RUNBACK_DATABASE_POOL_SIZE``) plus as many
 overflow connections; the baseline may open as many."""
-MODEL = "runback/echo"
 DEAD_HOOK = "http://127.0.0.1:9/hook"
 ROUTE = "a bare Starlette route answering 201 (uvicorn + httptools + uvloop, as P3's)"
 """A callback URL nothing listens on: ``runback api`` never delivers, so it is never called."""
-COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p6_submissions.py"
 
 _COLUMNS = (
     "id, organization_id, model, status, input, output, metadata, client_ref, callback_url, "
@@ -146,8 +145,7 @@ async def submissions(
 ) -> Phase:
     """Warm up, then submit up to ``count`` runs; the measured phase, with runback's CPU
     (and PostgreSQL's) per accepted run."""
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    url = f"{api}/v1/models/{MODEL}/runs"
+    url, headers = submission(api, key)
     connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
     async with aiohttp.ClientSession(headers=headers, connector=connector) as http:
 
@@ -168,12 +166,6 @@ async def submissions(
     return phase
 
 
-def own_cpu() -> float:
-    """CPU seconds of this process, every thread (aiosqlite's included)."""
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    return used.ru_utime + used.ru_stime
-
-
 def run_row(
     n: int, organization: Any, *, when: Any, uuid: Callable[[UUID], Any]
 ) -> tuple[Any, ...]:
@@ -184,28 +176,16 @@ def run_row(
     )  # fmt: skip
 
 
-async def migrated(url: str, schema: str | None = None) -> Any:
-    """Migrate a fresh runback database (in this process: quicker than a ``runback``
-    command); answer its default organization's id."""
-    async with open_store(url, schema=schema) as store:
-        organization, _ = await store.accounts.ensure_default_organization(now=datetime.now(UTC))
-    return organization.id
-
-
-async def sqlite_baseline(folder: Path, *, count: int, warmup: int) -> Phase:
+async def sqlite_baseline(database: Database, *, count: int, warmup: int) -> Phase:
     """aiosqlite inserts into a migrated runback database, one commit each."""
-    await migrated(sqlite_url(folder / "runback.db"))
-    async with aiosqlite.connect(folder / "runback.db") as db:
+    # SQLAlchemy keeps ids on SQLite as hex text.
+    organization = (await migrated(database)).hex
+    async with aiosqlite.connect(str(database.file)) as db:
         # runback's pragmas (``store/database.py``).
         await db.execute("PRAGMA busy_timeout = 10000")
         await db.execute("PRAGMA foreign_keys = ON")
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
-        async with db.execute("SELECT id FROM organizations") as cursor:
-            found = await cursor.fetchone()
-        if found is None:
-            raise SystemExit(f"{folder}: no organization after `runback keys create`")
-        organization = found[0]
         lock = asyncio.Lock()
 
         async def insert(n: int) -> None:
@@ -217,33 +197,32 @@ async def sqlite_baseline(folder: Path, *, count: int, warmup: int) -> Phase:
                 await db.commit()
 
         await drive(warmup, SECONDS[mode()], insert)
-        cpu = own_cpu()
+        cpu = own_cpu_seconds()
         phase = await drive(count, SECONDS[mode()], insert)
-        phase.cpu_ms = (own_cpu() - cpu) * 1000 / phase.done
-    check_sqlite(folder, warmup + phase.done)
+        phase.cpu_ms = (own_cpu_seconds() - cpu) * 1000 / phase.done
+    await check_stored(database, warmup + phase.done)
     return phase
 
 
-async def postgres_baseline(schema: str, *, count: int, warmup: int) -> Phase:
+async def postgres_baseline(database: Database, *, count: int, warmup: int) -> Phase:
     """asyncpg inserts into a migrated runback schema, each its own transaction."""
-    await migrated(POSTGRES_URL, schema)
+    organization = await migrated(database)
     pool = await asyncpg.create_pool(
         POSTGRES_URL,
         min_size=PG_CONNECTIONS,
         max_size=PG_CONNECTIONS,
-        server_settings={"search_path": schema, "application_name": "bench-p6"},
+        server_settings={"search_path": str(database.schema), "application_name": "bench-p6"},
     )
     try:
-        organization = await pool.fetchval("SELECT id FROM organizations")
 
         async def insert(n: int) -> None:
             row = run_row(n, organization, when=datetime.now(UTC), uuid=lambda u: u)
             await pool.execute(PG_INSERT, *row)  # autocommit: one transaction per row
 
         await drive(warmup, SECONDS[mode()], insert)
-        cpu, database_cpu = own_cpu(), postgres_cpu_seconds()
+        cpu, database_cpu = own_cpu_seconds(), postgres_cpu_seconds()
         phase = await drive(count, SECONDS[mode()], insert)
-        phase.cpu_ms = (own_cpu() - cpu) * 1000 / phase.done
+        phase.cpu_ms = (own_cpu_seconds() - cpu) * 1000 / phase.done
         phase.database_cpu_ms = (postgres_cpu_seconds() - database_cpu) * 1000 / phase.done
         stored = await pool.fetchval("SELECT count(*) FROM runs")
     finally:
@@ -253,47 +232,35 @@ async def postgres_baseline(schema: str, *, count: int, warmup: int) -> Phase:
     return phase
 
 
-def check_sqlite(folder: Path, expected: int) -> None:
+async def check_stored(database: Database, expected: int) -> None:
     """Every acknowledged insert is in the database: anything else is a broken run."""
-    with sqlite3.connect(folder / "runback.db") as db:
-        [(stored,)] = db.execute("SELECT count(*) FROM runs").fetchall()
+    stored = await count_rows(database, "runs")
     if stored != expected:
-        raise SystemExit(f"{folder}: {expected} runs acknowledged, {stored} stored")
+        raise SystemExit(f"{database}: {expected} runs acknowledged, {stored} stored")
 
 
-async def check_postgres(schema: str, expected: int) -> None:
-    connection = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
-    try:
-        stored = await connection.fetchval("SELECT count(*) FROM runs")
-    finally:
-        await connection.close()
-    if stored != expected:
-        raise SystemExit(f"schema {schema}: {expected} runs acknowledged, {stored} stored")
-
-
-def runback_phase(
-    role: str, folder: Path, env: dict[str, str], hook: str, *, postgres: bool
-) -> Phase:
-    """``runback <role>`` on ``folder`` (and ``env``'s database) under the client's load."""
+def runback_phase(role: str, database: Database, data_dir: Path, hook: str) -> Phase:
+    """``runback <role>`` on ``database`` under the client's load; every accepted run is
+    in the database afterwards."""
     count, warmup = COUNT[mode()], WARMUP[mode()]
-    key = create_key(folder, env)
-    command = [*RUNBACK, role, "--port", "0", "--data-dir", str(folder)]
-    with process(command, env=env, log=folder.parent / f"{folder.name}.log") as api:
-        pid = child_pid(role, str(folder))
-        return uvloop.run(
-            submissions(api, key, hook, pid=pid, postgres=postgres, count=count, warmup=warmup)
-        )
+    key = uvloop.run(api_key(database))
+    command = runback_command(role, data_dir)
+    with process(command, env=database.env(), log=data_dir.parent / f"{data_dir.name}.log") as api:
+        phase = uvloop.run(
+            submissions(api.url, key, hook, pid=api.pid, postgres=database.postgres, count=count,
+                        warmup=warmup)
+        )  # fmt: skip
+    uvloop.run(check_stored(database, warmup + phase.done))
+    return phase
 
 
 def route_phase(folder: Path) -> Phase:
     """The bare Starlette route (``--baseline-server``, the same server stack as runback's
     API: uvicorn, httptools, uvloop) under the same client's load: P6's baseline."""
     count, warmup = COUNT[mode()], WARMUP[mode()]
-    command = [sys.executable, __file__, "--baseline-server"]
-    with process(command, env=base_env(), log=folder / "route.log") as route:
-        pid = child_pid(__file__, "--baseline-server")
+    with baseline_server(__file__, folder / "route.log") as route:
         return uvloop.run(
-            submissions(route, "none", DEAD_HOOK, pid=pid, postgres=False, count=count,
+            submissions(route.url, "none", DEAD_HOOK, pid=route.pid, postgres=False, count=count,
                         warmup=warmup)
         )  # fmt: skip
 
@@ -320,8 +287,6 @@ def result(
         baseline_what=baseline_what,
         target=">= 0.5x",
         holds=ratio >= 0.5,
-        mode=mode(),
-        command=COMMAND.format(mode=mode()),
         notes=notes,
         series={
             "x: second of the measured phase": [
@@ -345,21 +310,19 @@ def main() -> None:
 
         route = route_phase(folder)
         route_line = describe(f"baseline ({ROUTE})", route, unit="request")
-        (folder / "base").mkdir()
-        inserts = uvloop.run(
-            sqlite_baseline(folder / "base", count=BASELINE_COUNT[mode()], warmup=warmup)
-        )
+        base = Database.sqlite(folder / "base")
+        inserts = uvloop.run(sqlite_baseline(base, count=BASELINE_COUNT[mode()], warmup=warmup))
         base_line = describe("aiosqlite, a commit per insert", inserts, unit="insert")
-        api = runback_phase("api", folder / "lite", base_env(), DEAD_HOOK, postgres=False)
-        check_sqlite(folder / "lite", warmup + api.done)
+        lite = folder / "lite"
+        api = runback_phase("api", Database.sqlite(lite), lite, DEAD_HOOK)
         api_line = describe("runback api (SQLite)", api)
         serve_line = "runback serve: not measured in smoke mode"
         if mode() != "smoke":  # two more processes to start: too slow for the test suite
             receiver = stack.enter_context(fast_receiver(folder))
+            served_dir = folder / "served"
             served = runback_phase(
-                "serve", folder / "served", base_env(), f"{receiver}/hook", postgres=False
+                "serve", Database.sqlite(served_dir), served_dir, f"{receiver}/hook"
             )
-            check_sqlite(folder / "served", warmup + served.done)
             serve_line = describe("runback serve (SQLite; executes and delivers too)", served)
             serve_line += ", with callbacks to the fast receiver"
         save(
@@ -376,14 +339,11 @@ def main() -> None:
             )
         )
 
-        schema = stack.enter_context(postgres_schema())
-        base_schema = stack.enter_context(postgres_schema())
-        inserts = uvloop.run(
-            postgres_baseline(base_schema, count=BASELINE_COUNT[mode()], warmup=warmup)
-        )
+        database = stack.enter_context(postgres_schema())
+        base = stack.enter_context(postgres_schema())
+        inserts = uvloop.run(postgres_baseline(base, count=BASELINE_COUNT[mode()], warmup=warmup))
         base_line = describe("asyncpg, a transaction per insert", inserts, unit="insert")
-        api = runback_phase("api", folder / "pg", postgres_env(schema), DEAD_HOOK, postgres=True)
-        uvloop.run(check_postgres(schema, warmup + api.done))
+        api = runback_phase("api", database, folder / "pg", DEAD_HOOK)
         api_line = describe("runback api (PostgreSQL)", api)
         save(
             result(
@@ -406,4 +366,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--baseline-server"]:
         serve_bare_route("/v1/models/{owner}/{name}/runs", status=201, body=b'{"id":"0"}')
     else:
-        sys.exit(main())
+        main()

@@ -27,18 +27,16 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import uvloop
 from blackhole import SlowReceiver, slow_receiver
-from p2_latency import child_pid, cpu_seconds, postgres_schema
-from procstat import rss_mb
-from seeding import make_due, organization_with_secret, seed_deliveries, unfinished
+from procstat import cpu_seconds, rss_mb
+from seeding import backlog, make_due, unfinished
 
-from runback.store import open_store, sqlite_url
-from support import POSTGRES_URL, RUNBACK, Result, base_env, mode, postgres_env, process, save
+from support import Database, Result, in_turn, mode, process, runback_command, save
 
 COUNT = {"smoke": 2_000, "quick": 30_000, "full": 100_000}
 LOADED_SECONDS = {"smoke": 4.0, "quick": 20.0, "full": 60.0}
@@ -50,7 +48,8 @@ SLOW_SECONDS = 1.0
 PORTS = 20
 """Destinations: 20 of them, 16 attempts each, more than the dispatcher's 256 slots."""
 TARGET_MB = 100.0
-COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p7_memory.py"
+ROWS = (("P7", "serve", "SQLite"), ("P7pg", "worker", "PostgreSQL"))
+"""Per database: the row's id, the runback process measured, the database."""
 
 
 @dataclass
@@ -94,8 +93,7 @@ async def warm_up(base: str) -> None:
 async def load(
     base: str,
     *,
-    url: str,
-    schema: str | None,
+    database: Database,
     sampler: Sampler,
     receivers: list[str],
     counts: SlowReceiver,
@@ -113,20 +111,9 @@ async def load(
     print(f"{name}: idle RSS {idle:.1f} MiB ({len(idle_samples)} samples)", flush=True)
 
     count = COUNT[mode()]
-    async with open_store(url, schema=schema) as store:
-        now = datetime.now(UTC)
-        organization = await organization_with_secret(store, now=now)
+    async with database.open() as store:
         started = time.perf_counter()
-        share = -(-count // len(receivers))
-        for index, receiver in enumerate(receivers):
-            await seed_deliveries(
-                store,
-                organization_id=organization,
-                count=min(share, count - index * share),
-                callback_url=f"{receiver}/hook",
-                now=now,
-                due=now + timedelta(days=1),
-            )
+        await backlog(store, count=count, callback_urls=[f"{r}/hook" for r in receivers])
         seeded_in = time.perf_counter() - started
         after_seeding = sampler.samples[-1][1] if sampler.samples else idle
         cpu = cpu_seconds(pid)
@@ -156,32 +143,24 @@ async def load(
     return Measured(idle=idle, peak=peak, lines=lines)
 
 
-def measured_process(
-    command: list[str], env: dict[str, str], folder: Path, *, url: str, schema: str | None,
-    name: str, marker: tuple[str, str],
-) -> Measured:  # fmt: skip
+def measured_process(role: str, database: Database, data_dir: Path, *, name: str) -> Measured:
+    """``runback <role>`` on ``database``: idle, then loaded, its RSS sampled throughout."""
     with ExitStack() as stack:
         # Entered first, left last: runback stops while the receivers still answer.
         receivers, counts = stack.enter_context(slow_receiver(delay=SLOW_SECONDS, ports=PORTS))
-        base = stack.enter_context(process(command, env=env, log=folder / "runback.log"))
-        pid = child_pid(*marker)
-        sampler = Sampler(pid)
+        runback = stack.enter_context(
+            process(runback_command(role, data_dir), env=database.env(),
+                    log=data_dir / "runback.log")
+        )  # fmt: skip
+        sampler = Sampler(runback.pid)
         thread = threading.Thread(target=sampler.run, name="rss", daemon=True)
         thread.start()
         stack.callback(thread.join, 5)
         stack.callback(sampler.stop)
         return uvloop.run(
-            load(
-                base,
-                url=url,
-                schema=schema,
-                sampler=sampler,
-                receivers=receivers,
-                counts=counts,
-                pid=pid,
-                name=name,
-            )
-        )
+            load(runback.url, database=database, sampler=sampler, receivers=receivers,
+                 counts=counts, pid=runback.pid, name=name)
+        )  # fmt: skip
 
 
 def result(id_: str, what: str, measured: Measured, count: int) -> Result:
@@ -200,8 +179,6 @@ def result(id_: str, what: str, measured: Measured, count: int) -> Result:
         baseline_what="RSS of the idle process (MiB)",
         target=f"<= +{TARGET_MB:g} MB",
         holds=growth <= TARGET_MB,
-        mode=mode(),
-        command=COMMAND.format(mode=mode()),
         notes=(
             ". ".join(measured.lines)
             + f". Slow receiver: 200 after {SLOW_SECONDS:g} s on {PORTS} ports (destinations); "
@@ -214,43 +191,15 @@ def main() -> int:
     count = COUNT[mode()]
     print(f"P7 ({mode()}): RSS idle, then with {count:,} deliveries due", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        lite = Path(tmp) / "sqlite"
-        lite.mkdir()
-        measured = measured_process(
-            [*RUNBACK, "serve", "--port", "0", "--data-dir", str(lite)],
-            base_env(),
-            lite,
-            url=sqlite_url(lite / "runback.db"),
-            schema=None,
-            name="runback serve (SQLite)",
-            marker=("serve", str(lite)),
-        )
-        save(
-            result(
-                "P7", f"RSS growth of runback serve with {count:,} pending, SQLite", measured, count
-            )
-        )
-
-        pg = Path(tmp) / "pg"
-        pg.mkdir()
-        with postgres_schema() as schema:
-            measured = measured_process(
-                [*RUNBACK, "worker", "--port", "0", "--data-dir", str(pg)],
-                postgres_env(schema),
-                pg,
-                url=POSTGRES_URL,
-                schema=schema,
-                name="runback worker (PostgreSQL)",
-                marker=("worker", str(pg)),
-            )
-        save(
-            result(
-                "P7pg",
-                f"RSS growth of runback worker with {count:,} pending, PostgreSQL",
-                measured,
-                count,
-            )
-        )
+        for (database, data_dir), (id_, role, what) in zip(in_turn(Path(tmp)), ROWS, strict=True):
+            name = f"runback {role} ({what})"
+            measured = measured_process(role, database, data_dir, name=name)
+            save(
+                result(
+                    id_, f"RSS growth of runback {role} with {count:,} pending, {what}", measured,
+                    count,
+                )
+            )  # fmt: skip
     return 0
 
 

@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,52 +64,43 @@ import aiohttp
 import asyncpg
 import redis
 import uvloop
-from alternatives import celery_app, pgqueuer_app, procrastinate_app
-from p2_latency import (
-    RATE,
-    Phase,
-    arrivals,
-    check,
-    child_pid,
-    latencies_ms,
-    paced,
-    percentile,
-    submit_runs,
-)
+from alternatives import attempts, celery_app, pgqueuer_app, procrastinate_app
+from client import WARMUP, Phase, first_arrivals, measure_runs, paced, percentile, steady
+from p2_latency import RATE
 from pgqueuer.db import AsyncpgPoolDriver
 from pgqueuer.queries import Queries
 from procrastinate.schema import SchemaManager
-from procstat import cpu_seconds, postgres_cpu_seconds
+from procstat import cpu_seconds, pids_named, postgres_cpu_seconds, with_children
 from seeding import (
     attempts_recorded,
+    backlog,
     callback_delivery,
     finished_run,
     make_due,
-    organization_with_secret,
-    seed_deliveries,
     unfinished,
 )
 
 from runback.core.ids import new_id
 from runback.core.signing import generate_secret
-from runback.store import open_store, sqlite_url
 from support import (
+    BENCH,
     POSTGRES_URL,
-    ROOT,
-    RUNBACK,
     Result,
-    base_env,
+    child,
+    database_in,
+    deployment,
     fast_receiver,
+    fresh_schema,
     mode,
-    new_schema_name,
-    postgres_env,
+    polled,
     process,
+    received,
+    runback_command,
     save,
 )
 
 COUNT = {"smoke": 100, "quick": 2_000, "full": 20_000}
 SECONDS = {"smoke": 1.0, "quick": 10.0, "full": 60.0}
-WARMUP = {"smoke": 0.5, "quick": 2.0, "full": 5.0}
 DEADLINE = {"smoke": 60.0, "quick": 120.0, "full": 900.0}
 """Seconds one drain (or one latency phase's backlog) may take before the run counts as
 broken."""
@@ -135,8 +125,7 @@ which PgQueuer wants at least twice the batch size): as many as procrastinate's,
 runback's default per destination. Unbounded, one worker would pick every queued job at
 once."""
 REDIS_URL = os.environ.get("RUNBACK_TEST_REDIS", "redis://127.0.0.1:6379/0")
-ALTERNATIVES = ROOT / "bench" / "alternatives"
-COMMAND = "RUNBACK_BENCH_MODE={mode} .venv/bin/python bench/p8_alternatives.py"
+ALTERNATIVES = BENCH / "alternatives"
 
 
 @dataclass(frozen=True)
@@ -168,27 +157,34 @@ class Measured:
         )
 
 
-async def received(http: aiohttp.ClientSession, receiver: str) -> int:
-    async with http.get(f"{receiver}/count") as response:
-        count: int = (await response.json())["count"]
-        return count
-
-
 async def drained(
     receiver: str, *, before: int, count: int, recorded: Callable[[], Awaitable[int]]
 ) -> float:
     """Wait until the receiver has counted ``count`` more POSTs and ``recorded()`` reaches
     ``count``; answers that moment (``time.time()``)."""
-    deadline = time.monotonic() + DEADLINE[mode()]
     async with aiohttp.ClientSession() as http:
-        while await received(http, receiver) < before + count or await recorded() < count:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{count} deliveries were not made in {DEADLINE[mode()]:g} s")
-            await asyncio.sleep(0.02)
+
+        async def done() -> bool:
+            return await received(http, receiver) >= before + count and await recorded() >= count
+
+        broken = f"{count} deliveries were not made in {DEADLINE[mode()]:g} s"
+        await polled(done, seconds=DEADLINE[mode()], every=0.02, broken=broken)
     return time.time()
 
 
-async def steady(
+async def settled(receiver: str, wanted: set[str]) -> dict[str, float]:
+    """P2's arrivals (``first_arrivals``), waited for as long as callbacks keep arriving (a
+    system that fell behind drains its backlog), up to ``DEADLINE``."""
+    deadline = time.monotonic() + DEADLINE[mode()]
+    arrived: dict[str, float] = {}
+    while True:
+        before = len(arrived)
+        arrived = await first_arrivals(receiver, wanted, settle=SETTLE_SECONDS)
+        if len(arrived) in (len(wanted), before) or time.monotonic() > deadline:
+            return arrived
+
+
+async def paced_latency(
     receiver: str,
     send: Callable[[Phase, int], Awaitable[None]],
     *,
@@ -201,31 +197,18 @@ async def steady(
     ``pids`` used per callback from its start until its last arrival (``cpu_ms``), and each
     callback's latency (ms)."""
 
-    async def one(duration: float) -> Phase:
-        phase = Phase()
-        done = await paced(RATE, duration, lambda n: send(phase, n))
-        phase.lag, phase.elapsed = done.lag, done.elapsed
-        return phase
+    def phase_of(duration: float) -> Awaitable[Phase]:
+        return paced(RATE, duration, send)
 
-    await one(WARMUP[mode()] if warmup is None else warmup)
-    cpu = sum(map(cpu_seconds, pids))
-    phase = await one(SECONDS[mode()] if seconds is None else seconds)
-    arrived = await settled(receiver, set(phase.sent))
-    phase.cpu_ms = (sum(map(cpu_seconds, pids)) - cpu) * 1000 / max(len(phase.sent), 1)
-    check("alternative", phase, arrived)
-    return phase, latencies_ms(phase, arrived)
-
-
-async def settled(receiver: str, wanted: set[str]) -> dict[str, float]:
-    """P2's ``arrivals``, waited for as long as callbacks keep arriving (a system that fell
-    behind drains its backlog), up to ``DEADLINE``."""
-    deadline = time.monotonic() + DEADLINE[mode()]
-    arrived: dict[str, float] = {}
-    while True:
-        before = len(arrived)
-        arrived = await arrivals(receiver, wanted, settle=SETTLE_SECONDS)
-        if len(arrived) in (len(wanted), before) or time.monotonic() > deadline:
-            return arrived
+    return await steady(
+        receiver,
+        phase_of,
+        seconds=SECONDS[mode()] if seconds is None else seconds,
+        warmup=WARMUP[mode()] if warmup is None else warmup,
+        name="alternative",
+        pids=pids,
+        settle=settled,
+    )
 
 
 def server_cpu(broker: int | None = None) -> float:
@@ -233,55 +216,68 @@ def server_cpu(broker: int | None = None) -> float:
     return postgres_cpu_seconds() + (cpu_seconds(broker) if broker else 0.0)
 
 
-def redis_pid() -> int | None:
-    """The local ``redis-server``'s pid, if one is visible."""
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "redis-server":
-                return int(entry.name)
-        except OSError:
-            continue  # it exited while we looked
-    return None
-
-
-def with_pool(pid: int) -> list[int]:
-    """A process and its descendants (a Celery pool), read from ``/proc``."""
-    found = [pid]
-    for parent in found:  # grows while it is walked: breadth first
-        for listing in Path(f"/proc/{parent}/task").glob("*/children"):
-            found.extend(int(child) for child in listing.read_text().split())
-    return found
+def worker_env(schema: str, **extra: str) -> dict[str, str]:
+    """What an alternative's worker is told (``attempts.setting``): where to record, how to
+    sign."""
+    return {**os.environ, "P8_POSTGRES_URL": POSTGRES_URL, "P8_SCHEMA": schema,
+            "P8_SECRET": generate_secret(), **extra}  # fmt: skip
 
 
 @contextmanager
 def worker(command: list[str], *, env: dict[str, str], log: Path) -> Iterator[int]:
     """An alternative's worker process, run from ``bench/alternatives``; yields its pid."""
-    env = {**env, "PYTHONPATH": str(ALTERNATIVES)}
-    with log.open("wb") as handle:
-        child = subprocess.Popen(
-            command, cwd=ALTERNATIVES, env=env, stdout=handle, stderr=subprocess.STDOUT
-        )
-    try:
-        yield child.pid
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
-def tail(log: Path) -> str:
-    return log.read_text()[-3000:]
+    # Its module from this folder, ``alternatives.attempts`` from bench/.
+    env = {**env, "PYTHONPATH": os.pathsep.join((str(ALTERNATIVES), str(BENCH)))}
+    with child(command, env=env, log=log, cwd=ALTERNATIVES) as started:
+        yield started.pid
 
 
 async def until(ready: Callable[[], Awaitable[bool]], *, what: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while not await ready():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not start:\n{tail(log)}")
-        await asyncio.sleep(0.1)
+    """Wait until a worker is ``ready``: a minute, at most."""
+    await polled(ready, seconds=60, every=0.1,
+                 broken=lambda: f"{what} did not start:\n{log.read_text()[-3000:]}")  # fmt: skip
+
+
+async def until_listening(admin: asyncpg.Connection, system: str, schema: str, log: Path) -> None:
+    """Wait until a worker on PostgreSQL's ``LISTEN`` waits for its jobs."""
+
+    async def ready() -> bool:
+        listening = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
+            "AND query ILIKE 'LISTEN%'",
+            attempts.application_name(system, schema),
+        )
+        return bool(listening)
+
+    await until(ready, what=f"the {system} worker", log=log)
+
+
+async def drain(
+    receiver: str,
+    *,
+    pids: Callable[[], Sequence[int]],
+    recorded: Callable[[], Awaitable[int]],
+    enqueue: Callable[[], Awaitable[None]] | None = None,
+    consume: Callable[[], Awaitable[None]] | None = None,
+    broker: int | None = None,
+) -> tuple[float, float, float]:
+    """Release ``COUNT`` callbacks, ``enqueue``d at once just before the clock starts or
+    waiting until the worker starts to ``consume`` them, and wait until all arrived and were
+    recorded; answers deliveries per second, and the CPU ms per delivery of ``pids()`` and of
+    the servers."""
+    count = COUNT[mode()]
+    async with aiohttp.ClientSession() as http:
+        before = await received(http, receiver)
+    if enqueue is not None:
+        await enqueue()
+    own = pids()
+    cpu, servers = sum(map(cpu_seconds, own)), server_cpu(broker)
+    released = time.time()
+    if consume is not None:
+        await consume()
+    ended = await drained(receiver, before=before, count=count, recorded=recorded)
+    cpu, servers = sum(map(cpu_seconds, own)) - cpu, server_cpu(broker) - servers
+    return count / (ended - released), cpu * 1000 / count, servers * 1000 / count
 
 
 # runback ----------------------------------------------------------------------------------
@@ -292,57 +288,32 @@ async def runback_system(
 ) -> Measured:
     """Drain N seeded deliveries with one dispatcher, then P2's paced runs."""
     count, hook = COUNT[mode()], f"{receiver}/hook"
-    schema = new_schema_name() if postgres else None
-    if schema is not None:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        env, url, role = postgres_env(schema), POSTGRES_URL, "worker"
-        command = [*RUNBACK, role, "--no-executor", "--port", "0", "--data-dir", str(folder)]
-    else:
-        env, url, role = base_env(), sqlite_url(folder / "runback.db"), "serve"
-        command = [*RUNBACK, role, "--port", "0", "--data-dir", str(folder)]
-    try:
-        async with open_store(url, schema=schema) as store:
+    role, options = ("worker", ("--no-executor",)) if postgres else ("serve", ())
+    async with database_in(folder, postgres=postgres, admin=admin) as database:
+        async with database.open() as store:
+            organization, _ = await backlog(store, count=count, callback_urls=[hook])
             now = datetime.now(UTC)
-            organization = await organization_with_secret(store, now=now)
-            await seed_deliveries(
-                store,
-                organization_id=organization,
-                count=count,
-                callback_url=hook,
-                now=now,
-                due=now + timedelta(days=1),
-            )
             key = await store.accounts.create_api_key([organization], now=now, label="p8")
-            log = folder / "drain.log"
             async with aiohttp.ClientSession() as http:
                 before = await received(http, receiver)
-            with process(command, env=env, log=log) as base:
-                # Not pid_of_log: uvicorn may log its pid after runback's start-up line.
-                pid = child_pid(role, str(folder))
+            command = runback_command(role, folder, *options)
+            with process(command, env=database.env(), log=folder / "drain.log") as runback:
                 due = datetime.now(UTC) + timedelta(seconds=LEAD_SECONDS)
                 await make_due(store, at=due)
                 await asyncio.sleep((due - datetime.now(UTC)).total_seconds())
-                cpu, servers = cpu_seconds(pid), server_cpu()
+                cpu, servers = cpu_seconds(runback.pid), server_cpu()
 
                 async def recorded() -> int:
                     return 0 if await unfinished(store) else await attempts_recorded(store)
 
                 ended = await drained(receiver, before=before, count=count, recorded=recorded)
-                cpu, servers = cpu_seconds(pid) - cpu, server_cpu() - servers
+                cpu, servers = cpu_seconds(runback.pid) - cpu, server_cpu() - servers
                 if not postgres:
                     servers = 0.0  # no server: PostgreSQL's CPU here is someone else's
-                    latencies = await runs_latency(base, key, receiver)
-            if schema is not None:
-                api = [*RUNBACK, "api", "--port", "0", "--data-dir", str(folder)]
-                full = [*RUNBACK, "worker", "--port", "0", "--data-dir", str(folder)]
-                with (
-                    process(api, env=env, log=folder / "api.log") as base,
-                    process(full, env=env, log=folder / "worker.log"),
-                ):
-                    latencies = await runs_latency(base, key, receiver)
-    finally:
-        if schema is not None:
-            await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                    latencies = await runs_latency(runback.url, key, receiver)
+        if postgres:
+            with deployment(database, folder, logs=folder) as (api, _):
+                latencies = await runs_latency(api.url, key, receiver)
     elapsed = ended - due.timestamp()
     name = "runback worker (PostgreSQL)" if postgres else "runback serve (SQLite)"
     return Measured(name, count / elapsed, cpu * 1000 / count, servers * 1000 / count, latencies)
@@ -350,12 +321,11 @@ async def runback_system(
 
 async def runs_latency(api: str, key: str, receiver: str) -> list[float]:
     """P2's measurement: ``runback/echo`` runs submitted at 200/s, submit → callback."""
-    hook = f"{receiver}/hook"
-    for seconds in (WARMUP[mode()], SECONDS[mode()]):
-        phase = await submit_runs(api, key, hook, rate=RATE, seconds=seconds)
-    arrived = await settled(receiver, set(phase.sent))
-    check(api, phase, arrived)
-    return latencies_ms(phase, arrived)
+    _, latencies = await measure_runs(
+        api, key, receiver, rate=RATE, seconds=SECONDS[mode()], warmup=WARMUP[mode()],
+        settle=settled,
+    )  # fmt: skip
+    return latencies
 
 
 # the alternatives -------------------------------------------------------------------------
@@ -376,146 +346,103 @@ def task_kwargs(n: int, hook: str, organization: Any) -> tuple[str, dict[str, st
     return str(delivery.run_id), arguments
 
 
-async def attempts_table(admin: asyncpg.Connection, schema: str) -> Callable[[], Awaitable[int]]:
-    """Create ``attempts`` in a fresh schema; answers a counter of its rows."""
-    await admin.execute(f"CREATE SCHEMA {schema}; SET search_path TO {schema}")
-    await admin.execute(celery_app.ATTEMPTS_DDL)
-    await admin.execute("SET search_path TO DEFAULT")
+@asynccontextmanager
+async def attempts_table(
+    admin: asyncpg.Connection,
+) -> AsyncIterator[tuple[str, Callable[[], Awaitable[int]]]]:
+    """A fresh schema with an ``attempts`` table, dropped afterwards; yields its name and
+    a counter of its rows."""
+    async with fresh_schema(admin) as database:
+        schema = str(database.schema)
+        await admin.execute(f"SET search_path TO {schema}")
+        await admin.execute(attempts.ATTEMPTS_DDL)
+        await admin.execute("SET search_path TO DEFAULT")
 
-    async def recorded() -> int:
-        return int(await admin.fetchval(f"SELECT count(*) FROM {schema}.attempts"))
+        async def recorded() -> int:
+            return int(await admin.fetchval(f"SELECT count(*) FROM {schema}.attempts"))
 
-    return recorded
+        yield schema, recorded
 
 
 async def celery_system(
     folder: Path, receiver: str, admin: asyncpg.Connection, *, concurrency: int
 ) -> Measured:
-    count, hook, organization = COUNT[mode()], f"{receiver}/hook", new_id()
-    schema = new_schema_name()
-    prefix, queue = f"{schema}:", "p8"
-    app = celery_app.make_app(REDIS_URL, key_prefix=prefix)
-    env = {
-        **os.environ,
-        "P8_REDIS_URL": REDIS_URL,
-        "P8_KEY_PREFIX": prefix,
-        "P8_POSTGRES_URL": POSTGRES_URL,
-        "P8_SCHEMA": schema,
-        "P8_SECRET": generate_secret(),
-    }
+    hook, organization = f"{receiver}/hook", new_id()
     command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "celery_app",
-        "worker",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        str(concurrency),
-        "--queues",
-        "p8_hold",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel",
-        "WARNING",
-    ]
-    try:
-        recorded = await attempts_table(admin, schema)
+        sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
+        "--concurrency", str(concurrency), "--queues", "p8_hold", "--without-gossip",
+        "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    queue = attempts.QUEUE
+    async with attempts_table(admin) as (schema, recorded):
+        prefix = f"{schema}:"
+        app = celery_app.make_app(REDIS_URL, key_prefix=prefix)
+        env = worker_env(schema, P8_REDIS_URL=REDIS_URL, P8_KEY_PREFIX=prefix)
         log = folder / "celery.log"
-        with worker(command, env=env, log=log) as pid:
+        try:
+            with worker(command, env=env, log=log) as pid:
 
-            async def ready() -> bool:
-                return bool(app.control.ping(timeout=0.5))
+                async def ready() -> bool:
+                    return bool(app.control.ping(timeout=0.5))
 
-            await until(ready, what="the Celery worker", log=log)
-            for n in range(count):
-                app.send_task(
-                    celery_app.TASK, kwargs=task_kwargs(n, hook, organization)[1], queue=queue
-                )
-            async with aiohttp.ClientSession() as http:
-                before = await received(http, receiver)
-            broker, pool = redis_pid(), with_pool(pid)
-            cpu, servers = sum(map(cpu_seconds, pool)), server_cpu(broker)
-            released = time.time()
-            app.control.add_consumer(queue, reply=True, timeout=5, limit=1)
-            ended = await drained(receiver, before=before, count=count, recorded=recorded)
-            cpu, servers = sum(map(cpu_seconds, pool)) - cpu, server_cpu(broker) - servers
+                await until(ready, what="the Celery worker", log=log)
+                for n in range(COUNT[mode()]):
+                    app.send_task(
+                        attempts.TASK, kwargs=task_kwargs(n, hook, organization)[1], queue=queue
+                    )
 
-            async def send(phase: Phase, n: int) -> None:
-                run_id, arguments = task_kwargs(n, hook, organization)
-                sent = time.time()
-                app.send_task(celery_app.TASK, kwargs=arguments, queue=queue)
-                phase.sent[run_id] = sent
+                async def consume() -> None:
+                    app.control.add_consumer(queue, reply=True, timeout=5, limit=1)
 
-            _, latencies = await steady(receiver, send)
-    finally:
-        app.close()
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        keys = redis.Redis.from_url(REDIS_URL)
-        for key in keys.scan_iter(match=f"{prefix}*"):
-            keys.delete(key)
-        keys.close()
+                rate, cpu_ms, servers_ms = await drain(
+                    receiver, pids=lambda: with_children(pid), recorded=recorded, consume=consume,
+                    broker=next(pids_named("redis-server"), None),
+                )  # fmt: skip
+
+                async def send(phase: Phase, n: int) -> None:
+                    run_id, arguments = task_kwargs(n, hook, organization)
+                    sent = time.time()
+                    app.send_task(attempts.TASK, kwargs=arguments, queue=queue)
+                    phase.sent[run_id] = sent
+
+                _, latencies = await paced_latency(receiver, send)
+        finally:
+            app.close()
+            keys = redis.Redis.from_url(REDIS_URL)
+            for key in keys.scan_iter(match=f"{prefix}*"):
+                keys.delete(key)
+            keys.close()
     name = f"Celery (prefork x{concurrency}, Redis, acks_late)"
-    return Measured(
-        name, count / (ended - released), cpu * 1000 / count, servers * 1000 / count, latencies
-    )
+    return Measured(name, rate, cpu_ms, servers_ms, latencies)
 
 
 async def procrastinate_system(
     folder: Path, receiver: str, admin: asyncpg.Connection, *, concurrency: int
 ) -> Measured:
     count, hook, organization = COUNT[mode()], f"{receiver}/hook", new_id()
-    schema = new_schema_name()
     pool_size = concurrency + 4  # a fetch, a finish and an attempt per job, and the heartbeat
-    env = {
-        **os.environ,
-        "P8_POSTGRES_URL": POSTGRES_URL,
-        "P8_SCHEMA": schema,
-        "P8_SECRET": generate_secret(),
-        "P8_POOL_SIZE": str(pool_size),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "procrastinate",
-        "--app=procrastinate_app.app",
-        "worker",
-        "--queues",
-        "p8",
-        "--concurrency",
-        str(concurrency),
-    ]
-    app = procrastinate_app.make_app(POSTGRES_URL, schema=schema, pool_size=4)
-    try:
-        recorded = await attempts_table(admin, schema)
+    command = [sys.executable, "-m", "procrastinate", "--app=procrastinate_app.app", "worker",
+               "--queues", attempts.QUEUE, "--concurrency", str(concurrency)]  # fmt: skip
+    async with attempts_table(admin) as (schema, recorded):
+        env = worker_env(schema, P8_POOL_SIZE=str(pool_size))
+        app = procrastinate_app.make_app(POSTGRES_URL, schema=schema, pool_size=4)
         await admin.execute(f"SET search_path TO {schema}")
         await admin.execute(SchemaManager.get_schema())  # procrastinate's own tables
         await admin.execute("SET search_path TO DEFAULT")
         log = folder / "procrastinate.log"
         async with app.open_async():
-            deferrer = app.configure_task(procrastinate_app.TASK, queue="p8")
+            deferrer = app.configure_task(attempts.TASK, queue=attempts.QUEUE)
             with worker(command, env=env, log=log) as pid:
-
-                async def ready() -> bool:
-                    listening = await admin.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
-                        "AND query ILIKE 'LISTEN%'",
-                        procrastinate_app.application_name(schema),
-                    )
-                    return bool(listening)
-
-                await until(ready, what="the procrastinate worker", log=log)
+                await until_listening(admin, procrastinate_app.SYSTEM, schema, log)
                 jobs = [task_kwargs(n, hook, organization)[1] for n in range(count)]
-                async with aiohttp.ClientSession() as http:
-                    before = await received(http, receiver)
-                await deferrer.batch_defer_async(*jobs)  # one commit: all visible at once
-                released = time.time()
-                cpu, servers = cpu_seconds(pid), server_cpu()
-                ended = await drained(receiver, before=before, count=count, recorded=recorded)
-                cpu, servers = cpu_seconds(pid) - cpu, server_cpu() - servers
+
+                async def enqueue() -> None:
+                    # One commit: all visible at once.
+                    await deferrer.batch_defer_async(*jobs)  # type: ignore[arg-type]  # str is JSON
+
+                rate, cpu_ms, servers_ms = await drain(
+                    receiver, pids=lambda: [pid], recorded=recorded, enqueue=enqueue
+                )
 
                 async def send(phase: Phase, n: int) -> None:
                     run_id, arguments = task_kwargs(n, hook, organization)
@@ -523,13 +450,9 @@ async def procrastinate_system(
                     await deferrer.defer_async(**arguments)
                     phase.sent[run_id] = sent
 
-                _, latencies = await steady(receiver, send)
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                _, latencies = await paced_latency(receiver, send)
     name = f"procrastinate (one worker, concurrency {concurrency})"
-    return Measured(
-        name, count / (ended - released), cpu * 1000 / count, servers * 1000 / count, latencies
-    )
+    return Measured(name, rate, cpu_ms, servers_ms, latencies)
 
 
 def pgqueuer_name(batch_size: int, concurrency: int) -> str:
@@ -549,7 +472,7 @@ class PgQueuerWorker:
     async def enqueue_all(self, jobs: list[dict[str, str]]) -> None:
         """Every job in one statement: one commit, all visible at once."""
         await self.queries.enqueue(
-            [pgqueuer_app.TASK] * len(jobs),
+            [attempts.TASK] * len(jobs),
             [pgqueuer_app.payload(job) for job in jobs],
             [0] * len(jobs),
         )
@@ -564,11 +487,11 @@ class PgQueuerWorker:
         async def send(phase: Phase, n: int) -> None:
             run_id, arguments = task_kwargs(n, hook, organization)
             sent = time.time()
-            await self.queries.enqueue(pgqueuer_app.TASK, pgqueuer_app.payload(arguments))
+            await self.queries.enqueue(attempts.TASK, pgqueuer_app.payload(arguments))
             phase.acks.append(time.time() - sent)
             phase.sent[run_id] = sent
 
-        return await steady(receiver, send, seconds=seconds, warmup=warmup, pids=[self.pid])
+        return await paced_latency(receiver, send, seconds=seconds, warmup=warmup, pids=[self.pid])
 
 
 @asynccontextmanager
@@ -577,46 +500,21 @@ async def pgqueuer_worker(
 ) -> AsyncIterator[PgQueuerWorker]:
     """PgQueuer's tables and ``attempts`` in a fresh schema, and its worker, yielded once it
     listens; the worker stopped and the schema dropped afterwards."""
-    schema = new_schema_name()
     pool_size = concurrency + 4  # an attempt per job; the listener, dequeues, logs, heartbeats
-    env = {
-        **os.environ,
-        "P8_POSTGRES_URL": POSTGRES_URL,
-        "P8_SCHEMA": schema,
-        "P8_SECRET": generate_secret(),
-        "P8_POOL_SIZE": str(pool_size),
-    }
-    command = [
-        sys.executable,
-        "pgqueuer_app.py",
-        "--batch-size",
-        str(batch_size),
-        "--max-concurrent-tasks",
-        str(concurrency),
-    ]
-    try:
-        recorded = await attempts_table(admin, schema)
+    command = [sys.executable, "pgqueuer_app.py", "--batch-size", str(batch_size),
+               "--max-concurrent-tasks", str(concurrency)]  # fmt: skip
+    async with attempts_table(admin) as (schema, recorded):
+        env = worker_env(schema, P8_POOL_SIZE=str(pool_size))
         await pgqueuer_app.install(admin, schema)
         log = folder / "pgqueuer.log"
         pool = await asyncpg.create_pool(POSTGRES_URL, min_size=4, max_size=4)
         try:
             with worker(command, env=env, log=log) as pid:
-
-                async def ready() -> bool:
-                    listening = await admin.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
-                        "AND query ILIKE 'LISTEN%'",
-                        pgqueuer_app.application_name(schema),
-                    )
-                    return bool(listening)
-
-                await until(ready, what="the PgQueuer worker", log=log)
+                await until_listening(admin, pgqueuer_app.SYSTEM, schema, log)
                 client = pgqueuer_app.queries(AsyncpgPoolDriver(pool), schema)
                 yield PgQueuerWorker(pid, client, recorded)
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 async def pgqueuer_system(
@@ -627,21 +525,15 @@ async def pgqueuer_system(
         folder, admin, batch_size=batch_size, concurrency=concurrency
     ) as pgqueuer:
         jobs = [task_kwargs(n, hook, organization)[1] for n in range(count)]
-        async with aiohttp.ClientSession() as http:
-            before = await received(http, receiver)
-        await pgqueuer.enqueue_all(jobs)
-        released = time.time()
-        cpu, servers = cpu_seconds(pgqueuer.pid), server_cpu()
-        ended = await drained(receiver, before=before, count=count, recorded=pgqueuer.recorded)
-        cpu, servers = cpu_seconds(pgqueuer.pid) - cpu, server_cpu() - servers
+
+        async def enqueue() -> None:
+            await pgqueuer.enqueue_all(jobs)
+
+        rate, cpu_ms, servers_ms = await drain(
+            receiver, pids=lambda: [pgqueuer.pid], recorded=pgqueuer.recorded, enqueue=enqueue
+        )
         _, latencies = await pgqueuer.steady(receiver)
-    return Measured(
-        pgqueuer_name(batch_size, concurrency),
-        count / (ended - released),
-        cpu * 1000 / count,
-        servers * 1000 / count,
-        latencies,
-    )
+    return Measured(pgqueuer_name(batch_size, concurrency), rate, cpu_ms, servers_ms, latencies)
 
 
 async def pgqueuer_latency(
@@ -702,8 +594,6 @@ def result(
             f">= {target:g}x; lower p99 and CPU/delivery than Celery, procrastinate and PgQueuer"
         ),
         holds=ratio >= target and lower_p99 and less_cpu,
-        mode=mode(),
-        command=COMMAND.format(mode=mode()),
         notes=(
             f"{verdict}. {COUNT[mode()]:,} callbacks drained per system; latency at "
             f"{RATE:g}/s for {SECONDS[mode()]:g} s after a {WARMUP[mode()]:g} s warm-up. "

@@ -9,6 +9,8 @@ spent between them.
 from __future__ import annotations
 
 import os
+import resource
+from collections.abc import Iterator
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -30,20 +32,41 @@ def cpu_seconds(pid: int, *, children: bool = False) -> float:
     return used / _TICKS
 
 
+def own_cpu_seconds() -> float:
+    """CPU time of this process, every thread (aiosqlite's included)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def pids_named(name: str) -> Iterator[int]:
+    """The pids of the local processes whose command is ``name``."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == name:
+                yield int(entry.name)
+        except OSError:
+            continue  # it exited while we looked
+
+
 def postgres_cpu_seconds() -> float:
     """CPU time of every local ``postgres`` process, exited backends included; 0 if none
     is visible (a server on another host)."""
     total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in pids_named("postgres"):
         try:
-            if (entry / "comm").read_text().strip() != "postgres":
-                continue
-            total += cpu_seconds(int(entry.name), children=True)
+            total += cpu_seconds(pid, children=True)
         except (OSError, ValueError, IndexError):
             continue  # it exited while we looked
     return total
+
+
+def with_children(pid: int) -> list[int]:
+    """A process and its descendants (a Celery pool, say), breadth first."""
+    found = [pid]
+    for parent in found:  # grows while it is walked
+        for listing in Path(f"/proc/{parent}/task").glob("*/children"):
+            found.extend(int(child) for child in listing.read_text().split())
+    return found
 
 
 def rss_mb(pid: int) -> float:

@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import aiohttp
-import asyncpg
+import orjson
 from aiohttp import web
+from client import submission
 
-POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-SERVING = re.compile(r"runback serving (http://[^\s/]+)")
+from support import api_key, fresh_schema, process, runback_command
 
 
 class Receiver:
@@ -42,22 +38,6 @@ class Receiver:
         if self.count >= self.expected:
             self.done.set()
         return web.Response()
-
-
-def start(
-    command: list[str], env: dict[str, str], log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    handle = log.open("wb")
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = SERVING.search(log.read_text())
-        if found:
-            return process, found.group(1)
-        if process.poll() is not None:
-            raise SystemExit(f"{command[2]} exited:\n{log.read_text()}")
-        time.sleep(0.05)
-    raise SystemExit(f"{command[2]} did not start:\n{log.read_text()}")
 
 
 async def baseline(url: str, count: int) -> float:
@@ -75,13 +55,14 @@ async def baseline(url: str, count: int) -> float:
 
 
 async def submit(api: str, key: str, hook: str, count: int) -> float:
+    """``runback/echo`` runs, 32 at a time: accepted per second."""
     gate = asyncio.Semaphore(32)
-    headers = {"Authorization": f"Bearer {key}"}
+    url, headers = submission(api, key)
     async with aiohttp.ClientSession(headers=headers) as http:
 
         async def one(n: int) -> None:
-            body = {"input": {"n": n}, "callback_url": hook}
-            async with gate, http.post(f"{api}/v1/models/runback/echo/runs", json=body) as r:
+            body = orjson.dumps({"input": {"n": n}, "callback_url": hook})
+            async with gate, http.post(url, data=body) as r:
                 assert r.status == 201, await r.text()
 
         started = time.perf_counter()
@@ -90,9 +71,6 @@ async def submit(api: str, key: str, hook: str, count: int) -> float:
 
 
 async def main(workers: int, runs: int) -> None:
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    await admin.execute(f"CREATE SCHEMA {schema}")
     receiver = Receiver()
     receiver.expected = runs
     app = web.Application()
@@ -101,39 +79,25 @@ async def main(workers: int, runs: int) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     hook = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    env = {**os.environ, "RUNBACK_DATABASE_URL": POSTGRES_URL, "RUNBACK_DATABASE_SCHEMA": schema,
-           "RUNBACK_CALLBACK_ALLOW": "127.0.0.0/8", "RUNBACK_LOG_LEVEL": "warning",
-           # no output is fetched here, and every process runs on this host
-           "RUNBACK_PUBLIC_URL": "http://127.0.0.1:8000",
-           "RUNBACK_FILES_SHARED": "true"}  # fmt: skip
-    runback = [sys.executable, "-m", "runback"]
-    processes: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        try:
-            made = subprocess.run([*runback, "keys", "create", "--data-dir", tmp], env=env,  # noqa: ASYNC221
-                                  capture_output=True, text=True, check=True)  # fmt: skip
-            api_process, api = start([*runback, "api", "--port", "0", "--data-dir", tmp], env,
-                                     folder / "api.log")  # fmt: skip
-            processes.append(api_process)
-            for n in range(workers):
-                worker, _ = start([*runback, "worker", "--port", "0", "--data-dir", tmp], env,
-                                  folder / f"worker{n}.log")  # fmt: skip
-                processes.append(worker)
-            bare = await baseline(hook, runs)
-            receiver.count = 0
-            started = time.perf_counter()
-            accepted = await submit(api, made.stdout.strip(), hook, runs)
-            await asyncio.wait_for(receiver.done.wait(), timeout=600)
-            end_to_end = runs / (time.perf_counter() - started)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=30)
-            await runner.cleanup()
-            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-            await admin.close()
+    try:
+        async with fresh_schema() as database:
+            with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+                folder, env = Path(tmp), database.env()
+                key = await api_key(database)
+                api = stack.enter_context(
+                    process(runback_command("api", folder), env=env, log=folder / "api.log")
+                )
+                for n in range(workers):
+                    stack.enter_context(process(runback_command("worker", folder), env=env,
+                                                log=folder / f"worker{n}.log"))  # fmt: skip
+                bare = await baseline(hook, runs)
+                receiver.count = 0
+                started = time.perf_counter()
+                accepted = await submit(api.url, key, hook, runs)
+                await asyncio.wait_for(receiver.done.wait(), timeout=600)
+                end_to_end = runs / (time.perf_counter() - started)
+    finally:
+        await runner.cleanup()
     print(f"workers={workers} runs={runs}")
     print(f"  bare loopback POSTs/s (baseline): {bare:8.0f}")
     print(f"  accepted runs/s (201 after commit): {accepted:8.0f}")

@@ -7,8 +7,9 @@ The records come from runback's own constructors (``new_run``, ``end_run``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import orjson
@@ -85,6 +86,29 @@ async def seed_deliveries(
             )
         bodies.extend(d.payload_bytes for d in made)
     return bodies
+
+
+async def backlog(
+    store: Store, *, count: int, callback_urls: Sequence[str], due_in: timedelta = timedelta(days=1)
+) -> tuple[UUID, list[bytes]]:
+    """``count`` succeeded runs of the default organization (``organization_with_secret``),
+    their pending deliveries shared out among ``callback_urls`` and due ``due_in`` from now
+    (by default not yet: ``make_due`` releases them); answers the organization's id and the
+    callback bodies, in order."""
+    now = datetime.now(UTC)
+    organization = await organization_with_secret(store, now=now)
+    share = -(-count // len(callback_urls))
+    bodies: list[bytes] = []
+    for index, url in enumerate(callback_urls):
+        bodies += await seed_deliveries(
+            store,
+            organization_id=organization,
+            count=min(share, count - index * share),
+            callback_url=url,
+            now=now,
+            due=now + due_in,
+        )
+    return organization, bodies
 
 
 async def make_due(store: Store, *, at: datetime) -> None:

@@ -1,54 +1,34 @@
 """The Celery alternative of P8: one task doing what runback's dispatcher does per delivery.
 
-    P8_REDIS_URL=... P8_KEY_PREFIX=... P8_POSTGRES_URL=... P8_SCHEMA=... P8_SECRET=... \\
-        python -m celery -A celery_app worker --pool prefork --concurrency 4 ...
+    PYTHONPATH=.:.. P8_REDIS_URL=... P8_KEY_PREFIX=... P8_POSTGRES_URL=... P8_SCHEMA=... \\
+        P8_SECRET=... python -m celery -A celery_app worker --pool prefork --concurrency 4 ...
 
-Each attempt is signed as runback signs it (``Runflow-Signature`` and Standard Webhooks,
-``runback.core.signing``), POSTed with ``requests`` over one kept-alive session per pool
-process (10 s timeout, no redirects), recorded as one committed row of ``attempts`` in
-PostgreSQL, and retried with Celery's exponential backoff on a network error or a non-2xx
-answer. ``acks_late`` with ``task_reject_on_worker_lost``: a task is acknowledged only after
-its attempt is recorded, and a killed pool process hands its task back, which is the
-at-least-once behaviour runback has.
-"""
+Each attempt is made as ``attempts.py`` says (signed as runback signs it, a 10 s timeout, no
+redirects, one committed row of ``attempts`` in PostgreSQL), POSTed with ``requests`` over
+one kept-alive session per pool process, and retried with Celery's exponential backoff on a
+network error or a non-2xx answer. ``acks_late`` with ``task_reject_on_worker_lost``: a task
+is acknowledged only after its attempt is recorded, and a killed pool process hands its task
+back, which is the at-least-once behaviour runback has."""
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import requests
-from celery import Celery, Task
-
-from runback.core.delivery import attempt_headers
-
-TASK = "p8.deliver"
-RESPONSE_BODY_LIMIT = 4096
-ATTEMPTS_DDL = """
-CREATE TABLE attempts (
-    id uuid PRIMARY KEY,
-    delivery_id uuid NOT NULL,
-    attempt_number integer NOT NULL,
-    status_code integer,
-    response_body text,
-    response_time_ms integer NOT NULL,
-    error_message text,
-    created_at timestamptz NOT NULL
-);
-CREATE INDEX ix_attempts_delivery ON attempts (delivery_id, attempt_number);
-"""
-_INSERT = (
-    "INSERT INTO attempts (id, delivery_id, attempt_number, status_code, response_body, "
-    "response_time_ms, error_message, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+from alternatives.attempts import (
+    MAX_ATTEMPTS,
+    RESPONSE_BODY_LIMIT,
+    TASK,
+    TIMEOUT_SECONDS,
+    ReceiverError,
+    Signed,
+    insert_sql,
+    setting,
 )
+from celery import Celery, Task  # type: ignore[import-untyped]  # no types shipped
 
-
-class ReceiverError(Exception):
-    """The receiver answered, but not with a 2xx: the attempt failed and is retried."""
+_INSERT = insert_sql(lambda _n, _column: "%s")
 
 
 def make_app(broker: str, *, key_prefix: str) -> Celery:
@@ -67,10 +47,7 @@ def make_app(broker: str, *, key_prefix: str) -> Celery:
     return app
 
 
-app = make_app(
-    os.environ.get("P8_REDIS_URL", "redis://127.0.0.1:6379/0"),
-    key_prefix=os.environ.get("P8_KEY_PREFIX", "p8:"),
-)
+app = make_app(setting("REDIS_URL"), key_prefix=setting("KEY_PREFIX", "p8:"))
 
 # One HTTP session and one database connection per pool process, made after the fork.
 _session: requests.Session | None = None
@@ -83,15 +60,15 @@ def _connections() -> tuple[requests.Session, psycopg.Connection[Any]]:
         _session = requests.Session()
     if _db is None or _db.closed:
         _db = psycopg.connect(
-            os.environ["P8_POSTGRES_URL"],
+            setting("POSTGRES_URL"),
             autocommit=True,
             application_name="p8_celery",
-            options=f"-c search_path={os.environ['P8_SCHEMA']}",
+            options=f"-c search_path={setting('SCHEMA')}",
         )
     return _session, _db
 
 
-@app.task(
+@app.task(  # type: ignore[untyped-decorator]  # celery ships no types
     name=TASK,
     bind=True,
     acks_late=True,
@@ -100,48 +77,16 @@ def _connections() -> tuple[requests.Session, psycopg.Connection[Any]]:
     retry_backoff=1,
     retry_backoff_max=600,
     retry_jitter=True,
-    max_retries=14,
+    max_retries=MAX_ATTEMPTS,
 )
 def deliver(self: Task, delivery_id: str, url: str, body: str, webhook_id: str) -> None:
     session, db = _connections()
-    secret = os.environ["P8_SECRET"]
-    payload = body.encode()
-    started = datetime.now(UTC)
-    headers = attempt_headers(
-        body=payload,
-        webhook_id=webhook_id,
-        delivery_id=delivery_id,
-        timestamp=int(started.timestamp()),
-        current=secret,
-        active=[secret],
-    )
-    clock = time.perf_counter()
-    status: int | None = None
-    text: str | None = None
-    failure: Exception | None = None
+    signed = Signed(body, delivery_id=delivery_id, webhook_id=webhook_id)
     try:
-        response = session.post(
-            url, data=payload, headers=headers, timeout=10, allow_redirects=False
-        )
-        status, text = response.status_code, response.text[:RESPONSE_BODY_LIMIT]
-        if not 200 <= status < 300:
-            failure = ReceiverError(f"receiver answered HTTP {status}")
+        response = session.post(url, data=signed.body, headers=signed.headers,
+                                timeout=TIMEOUT_SECONDS, allow_redirects=False)  # fmt: skip
+        attempt = signed.ended(response.status_code, response.text[:RESPONSE_BODY_LIMIT])
     except requests.RequestException as exc:
-        failure = exc
-    elapsed_ms = round((time.perf_counter() - clock) * 1000)
-    number = self.request.retries + 1
-    db.execute(
-        _INSERT,
-        (
-            uuid.uuid4(),
-            delivery_id,
-            number,
-            status,
-            text,
-            elapsed_ms,
-            None if failure is None else str(failure),
-            started,
-        ),
-    )
-    if failure is not None:
-        raise failure
+        attempt = signed.ended(None, None, exc)
+    db.execute(_INSERT, attempt.row(delivery_id, self.request.retries + 1))
+    attempt.settle()

@@ -1,7 +1,7 @@
 """The PgQueuer alternative of P8 (and P2's baseline): one entrypoint doing what runback's
 dispatcher does per delivery.
 
-    P8_POSTGRES_URL=... P8_SCHEMA=... P8_SECRET=... P8_POOL_SIZE=20 \\
+    PYTHONPATH=.. P8_POSTGRES_URL=... P8_SCHEMA=... P8_SECRET=... P8_POOL_SIZE=20 \\
         python pgqueuer_app.py --batch-size 8 --max-concurrent-tasks 16
 
 PgQueuer's tables, its enum, trigger and notify function live in the schema ``P8_SCHEMA``
@@ -11,14 +11,14 @@ own ``QueueManager`` on one asyncpg pool of ``P8_POOL_SIZE`` connections (its li
 dequeues, status log and heartbeats, and the attempt rows), run by ``pgqueuer.run``, the
 supervisor behind ``pgq run`` (whose command line, in pgqueuer 1.6.0 with typer 0.29, fails
 on its own ``--log-level`` default); a dequeue picks up to ``--batch-size`` jobs at once,
-and ``--max-concurrent-tasks`` caps the jobs in flight (uvloop, as ``pgq run``).
-The entrypoint is ``async`` and posts with one kept-alive ``aiohttp`` session, the client
-runback itself uses: the best case for PgQueuer. Each attempt is signed as runback signs it
-(``Runflow-Signature`` and Standard Webhooks, ``runback.core.signing``), POSTed with a 10 s
-timeout and no redirects, recorded as one committed row of ``attempts`` through the worker's
-pool, and retried with exponential backoff (PgQueuer's ``DatabaseRetryEntrypointExecutor``:
-the job is re-queued in the database with its ``execute_after`` pushed back) on a network
-error or a non-2xx answer; after 14 attempts it is held as ``failed``.
+and ``--max-concurrent-tasks`` caps the jobs in flight (uvloop, as ``pgq run``). The
+entrypoint is ``async`` and posts with one kept-alive ``aiohttp`` session, the client
+runback itself uses: the best case for PgQueuer. Each attempt is made as ``attempts.py``
+says (signed as runback signs it, a 10 s timeout, no redirects), recorded as one committed
+row of ``attempts`` through the worker's pool, and retried with exponential backoff
+(PgQueuer's ``DatabaseRetryEntrypointExecutor``: the job is re-queued in the database with
+its ``execute_after`` pushed back) on a network error or a non-2xx answer; after 14 attempts
+it is held as ``failed``.
 
 The benchmark side uses ``install`` (PgQueuer's DDL in a schema that exists) and ``queries``
 (``Queries.enqueue``, one job or one batch in one statement) with the same ``settings``.
@@ -27,18 +27,25 @@ The benchmark side uses ``install`` (PgQueuer's DDL in a schema that exists) and
 from __future__ import annotations
 
 import argparse
-import os
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import asyncpg
 import orjson
 import pgqueuer
 import uvloop
+from alternatives.attempts import (
+    MAX_ATTEMPTS,
+    TASK,
+    Signed,
+    application_name,
+    insert_sql,
+    post,
+    setting,
+)
 from pgqueuer.adapters.persistence.qb import (
     QueryBuilderEnvironment,
     QueryQueueBuilder,
@@ -53,25 +60,8 @@ from pgqueuer.qm import QueueManager
 from pgqueuer.queries import Queries
 from pgqueuer.types import Channel
 
-from runback.core.delivery import attempt_headers
-
-TASK = "p8.deliver"
-RESPONSE_BODY_LIMIT = 4096
-MAX_ATTEMPTS = 14
-"""As the Celery and procrastinate tasks: 14 attempts, then the job fails."""
-_INSERT = (
-    "INSERT INTO attempts (id, delivery_id, attempt_number, status_code, response_body, "
-    "response_time_ms, error_message, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-)
-
-
-class ReceiverError(Exception):
-    """The receiver answered, but not with a 2xx: the attempt failed and is retried."""
-
-
-def application_name(schema: str) -> str:
-    """What the worker's connections are called (``pg_stat_activity`` tells them apart)."""
-    return f"p8_pgqueuer_{schema}"
+SYSTEM = "pgqueuer"
+_INSERT = insert_sql(lambda n, _column: f"${n}")
 
 
 def settings(schema: str) -> DBSettings:
@@ -100,53 +90,20 @@ def payload(arguments: dict[str, str]) -> bytes:
     return orjson.dumps(arguments)
 
 
-async def deliver(
-    job: Job, *, pool: asyncpg.Pool, http: aiohttp.ClientSession, secret: str
-) -> None:
+async def deliver(job: Job, *, pool: asyncpg.Pool, http: aiohttp.ClientSession) -> None:
     """One attempt: sign, POST, record; raise (so PgQueuer retries) unless it got a 2xx."""
     assert job.payload is not None
     arguments = orjson.loads(job.payload)
-    body = arguments["body"].encode()
-    started = datetime.now(UTC)
-    headers = attempt_headers(
-        body=body,
-        webhook_id=arguments["webhook_id"],
+    signed = Signed(
+        arguments["body"],
         delivery_id=arguments["delivery_id"],
-        timestamp=int(started.timestamp()),
-        current=secret,
-        active=[secret],
+        webhook_id=arguments["webhook_id"],
     )
-    clock = time.perf_counter()
-    status: int | None = None
-    text: str | None = None
-    failure: Exception | None = None
-    try:
-        async with http.post(
-            arguments["url"],
-            data=body,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=10),
-            allow_redirects=False,
-        ) as response:
-            status = response.status
-            text = (await response.content.read(RESPONSE_BODY_LIMIT)).decode(errors="replace")
-        if not 200 <= status < 300:
-            failure = ReceiverError(f"receiver answered HTTP {status}")
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        failure = exc
-    await pool.execute(
-        _INSERT,
-        uuid.uuid4(),
-        uuid.UUID(arguments["delivery_id"]),
-        job.attempts + 1,  # PgQueuer counts the retries already made
-        status,
-        text,
-        round((time.perf_counter() - clock) * 1000),
-        None if failure is None else str(failure),
-        started,
-    )
-    if failure is not None:
-        raise failure
+    attempt = await post(http, arguments["url"], signed)
+    # PgQueuer counts the retries already made.
+    row = attempt.row(uuid.UUID(arguments["delivery_id"]), job.attempts + 1)
+    await pool.execute(_INSERT, *row)
+    attempt.settle()
 
 
 def retrying(parameters: EntrypointExecutorParameters) -> DatabaseRetryEntrypointExecutor:
@@ -164,13 +121,15 @@ def retrying(parameters: EntrypointExecutorParameters) -> DatabaseRetryEntrypoin
 async def worker() -> AsyncIterator[QueueManager]:
     """The worker's factory (``pgq run``'s kind): a queue manager whose one entrypoint is
     ``deliver``."""
-    schema, secret = os.environ["P8_SCHEMA"], os.environ["P8_SECRET"]
-    size = int(os.environ.get("P8_POOL_SIZE", "20"))
+    schema, size = setting("SCHEMA"), int(setting("POOL_SIZE", "20"))
     pool = await asyncpg.create_pool(
-        os.environ.get("P8_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        setting("POSTGRES_URL"),
         min_size=size,
         max_size=size,
-        server_settings={"search_path": schema, "application_name": application_name(schema)},
+        server_settings={
+            "search_path": schema,
+            "application_name": application_name(SYSTEM, schema),
+        },
     )
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
     try:
@@ -180,7 +139,7 @@ async def worker() -> AsyncIterator[QueueManager]:
 
         @manager.entrypoint(TASK, on_failure="hold", executor_factory=retrying)
         async def entrypoint(job: Job) -> None:
-            await deliver(job, pool=pool, http=http, secret=secret)
+            await deliver(job, pool=pool, http=http)
 
         yield manager
     finally:
