@@ -13,16 +13,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade 'pip>=24'
 
+# `pip install runback` is the light part (verify, receiver adapters); the server, its
+# workers and stores come with the `server` extra, which every target here installs.
 $(VENV)/.run: $(BIN)/python pyproject.toml $(LOCK)
-	$(BIN)/pip install -q -c $(LOCK) -e .
+	$(BIN)/pip install -q -c $(LOCK) -e '.[server]'
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.run
-	$(BIN)/pip install -q -c $(LOCK) -e '.[dev]'
+	$(BIN)/pip install -q -c $(LOCK) -e '.[server,dev]'
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.dev
-	$(BIN)/pip install -q -c $(LOCK) -e '.[dev,bench]'
+	$(BIN)/pip install -q -c $(LOCK) -e '.[server,dev,bench]'
 	touch $@
 
 run: $(VENV)/.run  ## serve on ./runback-data at 127.0.0.1:8000, callbacks to loopback allowed
@@ -58,7 +60,7 @@ bench-full: $(VENV)/.bench  ## P1-P8 at full size
 
 lock: $(BIN)/python  ## re-pin every dependency after changing pyproject.toml
 	$(BIN)/pip install -q 'pip-tools>=7.4'
-	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra dev --extra bench -o $(LOCK) pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra server --extra dev --extra bench -o $(LOCK) pyproject.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,7 +1,9 @@
 """The layout's arrows, read from the source: the core imports nothing of runback but itself
-and the errors; the shared HTTP helpers and the receiver library never reach into the
-serving half; the receiving service's app is built from the shared helpers, not the
-provider's. (What verifying loads at run time is ``test_import_boundary``'s concern.)"""
+and the errors; the light part (the core, the receiver library, ``runback verify``) nothing
+of the server; the shared packages and the receiving service never reach into the serving
+half; and nothing below the edge sees ``Settings``: components take their group of
+``runback.config``. (What verifying loads at run time is ``test_import_boundary``'s
+concern.)"""
 
 from __future__ import annotations
 
@@ -15,18 +17,28 @@ import runback
 
 SOURCE = Path(runback.__file__).parent
 
-ONLY = {"runback.core": ("runback.core", "runback.errors")}
+LIGHT = ("runback.core", "runback.errors", "runback.wording", "runback.receiver")
+"""What ``pip install runback`` needs of runback itself."""
+
+ONLY = {
+    "runback.core": ("runback.core", "runback.errors"),
+    "runback.config": ("runback.core", "runback.errors"),
+    "runback.receiver": LIGHT,
+    "runback.cli.verify": LIGHT,
+}
 """A package and the only runback modules it may import."""
 
+SHARED = ("runback.web", "runback.store", "runback.blobs", "runback.pruner", "runback.work_loop",
+          "runback.process", "runback.http_server")  # fmt: skip
 NEVER = {
-    "runback.web": ("runback.provider", "runback.receiving"),
+    **dict.fromkeys(SHARED, ("runback.provider", "runback.receiving")),
     "runback.outbound": ("runback.provider", "runback.receiving", "runback.store"),
-    "runback.pruner": ("runback.provider", "runback.receiving"),
-    "runback.receiving.copier": ("runback.provider",),
-    "runback.receiver": ("runback.provider", "runback.receiving", "runback.store"),
-    "runback.receiving.app": ("runback.provider",),
+    "runback.receiving": ("runback.provider",),
 }
 """A package (or module) and the runback modules it must not import."""
+
+EDGE = ("runback.cli", "runback.settings")
+"""Where settings are read; everything else takes its group."""
 
 
 def _module_name(path: Path) -> str:
@@ -70,6 +82,21 @@ def test_a_package_imports_only_what_it_may(package: str) -> None:
 @pytest.mark.parametrize("package", sorted(NEVER))
 def test_a_package_never_reaches_into_what_serves_it(package: str) -> None:
     assert not _strays(package, allowed=lambda name: not _within(name, NEVER[package]))
+
+
+def test_nothing_below_the_edge_imports_settings() -> None:
+    below = [name for name in _every_package() if not _within(name, EDGE)]
+    assert len(below) > 10, below
+    strays = {
+        stray
+        for package in below
+        for stray in _strays(package, allowed=lambda name: not _within(name, ("runback.settings",)))
+    }
+    assert not strays
+
+
+def _every_package() -> list[str]:
+    return sorted({_module_name(path) for path in SOURCE.rglob("*.py")} - {"runback"})
 
 
 def test_the_walk_sees_a_forbidden_import(tmp_path: Path) -> None:

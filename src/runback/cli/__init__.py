@@ -1,36 +1,41 @@
 """The ``runback`` command line.
 
-Each command builds the one ``Settings`` from its flags and ``RUNBACK_*`` variables, then
-hands it down. Errors runback expects print as one line on stderr, never as a traceback.
+``runback verify`` is part of the light install (``pip install runback``) and runs on the
+standard library alone; every other command is the server's (``runback.cli.app``, on Typer)
+and needs ``pip install 'runback[server]'``: without it, each says so in one line.
 """
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from runback.cli.accounts import keys_app, orgs_app
-from runback.cli.destinations import destinations_app
-from runback.cli.receive import inbox_app, receive
-from runback.cli.serve import api, migrate, serve, worker
+from runback.cli.verify import verify_main
 
-app = typer.Typer(
-    name="runback",
-    help="Long-running jobs that call back.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command()(serve)
-app.command()(api)
-app.command()(worker)
-app.command()(migrate)
-app.command()(receive)
-app.add_typer(keys_app, name="keys")
-app.add_typer(orgs_app, name="orgs")
-app.add_typer(inbox_app, name="inbox")
-app.add_typer(destinations_app, name="destinations")
+LIGHT_HELP = """usage: runback verify --secret SECRET --headers FILE --body FILE
+
+Long-running jobs that call back. This is the light install: 'runback verify' checks a
+callback's signature. The server's commands (serve, api, worker, migrate, receive, keys,
+orgs, inbox, destinations) need: pip install 'runback[server]'"""
 
 
 def main() -> None:
     """The console script's entry point."""
+    args = sys.argv[1:]
+    if args[:1] == ["verify"]:
+        sys.exit(verify_main(args[1:]))
+    try:
+        from runback.cli.app import app
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing in ("", "runback"):
+            raise
+        if not args or args[0] in ("-h", "--help"):
+            print(LIGHT_HELP)
+            sys.exit(0)
+        print(
+            f"runback: 'runback {args[0]}' is part of the server, which needs {missing}: "
+            "pip install 'runback[server]'",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     app()

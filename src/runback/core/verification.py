@@ -364,7 +364,8 @@ def _ed25519_key(position: int, secret: str) -> Ed25519PublicKey:
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError as exc:
         raise ConfigError(
-            "Ed25519 keys (whpk_, whsk_) need the 'cryptography' package: pip install cryptography"
+            "Ed25519 keys (whpk_, whsk_) need the 'cryptography' package: "
+            "pip install 'runback[ed25519]'"
         ) from exc
     kind = secret[:5]
     raw = _b64decode(secret[5:])

@@ -13,15 +13,13 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
-from yarl import URL
 
 from runback.blobs import BlobError, BlobStore
 from runback.config import ReceivingConfig
 from runback.core.clock import Clock
 from runback.core.inbox import Copy, CopyState, next_copy_attempt
 from runback.core.retry import Random
-from runback.errors import UrlRefusedError
-from runback.outbound.sender import classify
+from runback.outbound.fetch import FetchFailedError, guarded_get
 from runback.store import Store
 from runback.work_loop import WorkLoop
 
@@ -134,27 +132,19 @@ class Copier(WorkLoop):
         )
 
     async def _fetch(self, copy: Copy) -> tuple[str, int, str, str | None]:
-        try:
-            self._url_policy.check(copy.source_url)
-        except UrlRefusedError as exc:
-            raise CopyFailedError(str(exc)) from None
         key = stored_key(copy)
         try:
-            async with self._session.get(
-                URL(copy.source_url, encoded=True),
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._fetch_timeout),
+            async with guarded_get(
+                self._session,
+                copy.source_url,
+                url_policy=self._url_policy,
+                seconds=self._fetch_timeout,
             ) as response:
-                if response.status != 200:
-                    raise CopyFailedError(f"the URL answered HTTP {response.status}")
                 stored = await self._blobs.put(
                     key, response.content.iter_chunked(_CHUNK), max_bytes=self._max_bytes
                 )
                 content_type = response.headers.get("Content-Type")
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            kind, message = classify(exc)  # names DNS failures and addresses the guard refused
-            raise CopyFailedError(f"fetching failed ({kind}): {message}") from None
-        except BlobError as exc:
+        except (FetchFailedError, BlobError) as exc:
             raise CopyFailedError(str(exc)) from None
         if copy.expected_sha256 and stored.sha256 != copy.expected_sha256.lower():
             await self._blobs.delete(key)
