@@ -55,6 +55,7 @@ class Pruner(WorkLoop):
             [
                 ("runs", lambda before: kept.prune_runs(before, limit=batch)),
                 ("deliveries", lambda before: kept.prune_deliveries(before, limit=batch)),
+                ("batches", lambda before: kept.prune_batches(before, limit=batch)),
             ]
             if what == "runs"
             else [("inbox rows", lambda before: kept.prune_inbox(before, limit=batch))]

@@ -85,7 +85,7 @@ async def test_an_old_ended_run_goes_with_its_deliveries_attempts_and_files(
 
     counts = await _pruner(h).prune()
 
-    assert counts == {"runs": 1, "deliveries": 0}
+    assert counts == {"runs": 1, "deliveries": 0, "batches": 0}
     assert await store.runs.get(run.id) is None
     assert await h.deliveries(run.id) == []
     assert await _file_keys(h, run.id) == []
@@ -131,7 +131,7 @@ async def test_a_run_whose_delivery_is_still_pending_stays_however_old(
     await h.dispatcher.deliver_due()  # the first attempt fails: a retry is pending
     clock.advance(1000 * DAY)
 
-    assert await _pruner(h).prune() == {"runs": 0, "deliveries": 0}
+    assert await _pruner(h).prune() == {"runs": 0, "deliveries": 0, "batches": 0}
 
     assert await store.runs.get(run.id) is not None
     delivery, _ = await h.only_delivery(run.id)
@@ -184,7 +184,7 @@ async def test_the_pruner_goes_batch_after_batch_until_one_comes_back_short(
     keys = [key for run in runs for key in await _file_keys(h, run.id)]
     clock.advance(31 * DAY)
 
-    assert await _pruner(h, batch=2).prune() == {"runs": 5, "deliveries": 0}
+    assert await _pruner(h, batch=2).prune() == {"runs": 5, "deliveries": 0, "batches": 0}
 
     assert [await h.blobs.size(key) for key in keys] == [None] * 5
 
@@ -207,7 +207,7 @@ async def test_a_file_that_fails_to_delete_is_logged_and_left_behind(
     )
 
     with caplog.at_level(logging.WARNING):
-        assert await pruner.prune() == {"runs": 1, "deliveries": 0}
+        assert await pruner.prune() == {"runs": 1, "deliveries": 0, "batches": 0}
 
     assert await store.runs.get(run.id) is None
     assert "a pruned file stays behind" in caplog.text
@@ -221,7 +221,7 @@ async def test_a_draining_pruner_starts_no_batch(store: Store, clock: ManualCloc
 
     await pruner.drain(grace=0)
 
-    assert await pruner.prune() == {"runs": 0, "deliveries": 0}
+    assert await pruner.prune() == {"runs": 0, "deliveries": 0, "batches": 0}
     assert await store.runs.get(run.id) is not None
 
 
@@ -237,7 +237,7 @@ async def test_ended_deliveries_of_no_run_go_too(store: Store, clock: ManualCloc
     await h.dispatcher.deliver_due()
     clock.advance(31 * DAY)
 
-    assert await _pruner(h).prune() == {"runs": 1, "deliveries": 1}
+    assert await _pruner(h).prune() == {"runs": 1, "deliveries": 1, "batches": 0}
 
     found = await store.deliveries.get(operational.id, organization_id=h.organization_id)
     assert found is None

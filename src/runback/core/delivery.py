@@ -19,7 +19,7 @@ from uuid import UUID
 from runback.core.destinations import destination_of
 from runback.core.ids import webhook_id
 from runback.core.payload import run_callback_body
-from runback.core.records import Delivery, JsonText, Run
+from runback.core.records import TERMINAL_EVENT, Batch, Delivery, JsonText, Run, RunResult
 from runback.core.retry import Random, RetryPolicy
 from runback.core.signing import signature_headers
 from runback.core.states import DeliveryStatus
@@ -71,14 +71,95 @@ def new_delivery(
     ``output`` replaces the run's stored output (see ``run_callback_body``)."""
     if run.callback_url is None:
         raise ValueError(f"run {run.id} has no callback_url")
-    return Delivery(
-        id=delivery_id,
+    return pending_delivery(
         organization_id=run.organization_id,
         run_id=run.id,
-        batch_id=None,
         callback_url=run.callback_url,
         webhook_id=webhook_id(run.id),
-        payload_bytes=run_callback_body(run, output=output),
+        body=run_callback_body(run, output=output),
+        delivery_id=delivery_id,
+        now=now,
+        policy=policy,
+        is_automatic=is_automatic,
+    )
+
+
+def new_result_delivery(
+    run: Run,
+    result: RunResult,
+    *,
+    body: bytes,
+    delivery_id: UUID,
+    now: datetime,
+    policy: RetryPolicy,
+    is_automatic: bool,
+) -> Delivery:
+    """A pending delivery of one of ``run``'s results (``result_callback_body``): an event of
+    its own, with its own ``webhook-id``."""
+    if run.callback_url is None:
+        raise ValueError(f"run {run.id} has no callback_url")
+    return pending_delivery(
+        organization_id=run.organization_id,
+        run_id=run.id,
+        callback_url=run.callback_url,
+        webhook_id=webhook_id(result.id),
+        body=body,
+        delivery_id=delivery_id,
+        now=now,
+        policy=policy,
+        is_automatic=is_automatic,
+        event_key=result.event_key,
+    )
+
+
+def new_batch_delivery(
+    batch: Batch,
+    *,
+    body: bytes,
+    delivery_id: UUID,
+    now: datetime,
+    policy: RetryPolicy,
+    is_automatic: bool,
+) -> Delivery:
+    """A pending delivery of ``batch``'s callback (``batch_callback_body``), due at once."""
+    if batch.callback_url is None:
+        raise ValueError(f"batch {batch.id} has no callback_url")
+    return pending_delivery(
+        organization_id=batch.organization_id,
+        batch_id=batch.id,
+        callback_url=batch.callback_url,
+        webhook_id=webhook_id(batch.id),
+        body=body,
+        delivery_id=delivery_id,
+        now=now,
+        policy=policy,
+        is_automatic=is_automatic,
+    )
+
+
+def pending_delivery(
+    *,
+    organization_id: UUID,
+    callback_url: str,
+    webhook_id: str,
+    body: bytes,
+    delivery_id: UUID,
+    now: datetime,
+    policy: RetryPolicy,
+    is_automatic: bool,
+    run_id: UUID | None = None,
+    batch_id: UUID | None = None,
+    event_key: str = TERMINAL_EVENT,
+) -> Delivery:
+    """A delivery of one event's frozen ``body``, pending and due at once."""
+    return Delivery(
+        id=delivery_id,
+        organization_id=organization_id,
+        run_id=run_id,
+        batch_id=batch_id,
+        callback_url=callback_url,
+        webhook_id=webhook_id,
+        payload_bytes=body,
         is_automatic=is_automatic,
         status=DeliveryStatus.PENDING,
         failure_reason_code=None,
@@ -90,7 +171,8 @@ def new_delivery(
         created_at=now,
         updated_at=now,
         completed_at=None,
-        destination=destination_of(run.callback_url),
+        destination=destination_of(callback_url),
+        event_key=event_key,
     )
 
 

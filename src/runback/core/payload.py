@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from runback.core.clock import isoformat, whole_ms
-from runback.core.records import JsonText, Run
+from runback.core.records import JsonText, Run, RunResult
 from runback.core.states import CALLBACK_EVENTS, RunStatus
 
 
@@ -38,6 +38,25 @@ def callback_event(status: RunStatus) -> str:
         return CALLBACK_EVENTS[status]
     except KeyError:
         raise ValueError(f"a run in status {status} has no callback yet") from None
+
+
+RESULT_EVENT = "run.result"
+
+
+def result_callback_body(run: Run, result: RunResult, *, data: JsonText | None = None) -> bytes:
+    """The frozen body of the callback about one result of ``run``, sent as soon as it
+    exists; ``data`` replaces the result's stored data (with its file's freshly signed URL)."""
+    return orjson.dumps(
+        {
+            "event": RESULT_EVENT,
+            "run_id": str(run.id),
+            "result_id": str(result.id),
+            "position": result.position,
+            "result": raw(data or result.data),
+            "created_at": isoformat(result.created_at),
+            "metadata": raw(run.metadata),
+        }
+    )
 
 
 def run_callback_body(run: Run, *, output: JsonText | None = None) -> bytes:

@@ -1,4 +1,4 @@
-"""The records the core reasons about: runs, deliveries, attempts, secrets.
+"""The records the core reasons about: runs, batches, deliveries, attempts, secrets.
 
 Frozen dataclasses, free of any database or HTTP type. JSON-valued fields (``input``,
 ``output``, ``metadata``) hold the compact JSON text exactly as stored, so that building a
@@ -12,10 +12,13 @@ from datetime import datetime
 from uuid import UUID
 
 from runback.core.retry import RetryPolicy
-from runback.core.states import DeliveryStatus, RunStatus
+from runback.core.states import BatchStatus, DeliveryStatus, RunStatus
 
 JsonText = str
 """Compact UTF-8 JSON text of one value, as runback serialises it."""
+
+TERMINAL_EVENT = "terminal"
+"""The ``event_key`` of a run's or a batch's end: the callback every subject sends once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,33 @@ class Run:
     claimed_by: str | None = None
     """The worker executing it (``dispatching`` or ``running``); None while it waits or
     once it has ended."""
+    sequence_index: int | None = None
+    """Its place in its batch (from 0), when it is a batch's item."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Runs of one model submitted together, with one callback once every item has ended."""
+
+    id: UUID
+    organization_id: UUID
+    model: str
+    status: BatchStatus
+    metadata: JsonText | None
+    callback_url: str | None
+    items_total: int
+    items_succeeded: int
+    items_failed: int
+    items_cancelled: int
+    created_at: datetime
+    completed_at: datetime | None
+    updated_at: datetime
+    callback_due: bool = False
+    """Every item has ended and the batch callback is not yet committed."""
+
+    @property
+    def items_done(self) -> int:
+        return self.items_succeeded + self.items_failed + self.items_cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +117,9 @@ class Delivery:
     """The bulk recovery that queued this delivery, if one did."""
     claimed_by: str | None = None
     """The worker making its attempt (``delivering``); None otherwise."""
+    event_key: str = TERMINAL_EVENT
+    """Which of its subject's events it carries: ``terminal`` (the run's or batch's end),
+    or ``result:<id>`` (one result of a run that sends each as it exists)."""
 
     @property
     def max_attempts(self) -> int:
@@ -142,6 +175,24 @@ class OutputFile:
     size: int
     sha256: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """One result a run sent while it worked, each as its own callback event: what the
+    model said of it, and the output file it is about, if any."""
+
+    id: UUID
+    run_id: UUID
+    organization_id: UUID
+    position: int
+    data: JsonText
+    output_id: UUID | None
+    created_at: datetime
+
+    @property
+    def event_key(self) -> str:
+        return f"result:{self.id}"
 
 
 @dataclass(frozen=True, slots=True)

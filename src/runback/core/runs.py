@@ -26,8 +26,11 @@ def new_run(
     metadata: JsonText | None = None,
     client_ref: str | None = None,
     output_url_ttl: int | None = None,
+    batch_id: UUID | None = None,
+    sequence_index: int | None = None,
 ) -> Run:
-    """A run as it is submitted: queued, never executed."""
+    """A run as it is submitted (alone, or as item ``sequence_index`` of a batch): queued,
+    never executed."""
     return Run(
         id=run_id,
         organization_id=organization_id,
@@ -40,13 +43,14 @@ def new_run(
         callback_url=callback_url,
         failure_code=None,
         failure_message=None,
-        batch_id=None,
+        batch_id=batch_id,
         execution_count=0,
         created_at=now,
         started_at=None,
         completed_at=None,
         updated_at=now,
         output_url_ttl=output_url_ttl,
+        sequence_index=sequence_index,
     )
 
 
@@ -63,6 +67,8 @@ def as_submitted(run: Run) -> Run:
         metadata=run.metadata,
         client_ref=run.client_ref,
         output_url_ttl=run.output_url_ttl,
+        batch_id=run.batch_id,
+        sequence_index=run.sequence_index,
     )
 
 

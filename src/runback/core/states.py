@@ -56,6 +56,35 @@ CALLBACK_EVENTS: Final[dict[RunStatus, str]] = {
 }
 
 
+class BatchStatus(StrEnum):
+    """A batch's ``status_code``: ``queued`` until an item starts, ``running`` until every
+    item has ended, then one terminal status from its items' outcomes."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    """Every item succeeded."""
+    PARTIAL_SUCCEEDED = "partial_succeeded"
+    """Some items succeeded."""
+    FAILED = "failed"
+    """None succeeded."""
+    CANCELED = "canceled"
+    """Every item was cancelled."""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (BatchStatus.QUEUED, BatchStatus.RUNNING)
+
+
+BATCH_EVENTS: Final[dict[BatchStatus, str]] = {
+    BatchStatus.SUCCEEDED: "batch.succeeded",
+    BatchStatus.PARTIAL_SUCCEEDED: "batch.partial_succeeded",
+    BatchStatus.FAILED: "batch.failed",
+    # The contract has no batch.cancelled: a batch with nothing succeeded has failed.
+    BatchStatus.CANCELED: "batch.failed",
+}
+
+
 class DeliveryStatus(StrEnum):
     """A delivery's ``status_code``."""
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
-from runback.core.records import OutputFile, Run
+from runback.core.records import OutputFile, Run, RunResult
 
 if TYPE_CHECKING:  # the context is part of the light public API: no store import at run time
     from runback.provider.outputs import OutputData, Outputs
@@ -31,6 +31,14 @@ class Fetcher(Protocol):
     async def fetch(self, url: str, *, max_bytes: int, seconds: float) -> bytes: ...
 
 
+class ResultSender(Protocol):
+    """Commits one result of a run, with its callback when the run has a callback URL."""
+
+    async def __call__(
+        self, run: Run, *, position: int, data: Mapping[str, Any], output: OutputFile | None
+    ) -> RunResult: ...
+
+
 class RunContext:
     """The run a model is executing, and the means to talk back to runback."""
 
@@ -41,12 +49,15 @@ class RunContext:
         deadline: datetime,
         outputs: Outputs,
         fetcher: Fetcher,
+        results: ResultSender,
     ) -> None:
         self._run = run
         self._outputs = outputs
         self._fetcher = fetcher
+        self._results = results
         self._saved: list[OutputFile] = []
         self._positions = 0
+        self._sent = 0
         self._cancelled = threading.Event()
         self.deadline = deadline
         """When the run's timeout fires."""
@@ -81,6 +92,16 @@ class RunContext:
     def cancel(self) -> None:
         """Mark the run cancelled (runback calls this; models read ``cancelled``)."""
         self._cancelled.set()
+
+    async def send_result(
+        self, data: Mapping[str, Any], *, output: OutputFile | None = None
+    ) -> RunResult:
+        """Send one result now, while the run goes on: a ``run.result`` callback of its own
+        (its own ``webhook-id``), carrying ``data`` (JSON) and, with ``output``, that saved
+        file's entry under ``output``. Kept, so it can be redelivered by its id."""
+        position = self._sent
+        self._sent += 1
+        return await self._results(self._run, position=position, data=data, output=output)
 
     async def save_output(
         self, data: OutputData, *, content_type: str, type: str | None = None
@@ -151,6 +172,12 @@ class SyncRunContext:
         return self._wait(
             lambda: self.context.save_output(data, content_type=content_type, type=type)
         )
+
+    def send_result(
+        self, data: Mapping[str, Any], *, output: OutputFile | None = None
+    ) -> RunResult:
+        """``RunContext.send_result``, blocking."""
+        return self._wait(lambda: self.context.send_result(data, output=output))
 
     def fetch(
         self,

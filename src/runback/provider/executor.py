@@ -139,6 +139,17 @@ class Executor(WorkLoop):
             )
         await self.recover(max_executions=self._max_executions, expired_only=True)
         await self.fail_unserved()
+        await self.send_owed_batch_callbacks(before=now - self._lease)
+
+    async def send_owed_batch_callbacks(self, *, before: datetime) -> int:
+        """Commit the callbacks of batches that ended before ``before`` without one: the
+        process that ended their last item died between the two commits."""
+        sent = 0
+        for batch in await self._store.batches.callbacks_due(before=before):
+            if await self._outbox.owe_batch_callback(batch.id) is not None:
+                log.warning("batch %s: its callback was owed since %s", batch.id, before)
+                sent += 1
+        return sent
 
     async def fail_unserved(self) -> int:
         """Say which models have queued runs that no live worker serves, and fail those runs
@@ -252,6 +263,7 @@ class Executor(WorkLoop):
             deadline=self._clock.now() + timedelta(seconds=timeout),
             outputs=self._outputs,
             fetcher=self._fetcher,
+            results=self._outbox.send_result,
         )
         self._contexts[run.id] = context
         try:

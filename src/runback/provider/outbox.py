@@ -9,19 +9,32 @@ healthy destination), is committed already claimed by it and sent without a clai
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
+import orjson
+
+from runback.core.batches import batch_callback_body
 from runback.core.clock import Clock
-from runback.core.delivery import new_delivery
+from runback.core.delivery import new_batch_delivery, new_delivery, new_result_delivery
 from runback.core.ids import new_id
-from runback.core.records import Delivery, Recovery, Run
+from runback.core.payload import dumps, result_callback_body
+from runback.core.records import (
+    TERMINAL_EVENT,
+    Batch,
+    Delivery,
+    OutputFile,
+    Recovery,
+    Run,
+    RunResult,
+)
 from runback.core.retry import RetryPolicy
 from runback.core.runs import Ending, end_run
 from runback.core.states import DeliveryStatus
-from runback.errors import ConflictError, DeliveryInFlightError
+from runback.errors import ConflictError, DeliveryInFlightError, NotFoundError
 from runback.provider.dispatcher import Handoff
 from runback.provider.outputs import Outputs
 from runback.store import Store
@@ -84,7 +97,112 @@ class Outbox:
             return None
         if handoff is None and delivery is not None:
             self._on_delivery()
+        if done.batch_id is not None:
+            await self.owe_batch_callback(done.batch_id)
         return done
+
+    async def send_result(
+        self, run: Run, *, position: int, data: Mapping[str, Any], output: OutputFile | None
+    ) -> RunResult:
+        """Commit one result of a running ``run``, with its callback (an event of its own)
+        when the run has a callback URL."""
+        result = RunResult(
+            id=new_id(),
+            run_id=run.id,
+            organization_id=run.organization_id,
+            position=position,
+            data=dumps(dict(data)),
+            output_id=None if output is None else output.id,
+            created_at=self._clock.now(),
+        )
+        delivery = None
+        if run.callback_url is not None:
+            delivery = await self._result_delivery(run, result, output, is_automatic=True)
+        await self._store.outbox.add_result(result, delivery)
+        if delivery is not None:
+            self._on_delivery()
+        return result
+
+    async def _result_delivery(
+        self, run: Run, result: RunResult, output: OutputFile | None, *, is_automatic: bool
+    ) -> Delivery:
+        data = result.data
+        if output is not None:
+            shown = orjson.loads(data)
+            shown["output"] = await self._outputs.entry(
+                output, expires_at=self._outputs.expires_at(run)
+            )
+            data = dumps(shown)
+        return new_result_delivery(
+            run,
+            result,
+            body=result_callback_body(run, result, data=data),
+            delivery_id=new_id(),
+            now=self._clock.now(),
+            policy=self._retry_policy,
+            is_automatic=is_automatic,
+        )
+
+    async def redeliver_result(
+        self, run: Run, result_id: UUID, *, recovery_id: UUID | None = None
+    ) -> Delivery:
+        """A new delivery of one of ``run``'s results, its file's URL signed again."""
+        if run.callback_url is None:
+            raise ConflictError(
+                f"run {run.id} has no callback_url to deliver to", code="NO_CALLBACK_URL"
+            )
+        result = await self._store.outputs.result(result_id, run_id=run.id)
+        if result is None:
+            raise NotFoundError(f"run {run.id} sent no result {result_id}", code="RESULT_NOT_FOUND")
+        output = None
+        if result.output_id is not None:
+            output = await self._store.outputs.get(result.output_id)
+        delivery = await self._result_delivery(run, result, output, is_automatic=False)
+        delivery = replace(delivery, recovery_id=recovery_id)
+        await self._store.outbox.add(delivery)
+        self._on_delivery()
+        return delivery
+
+    async def owe_batch_callback(self, batch_id: UUID) -> Delivery | None:
+        """Commit the callback of a batch whose items have all ended, if it is owed and not
+        yet committed (the ender of its last item calls this, and the executor's sweep after
+        a crash); answers the delivery this call committed."""
+        batch = await self._store.batches.get(batch_id)
+        if batch is None or not batch.callback_due:
+            return None
+        delivery = await self._batch_delivery(batch, is_automatic=True)
+        if not await self._store.outbox.commit_batch_callback(batch.id, delivery):
+            return None
+        self._on_delivery()
+        return delivery
+
+    async def _batch_delivery(self, batch: Batch, *, is_automatic: bool) -> Delivery:
+        items = await self._store.batches.items(batch.id)
+        body = batch_callback_body(batch, items, await self._outputs.render(items))
+        return new_batch_delivery(
+            batch,
+            body=body,
+            delivery_id=new_id(),
+            now=self._clock.now(),
+            policy=self._retry_policy,
+            is_automatic=is_automatic,
+        )
+
+    async def redeliver_batch(self, batch: Batch) -> Delivery:
+        """A new delivery of an ended batch's callback, built from its items now."""
+        if not batch.status.is_terminal:
+            raise ConflictError(
+                f"batch {batch.id} is {batch.status}: its callback is sent when its last item ends",
+                code="BATCH_NOT_TERMINAL",
+            )
+        if batch.callback_url is None:
+            raise ConflictError(
+                f"batch {batch.id} has no callback_url to deliver to", code="NO_CALLBACK_URL"
+            )
+        delivery = await self._batch_delivery(batch, is_automatic=False)
+        await self._store.outbox.add(delivery)
+        self._on_delivery()
+        return delivery
 
     def _hand_over(self, delivery: Delivery | None) -> tuple[Delivery | None, Handoff | None]:
         """Offer a new delivery to this process's dispatcher: answer the delivery as it is
@@ -118,20 +236,20 @@ class Outbox:
         redelivery, an operational one with its own bytes. A run with a delivery in flight
         already is skipped (it is being delivered)."""
         queued = skipped = 0
-        runs_seen: set[UUID] = set()
+        seen: set[tuple[UUID, str]] = set()
         after: tuple[datetime, UUID] | None = None
         while True:
             failed, after = await self._store.deliveries.failed_between(recovery, after=after)
             for delivery in failed:
-                if delivery.run_id in runs_seen:
+                event = (delivery.run_id or delivery.id, delivery.event_key)
+                if event in seen:
                     continue
                 try:
                     await self._queue_again(delivery, recovery.id)
                     queued += 1
-                except (DeliveryInFlightError, ConflictError):
+                except (DeliveryInFlightError, ConflictError, NotFoundError):
                     skipped += 1
-                if delivery.run_id is not None:
-                    runs_seen.add(delivery.run_id)
+                seen.add(event)
             if after is None:
                 break
         done = replace(recovery, queued=queued, skipped=skipped)
@@ -143,7 +261,11 @@ class Outbox:
             run = await self._store.runs.get(failed.run_id)
             if run is None:
                 raise ConflictError(f"run {failed.run_id} is gone")
-            await self.redeliver(run, recovery_id=recovery_id)
+            if failed.event_key == TERMINAL_EVENT:
+                await self.redeliver(run, recovery_id=recovery_id)
+            else:
+                result_id = UUID(failed.event_key.removeprefix("result:"))
+                await self.redeliver_result(run, result_id, recovery_id=recovery_id)
             return
         now = self._clock.now()
         copy = replace(

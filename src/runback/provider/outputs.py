@@ -144,21 +144,28 @@ class Outputs:
                 continue
             # Whole seconds, as the URLs carry it (the stated expiry is the instant the URL
             # stops working), rounded up: a URL must outlive the window it was sized for.
-            expires_at = _whole_second_up(self._clock.now() + self.lifetime(run))
+            expires_at = self.expires_at(run)
             output: dict[str, Any] = orjson.loads(run.output)
-            output["outputs"] = [
-                {
-                    "type": f.type,
-                    "url": await self.url(f, expires_at=expires_at),
-                    "content_type": f.content_type,
-                    "size": f.size,
-                    "sha256": f.sha256,
-                    "expires_at": isoformat(expires_at),
-                }
-                for f in found
-            ]
+            output["outputs"] = [await self.entry(f, expires_at=expires_at) for f in found]
             rendered[run.id] = orjson.dumps(output).decode()
         return rendered
+
+    def expires_at(self, run: Run) -> datetime:
+        """When URLs of ``run``'s files signed now stop working: in whole seconds, as the
+        URLs carry it (the stated expiry is the instant the URL stops working), rounded
+        up: a URL must outlive the window it was sized for."""
+        return _whole_second_up(self._clock.now() + self.lifetime(run))
+
+    async def entry(self, output: OutputFile, *, expires_at: datetime) -> dict[str, Any]:
+        """A file's entry in an output (``outputs[]``), its URL signed now."""
+        return {
+            "type": output.type,
+            "url": await self.url(output, expires_at=expires_at),
+            "content_type": output.content_type,
+            "size": output.size,
+            "sha256": output.sha256,
+            "expires_at": isoformat(expires_at),
+        }
 
     async def render_one(self, run: Run) -> JsonText | None:
         return (await self.render([run]))[run.id]

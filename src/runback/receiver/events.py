@@ -58,9 +58,10 @@ from runback.errors import ConfigError
 MAX_ID_LENGTH: Final = 200
 MAX_URL_LENGTH: Final = 16384  # presigned URLs with session tokens run to a few kilobytes
 DEFAULT_URL_LIFETIME: Final = timedelta(hours=24)
-RESULT_ID_KEYS: Final = ("imageUUID", "videoUUID", "audioUUID", "mediaUUID")
+RESULT_ID_KEYS: Final = ("result_id", "imageUUID", "videoUUID", "audioUUID", "mediaUUID")
 KNOWN_OUTPUT_PATHS: Final = (
     "output.outputs[].url",
+    "result.output.url",
     "output.image_urls[]",
     "image_urls[]",
     "imageURL",
@@ -146,7 +147,9 @@ def event_keys(payload: object, *, webhook_id: str | None, body: bytes) -> Event
     sequence = _field(fields, "sequence")
     webhook = _text(webhook_id)
     if run_id is not None:
-        dedupe_key = _key("run", run_id, event, *([sequence] if sequence is not None else []))
+        # A run sends one event of each kind, and one per result (each with its id).
+        extra = [part for part in (result_id, sequence) if part is not None]
+        dedupe_key = _key("run", run_id, event, *extra)
     elif batch_id is not None:
         dedupe_key = _key("batch", batch_id, event)
     elif headshots_id is not None:

@@ -10,6 +10,7 @@ from runback.config import DatabaseConfig, SqliteSync
 from runback.core.sealing import MasterKeys
 from runback.store.accounts import AccountStore
 from runback.store.arrivals import CopyDraft, EventDraft
+from runback.store.batches import BatchStore
 from runback.store.database import DELIVERIES, RUNS, Database
 from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
 from runback.store.destinations import DestinationStore
@@ -32,6 +33,7 @@ class Store:
         self.database = database
         self.accounts = AccountStore(database)
         self.runs = RunStore(database)
+        self.batches = BatchStore(database)
         self.deliveries = DeliveryStore(database)
         self.outbox = OutboxStore(database)
         self.destinations = DestinationStore(database)

@@ -378,6 +378,20 @@ class DeliveryStore:
             .order_by(deliveries.c.created_at, deliveries.c.id)
         )
 
+    async def for_batch(
+        self, batch_id: UUID, *, organization_id: UUID
+    ) -> list[tuple[Delivery, list[Attempt]]]:
+        """A batch's own callback deliveries (not its items'), oldest first, with attempts."""
+        return await self._with_attempts(
+            select(deliveries)
+            .where(
+                deliveries.c.batch_id == batch_id,
+                deliveries.c.run_id.is_(None),
+                deliveries.c.organization_id == organization_id,
+            )
+            .order_by(deliveries.c.created_at, deliveries.c.id)
+        )
+
     async def _with_attempts(self, query: Select[Any]) -> list[tuple[Delivery, list[Attempt]]]:
         async with self._db.read() as conn:
             found = [_delivery(row) for row in await conn.execute(query)]

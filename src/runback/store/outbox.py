@@ -13,17 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from sqlalchemy import bindparam
 
 from runback.batching import GroupCommit
-from runback.core.records import Delivery, Run
+from runback.core.records import Delivery, Run, RunResult
 from runback.core.states import TERMINAL_RUN_STATUSES, RunStatus
 from runback.errors import DeliveryInFlightError
+from runback.store.batches import CALLBACK_COMMITTED, count_endings
 from runback.store.database import Database
 from runback.store.moves import RUNS, Refusal, Step, transition
-from runback.store.schema import deliveries
+from runback.store.schema import deliveries, run_results
 from runback.store.sql import IntegrityError, prepared
 
 # Who ends a run, from where: a cancel before anyone took it, an executor that claimed it
@@ -42,6 +44,9 @@ _END = (
 
 
 _INSERT = prepared(deliveries.insert())
+_INSERT_RESULT = prepared(run_results.insert())
+_IN_FLIGHT_NAMES = ("_in_flight", "deliveries.run_id", "deliveries.batch_id")
+"""How either database names a broken one-in-flight index."""
 
 
 def delivery_row(delivery: Delivery) -> dict[str, Any]:
@@ -65,6 +70,19 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "next_attempt_at": delivery.next_attempt_at,
         "created_at": delivery.created_at,
         "updated_at": delivery.updated_at,
+        "event_key": delivery.event_key,
+    }
+
+
+def _result_row(result: RunResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "run_id": result.run_id,
+        "organization_id": result.organization_id,
+        "position": result.position,
+        "data": result.data,
+        "output_id": result.output_id,
+        "created_at": result.created_at,
     }
 
 
@@ -128,7 +146,30 @@ class OutboxStore:
             ]
             if made:
                 await conn.execute(_INSERT, made)
+            ended = [item.ended for item, refused in zip(items, verdicts, strict=True)
+                     if refused is None and item.ended.batch_id is not None]  # fmt: skip
+            if ended:
+                await count_endings(conn, ended, now=ended[0].updated_at)
         return verdicts
+
+    async def add_result(self, result: RunResult, delivery: Delivery | None) -> None:
+        """Commit a result a run sent while it worked, with its callback's ``delivery`` (None
+        when the run has no callback URL)."""
+        async with self._db.write() as conn:
+            await conn.execute(_INSERT_RESULT, [_result_row(result)])
+            if delivery is not None:
+                await conn.execute(_INSERT, [delivery_row(delivery)])
+
+    async def commit_batch_callback(self, batch_id: UUID, delivery: Delivery) -> bool:
+        """Commit the automatic callback ``delivery`` of a batch whose items have all
+        ended, if it is still owed; answers whether it was (another writer may have
+        committed it first)."""
+        async with self._db.write() as conn:
+            owed = await conn.execute(CALLBACK_COMMITTED, {"b_id": batch_id})
+            if owed.rowcount == 0:
+                return False
+            await conn.execute(_INSERT, [delivery_row(delivery)])
+        return True
 
     async def add(self, delivery: Delivery) -> None:
         """Commit a delivery that ends no run (a redelivery, an operational callback);
@@ -138,8 +179,11 @@ class OutboxStore:
             async with self._db.write() as conn:
                 await conn.execute(_INSERT, [delivery_row(delivery)])
         except IntegrityError as exc:
-            if "ux_deliveries_in_flight" not in str(exc) and "deliveries.run_id" not in str(exc):
+            # PostgreSQL names the index; SQLite its columns.
+            said = str(exc)
+            if not any(name in said for name in _IN_FLIGHT_NAMES):
                 raise
+            subject = f"run {delivery.run_id}" if delivery.run_id else f"batch {delivery.batch_id}"
             raise DeliveryInFlightError(
-                f"run {delivery.run_id} already has a delivery in flight; wait for it to end"
+                f"{subject} already has a delivery of this callback in flight; wait for it to end"
             ) from None

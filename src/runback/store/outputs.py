@@ -1,4 +1,4 @@
-"""Output files of runs, and runback's own signing keys."""
+"""Output files and results of runs, and runback's own signing keys."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from uuid import UUID
 
 from sqlalchemy import select
 
-from runback.core.records import OutputFile
+from runback.core.records import OutputFile, RunResult
 from runback.store.database import Database
 from runback.store.rows import to_record
-from runback.store.schema import run_outputs, signing_keys
+from runback.store.schema import run_outputs, run_results, signing_keys
 from runback.store.sql import Row
 
 _SIGNING_KEY_BYTES = 32
@@ -45,6 +45,23 @@ class OutputStore:
                     created_at=output.created_at,
                 )
             )
+
+    async def get(self, output_id: UUID) -> OutputFile | None:
+        """One output file."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(select(run_outputs).where(run_outputs.c.id == output_id))
+            ).first()
+        return None if row is None else _output(row)
+
+    async def result(self, result_id: UUID, *, run_id: UUID) -> RunResult | None:
+        """One of ``run_id``'s results."""
+        query = select(run_results).where(
+            run_results.c.id == result_id, run_results.c.run_id == run_id
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else to_record(RunResult, row)
 
     async def for_runs(self, run_ids: Iterable[UUID]) -> dict[UUID, list[OutputFile]]:
         """The outputs of each run, in the order they were saved."""

@@ -25,12 +25,14 @@ from runback.core.inbox import CopyState, HandlerState
 from runback.core.states import IN_FLIGHT_DELIVERY_STATUSES, TERMINAL_RUN_STATUSES
 from runback.store.database import Database
 from runback.store.schema import (
+    batches,
     deliveries,
     delivery_attempts,
     inbox_copies,
     inbox_events,
     inbox_receipts,
     run_outputs,
+    run_results,
     runs,
 )
 from runback.store.sql import Connection
@@ -83,8 +85,34 @@ class Retention:
             found = tuple(keys.scalars())
             await _delete_deliveries(conn, deliveries.c.run_id.in_(ids))
             await conn.execute(delete(run_outputs).where(run_outputs.c.run_id.in_(ids)))
+            await conn.execute(delete(run_results).where(run_results.c.run_id.in_(ids)))
             await conn.execute(delete(runs).where(runs.c.id.in_(ids)))
         return Pruned(len(ids), found)
+
+    async def prune_batches(self, before: datetime, *, limit: int) -> Pruned:
+        """Delete up to ``limit`` batches that ended before ``before``, whose callback is
+        neither owed nor in flight, with their callbacks' deliveries and attempts (their
+        items are runs, pruned as runs)."""
+        own = and_(deliveries.c.batch_id == batches.c.id, deliveries.c.run_id.is_(None))
+        in_flight = exists().where(own, deliveries.c.status.in_(_IN_FLIGHT))
+        chosen = (
+            select(batches.c.id)
+            .where(
+                batches.c.completed_at < before,
+                not_(batches.c.callback_due),
+                not_(in_flight),
+            )
+            .limit(limit)
+        )
+        async with self._db.write() as conn:
+            ids = await _locked_ids(conn, chosen, of=batches)
+            if not ids:
+                return Pruned(0)
+            await _delete_deliveries(
+                conn, and_(deliveries.c.batch_id.in_(ids), deliveries.c.run_id.is_(None))
+            )
+            await conn.execute(delete(batches).where(batches.c.id.in_(ids)))
+        return Pruned(len(ids))
 
     async def prune_deliveries(self, before: datetime, *, limit: int) -> Pruned:
         """Delete up to ``limit`` ended deliveries that belong to no run (operational

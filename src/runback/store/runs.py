@@ -43,7 +43,8 @@ class RunFilter:
     """Exclusive."""
 
 
-def _run(row: Row) -> Run:
+def run_record(row: Row) -> Run:
+    """The run a ``runs`` row holds."""
     return to_record(Run, row, status=RunStatus(row.status))
 
 
@@ -70,6 +71,7 @@ def run_row(run: Run, idempotency: Idempotency | None = None) -> dict[str, Any]:
         "started_at": run.started_at,
         "completed_at": run.completed_at,
         "updated_at": run.updated_at,
+        "sequence_index": run.sequence_index,
     }
 
 
@@ -116,6 +118,11 @@ _STARTED = prepared(
 )
 
 
+async def insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert runs (``run_row``) in the caller's transaction."""
+    await conn.execute(_INSERT, rows)
+
+
 class RunStore:
     """The ``runs`` table."""
 
@@ -149,7 +156,7 @@ class RunStore:
 
     async def _insert_many(self, rows: list[dict[str, Any]]) -> None:
         async with self._db.write() as conn:
-            await conn.execute(_INSERT, rows)
+            await insert_runs(conn, rows)
 
     async def _keyed(
         self, conn: Connection, organization_id: UUID, idempotency: Idempotency
@@ -173,7 +180,7 @@ class RunStore:
                 f"Idempotency-Key {idempotency.key!r} was used for another request "
                 f"(run {row.id}); use a new key for a new request"
             )
-        return _run(row)
+        return run_record(row)
 
     async def page(
         self,
@@ -200,7 +207,7 @@ class RunStore:
             query = query.where(tuple_(runs.c.created_at, runs.c.id) < tuple_(*after))
         query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
         async with self._db.read() as conn:
-            found = [_run(row) for row in await conn.execute(query)]
+            found = [run_record(row) for row in await conn.execute(query)]
         if len(found) <= limit:
             return found, None
         last = found[limit - 1]
@@ -214,7 +221,7 @@ class RunStore:
             else:
                 found = await conn.execute(_BY_ID_OF, {"id": run_id, "org": organization_id})
             row = found.first()
-        return None if row is None else _run(row)
+        return None if row is None else run_record(row)
 
     async def claim_queued(
         self,
@@ -249,7 +256,7 @@ class RunStore:
             if not ids:
                 return []
             rows = await conn.execute(_STARTED, {**taken, "ids": ids})
-            return sorted((_run(row) for row in rows), key=lambda run: run.created_at)
+            return sorted((run_record(row) for row in rows), key=lambda run: run.created_at)
 
     async def hand_back(self, run_ids: list[UUID], *, worker: str, now: datetime) -> None:
         """Queue again runs whose models ``worker`` stopped at its shutdown, as if never
@@ -299,7 +306,7 @@ class RunStore:
             rows = await conn.execute(
                 select(runs).where(runs.c.status == RunStatus.RUNNING.value, *claim.clauses(runs))
             )
-            return [_run(row) for row in rows]
+            return [run_record(row) for row in rows]
 
     async def request_cancel(self, run_id: UUID, *, now: datetime) -> None:
         """Ask whichever executor holds a running run to cancel it."""

@@ -103,7 +103,15 @@ runs = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("claimed_by", Text),
     Column("lease_until", UtcDateTime),
+    Column("sequence_index", Integer),
     Index("ix_runs_org_created", "organization_id", "created_at"),
+    Index(
+        "ix_runs_batch",
+        "batch_id",
+        "sequence_index",
+        sqlite_where=text("batch_id IS NOT NULL"),
+        postgresql_where=text("batch_id IS NOT NULL"),
+    ),
     Index("ix_runs_completed", "completed_at"),
     Index(
         "ix_runs_queued",
@@ -119,6 +127,46 @@ runs = Table(
     ),
     Index(
         "ux_runs_idempotency",
+        "organization_id",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+# Runs submitted together. Each item's end counts into its batch in the transaction that
+# ends it; the one that ends the last item marks the callback due (``callback_due``), and the
+# callback's delivery commits with the mark cleared: exactly one, never before the last item.
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=False),
+    Column("model", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("metadata", Text),
+    Column("callback_url", Text),
+    Column("idempotency_key", Text),
+    Column("request_hash", Text),
+    Column("items_total", Integer, nullable=False),
+    Column("items_succeeded", Integer, nullable=False),
+    Column("items_failed", Integer, nullable=False),
+    Column("items_cancelled", Integer, nullable=False),
+    Column("callback_due", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_batches_org_created", "organization_id", "created_at"),
+    Index("ix_batches_completed", "completed_at"),
+    Index(
+        "ix_batches_callback_due",
+        "completed_at",
+        sqlite_where=text("callback_due"),
+        postgresql_where=text("callback_due"),
+    ),
+    Index(
+        "ux_batches_idempotency",
         "organization_id",
         "idempotency_key",
         unique=True,
@@ -178,7 +226,15 @@ deliveries = Table(
     Column("completed_at", UtcDateTime),
     Column("claimed_by", Text),
     Column("lease_until", UtcDateTime),
+    # Which of its subject's events: 'terminal', or 'result:<id>' for a run's results.
+    Column("event_key", Text, nullable=False, server_default=text("'terminal'")),
     Index("ix_deliveries_run", "run_id"),
+    Index(
+        "ix_deliveries_batch",
+        "batch_id",
+        sqlite_where=text("batch_id IS NOT NULL"),
+        postgresql_where=text("batch_id IS NOT NULL"),
+    ),
     Index("ix_deliveries_recovery", "recovery_id"),
     Index(
         "ix_deliveries_destination_pending",
@@ -200,13 +256,26 @@ deliveries = Table(
         sqlite_where=text("status = 'delivering'"),
         postgresql_where=text("status = 'delivering'"),
     ),
-    # At most one delivery in flight per run, enforced by the database itself.
+    # At most one delivery of each event in flight, enforced by the database itself: per
+    # run and event, and per batch (whose one event is its end).
     Index(
         "ux_deliveries_in_flight",
         "run_id",
+        "event_key",
         unique=True,
         sqlite_where=text("status IN ('pending', 'delivering') AND run_id IS NOT NULL"),
         postgresql_where=text("status IN ('pending', 'delivering') AND run_id IS NOT NULL"),
+    ),
+    Index(
+        "ux_deliveries_batch_in_flight",
+        "batch_id",
+        unique=True,
+        sqlite_where=text(
+            "status IN ('pending', 'delivering') AND batch_id IS NOT NULL AND run_id IS NULL"
+        ),
+        postgresql_where=text(
+            "status IN ('pending', 'delivering') AND batch_id IS NOT NULL AND run_id IS NULL"
+        ),
     ),
 )
 
@@ -253,6 +322,20 @@ recoveries = Table(
     Column("queued", Integer, nullable=False),
     Column("skipped", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# What a run sent while it worked, one callback event each (``result:<id>``).
+run_results = Table(
+    "run_results",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("run_id", Uuid, ForeignKey("runs.id"), nullable=False),
+    Column("organization_id", Uuid, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("output_id", Uuid),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_run_results_run", "run_id", "position"),
 )
 
 run_outputs = Table(

@@ -50,3 +50,24 @@ def decode_cursor(cursor: str | None) -> Position | None:
 def page(items: list[Any], position: Position | None) -> dict[str, Any]:
     """A page of already-rendered items with the cursor of the next one."""
     return {"items": items, "next": encode_cursor(position)}
+
+
+def index_page(items: list[Any], last: int | None) -> dict[str, Any]:
+    """A page of a fixed, ordered list (a batch's items) after index ``last``."""
+    cursor = None if last is None else base64.urlsafe_b64encode(f"i|{last}".encode()).decode()
+    return {"items": items, "next": cursor}
+
+
+def decode_index_cursor(cursor: str | None) -> int | None:
+    """The index an ``index_page`` cursor stands for; ``400`` for text not given out."""
+    if cursor is None:
+        return None
+    try:
+        kind, index = base64.urlsafe_b64decode(cursor).decode().split("|")
+        if kind == "i":
+            return int(index)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise BadRequestError(
+        "cursor is not one this API gave out: pass the `next` of the previous page"
+    )

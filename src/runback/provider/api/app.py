@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from runback.provider.api import callback_secrets, callbacks, files, models, runs
+from runback.provider.api import batches, callback_secrets, callbacks, files, models, runs
 from runback.provider.api.deps import ApiDeps
 from runback.store import check_schema
 from runback.web.app import base_app
@@ -15,6 +15,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app = base_app("runback", ready=lambda: check_schema(deps.store.database))
     app.state.deps = deps
     app.include_router(runs.router)
+    app.include_router(batches.router)
     app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)
     app.include_router(models.router)

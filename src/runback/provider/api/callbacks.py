@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,11 +31,36 @@ async def list_run_callbacks(run_id: str, deps: Deps, caller: CurrentCaller) -> 
     return json_response([delivery_view(d, attempts) for d, attempts in found])
 
 
-@router.post("/runs/{run_id}/callback-redeliveries", status_code=201)
-async def redeliver_callback(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
-    """A new delivery of an ended run's callback, its payload built from the run now."""
+class RedeliveryCreate(BaseModel):
+    """The optional body of ``POST /v1/runs/{run_id}/callback-redeliveries``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    result_id: UUID | None = None
+    """Redeliver this result's event (``run.result``) instead of the run's end."""
+
+
+@router.post(
+    "/runs/{run_id}/callback-redeliveries",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": RedeliveryCreate.model_json_schema()}},
+        }
+    },
+)
+async def redeliver_callback(
+    run_id: str, request: Request, deps: Deps, caller: CurrentCaller
+) -> Response:
+    """A new delivery of an ended run's callback (or, with ``result_id``, of one of its
+    results), its payload built from the run now; one of each event at a time."""
     run = await run_of(deps, caller, run_id)
-    delivery = await deps.outbox.redeliver(run)
+    body = await read_json(request, RedeliveryCreate, limit=deps.max_body_bytes)
+    if body.result_id is not None:
+        delivery = await deps.outbox.redeliver_result(run, body.result_id)
+    else:
+        delivery = await deps.outbox.redeliver(run)
     return json_response(delivery_view(delivery, []), 201)
 
 

@@ -19,8 +19,8 @@ from runback.core.runs import Ending, as_submitted, new_run
 from runback.core.states import RunStatus
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
-from runback.provider.api.deps import CurrentCaller, Deps
-from runback.provider.api.views import run_view
+from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
+from runback.provider.api.views import callback_summary, run_view
 from runback.provider.registry import Model
 from runback.store import Idempotency, RunFilter
 from runback.web.auth import uuid_or_none
@@ -72,9 +72,18 @@ async def run_of(deps: Deps, caller: CurrentCaller, run_id: str) -> Run:
     return run
 
 
-def _request_hash(model: str, body: RunCreate) -> str:
+def request_hash(model: str, body: BaseModel) -> str:
+    """What an ``Idempotency-Key`` must be sent again with: the model and the body."""
     canonical = orjson.dumps([model, body.model_dump()], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
+
+
+def served_model(deps: ApiDeps, model: str) -> Model:
+    """The model ``model`` as served here, or ``404 MODEL_UNAVAILABLE``."""
+    served = deps.registry.get(model)
+    if served is None:
+        raise NotFoundError(f"model {model} is not served here", code="MODEL_UNAVAILABLE")
+    return served
 
 
 @router.post(
@@ -95,9 +104,7 @@ async def create_run(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Submit a run; answered at once with the queued run, before any work starts."""
-    served = deps.registry.get(model)
-    if served is None:
-        raise NotFoundError(f"model {model} is not served here", code="MODEL_UNAVAILABLE")
+    served = served_model(deps, model)
     body = await read_json(request, RunCreate, limit=deps.max_body_bytes)
     _check_submission(body, served, deps.url_policy)
     now = deps.clock.now()
@@ -115,7 +122,7 @@ async def create_run(
     idempotency = None
     if idempotency_key is not None:
         idempotency = Idempotency(
-            idempotency_key, _request_hash(model, body), since=now - IDEMPOTENCY_WINDOW
+            idempotency_key, request_hash(model, body), since=now - IDEMPOTENCY_WINDOW
         )
     stored = await deps.store.runs.insert(run, idempotency=idempotency)
     if stored.id != run.id:  # the first answer again, not the run's state now
@@ -129,20 +136,32 @@ async def create_run(
 def _check_submission(body: RunCreate, served: Model, url_policy: UrlPolicy) -> None:
     """What the body's shape cannot say: the metadata's size, the input against the
     model's schema, the callback URL against the URL policy; a ``422`` naming the field."""
-    if body.metadata is not None and len(dumps(body.metadata)) > MAX_METADATA_BYTES:
-        raise ValidationFailedError.for_field(
-            "metadata", f"is over {MAX_METADATA_BYTES} bytes of JSON: keep references, not data"
-        )
+    check_metadata(body.metadata)
     if served.input_model is not None:
         try:
             served.input_model.model_validate(body.input)
         except ValidationError as exc:
             raise validation_error(exc.errors(), prefix="input") from None
-    if body.callback_url is not None:
+    check_callback_url(body.callback_url, url_policy)
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> None:
+    """A ``422`` for metadata too large to ride along in every callback."""
+    if metadata is not None and len(dumps(metadata)) > MAX_METADATA_BYTES:
+        raise ValidationFailedError.for_field(
+            "metadata", f"is over {MAX_METADATA_BYTES} bytes of JSON: keep references, not data"
+        )
+
+
+def check_callback_url(
+    url: str | None, url_policy: UrlPolicy, *, field: str = "callback_url"
+) -> None:
+    """A ``422`` naming ``field`` for a callback URL the URL policy refuses."""
+    if url is not None:
         try:
-            url_policy.check(body.callback_url)
+            url_policy.check(url)
         except UrlRefusedError as exc:
-            raise ValidationFailedError.for_field("callback_url", str(exc)) from None
+            raise ValidationFailedError.for_field(field, str(exc)) from None
 
 
 @router.get("/runs/statuses")
@@ -178,16 +197,20 @@ async def list_runs(
     return json_response(page([run_view(run, output=outputs[run.id]) for run in found], after))
 
 
-async def _shown(deps: Deps, run: Run) -> Response:
-    return json_response(run_view(run, output=await deps.outputs.render_one(run)))
-
-
 @router.get("/runs/{run_id}")
 async def get_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
-    """One run, as it stands now; a queued run that no live worker can execute says so in
-    ``waiting_for``."""
-    run = await run_of(deps, caller, run_id)
+    """One run, as it stands now, with how its callback is doing; a queued run that no
+    live worker can execute says so in ``waiting_for``."""
+    return await _shown(deps, await run_of(deps, caller, run_id))
+
+
+async def _shown(deps: ApiDeps, run: Run) -> Response:
     view = run_view(run, output=await deps.outputs.render_one(run))
+    if run.callback_url is not None and run.status.is_terminal:
+        found = await deps.store.deliveries.for_run(run.id, organization_id=run.organization_id)
+        view["callback"] = callback_summary(found)
+    else:
+        view["callback"] = None
     if run.status is RunStatus.QUEUED:
         served = await deps.store.workers.served(since=deps.clock.now() - deps.worker_lease)
         if run.model not in served:
@@ -204,20 +227,25 @@ async def cancel_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response
     """Cancel a run: a queued one at once, a running one by cancelling its model. The
     callback is ``run.cancelled``. A run already ended is answered unchanged."""
     run = await run_of(deps, caller, run_id)
-    if run.status is RunStatus.QUEUED:
-        ended = await deps.outbox.end(run, Ending.canceled())
-        if ended is not None:
-            return await _shown(deps, ended)
-        run = await run_of(deps, caller, run_id)  # claimed meanwhile: cancel it running
     if not run.status.is_terminal:
-        await deps.store.runs.request_cancel(run.id, now=deps.clock.now())
-        task = deps.cancel_running(run.id)  # held here: cancel now; else its worker will
+        task = await cancel(deps, run)
         if task is not None:
             await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
         else:
-            run = await _until_ended(deps, caller, run_id)
+            await _until_ended(deps, caller, run_id)
         run = await run_of(deps, caller, run_id)
     return await _shown(deps, run)
+
+
+async def cancel(deps: ApiDeps, run: Run) -> asyncio.Task[Any] | None:
+    """Cancel ``run``: a queued one at once; a running one through its executor, which
+    answers the task to await when this process holds it (another process's executor
+    finds the request in its next round)."""
+    ended = run.status is RunStatus.QUEUED and await deps.outbox.end(run, Ending.canceled())
+    if ended:
+        return None  # else it was claimed meanwhile: cancel it running
+    await deps.store.runs.request_cancel(run.id, now=deps.clock.now())
+    return deps.cancel_running(run.id)
 
 
 async def _until_ended(deps: Deps, caller: CurrentCaller, run_id: str) -> Run:

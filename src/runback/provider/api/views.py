@@ -11,7 +11,16 @@ import orjson
 
 from runback.core.clock import isoformat, whole_ms
 from runback.core.payload import raw
-from runback.core.records import Attempt, CallbackSecret, Delivery, JsonText, Run
+from runback.core.records import (
+    TERMINAL_EVENT,
+    Attempt,
+    Batch,
+    CallbackSecret,
+    Delivery,
+    JsonText,
+    Run,
+)
+from runback.core.states import BatchStatus, DeliveryStatus
 
 
 def _id(value: object | None) -> str | None:
@@ -39,7 +48,72 @@ def run_view(run: Run, *, output: JsonText | None = None) -> dict[str, Any]:
         "failure_code": run.failure_code,
         "failure_message": run.failure_message,
         "batch_id": _id(run.batch_id),
+        "sequence_index": run.sequence_index,
         "output_url_ttl": run.output_url_ttl,
+    }
+
+
+def batch_view(batch: Batch, status: BatchStatus, items: list[Run] | None = None) -> dict[str, Any]:
+    """A batch; ``status`` as it stands now (a stored batch says only whether it ended);
+    ``items`` listed when given."""
+    view: dict[str, Any] = {
+        "id": str(batch.id),
+        "model": batch.model,
+        "status_code": status.value,
+        "items_total": batch.items_total,
+        "items_succeeded": batch.items_succeeded,
+        "items_failed": batch.items_failed,
+        "items_cancelled": batch.items_cancelled,
+        "metadata": raw(batch.metadata),
+        "callback_url": batch.callback_url,
+        "duration_ms": (
+            None if batch.completed_at is None else whole_ms(batch.created_at, batch.completed_at)
+        ),
+        "created_at": isoformat(batch.created_at),
+        "completed_at": isoformat(batch.completed_at),
+        "updated_at": isoformat(batch.updated_at),
+    }
+    if items is not None:
+        view["items"] = [item_view(run) for run in items]
+    return view
+
+
+def item_view(run: Run, *, output: JsonText | None = None, full: bool = False) -> dict[str, Any]:
+    """A batch's item (a run); ``full`` adds how it ended."""
+    view: dict[str, Any] = {
+        "id": str(run.id),
+        "sequence_index": run.sequence_index,
+        "run_id": str(run.id),
+        "status_code": run.status.value,
+        "client_ref": run.client_ref,
+    }
+    if full:
+        view |= {
+            "output": raw(output or run.output),
+            "failure_code": run.failure_code,
+            "failure_message": run.failure_message,
+            "completed_at": isoformat(run.completed_at),
+        }
+    return view
+
+
+def callback_summary(found: list[tuple[Delivery, list[Attempt]]]) -> dict[str, Any] | None:
+    """How the latest delivery of a run's (or batch's) end is doing, for a polling client
+    that need not read the delivery log; None before there is one."""
+    ends = [(d, attempts) for d, attempts in found if d.event_key == TERMINAL_EVENT]
+    if not ends:
+        return None
+    delivery, attempts = ends[-1]
+    return {
+        "delivery_id": str(delivery.id),
+        "status_code": delivery.status.value,
+        "attempts": delivery.attempt_count,
+        "last_status_code": attempts[-1].status_code if attempts else None,
+        "delivered_at": (
+            isoformat(delivery.completed_at)
+            if delivery.status is DeliveryStatus.SUCCEEDED
+            else None
+        ),
     }
 
 
@@ -64,6 +138,8 @@ def delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]
         "id": str(delivery.id),
         "run_id": _id(delivery.run_id),
         "batch_id": _id(delivery.batch_id),
+        "event_key": delivery.event_key,
+        "webhook_id": delivery.webhook_id,
         "callback_url": delivery.callback_url,
         "payload_bytes": delivery.payload_bytes.decode(),
         "payload": orjson.Fragment(delivery.payload_bytes),
