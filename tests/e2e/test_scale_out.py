@@ -22,9 +22,9 @@ import pytest
 from aiohttp import web
 
 from runback.core.signing import generate_secret, signature_headers
+from support.cluster import Cluster
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver, answer
-from support.s3 import free_port
 from support.waiting import eventually, wait_for
 
 POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -55,42 +55,6 @@ def env(schema: str) -> dict[str, str]:
         "RUNBACK_ATTEMPT_TIMEOUT": "2",
         "RUNBACK_LEASE_SECONDS": "7",
     }
-
-
-class Cluster:
-    """An API process and workers, all on one schema."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str], stack: ExitStack) -> None:
-        self._tmp = tmp_path
-        self._env = env
-        self._stack = stack
-        self.key = cli(
-            "keys", "create", "--data-dir", str(tmp_path / "keys"), env=env
-        ).stdout.strip()
-        # The workers' output URLs point at the API, whose port is chosen first; every
-        # process shares one files directory (one host).
-        self._api_port = free_port()
-        self._env = {
-            **env,
-            "RUNBACK_PUBLIC_URL": f"http://127.0.0.1:{self._api_port}",
-            "RUNBACK_FILES_SHARED": "true",
-        }
-        self.api = stack.enter_context(self._process("api", "api", port=self._api_port))
-        self.workers: list[ServeProcess] = []
-
-    def _process(self, command: str, name: str, port: int = 0) -> ServeProcess:
-        shared = self._tmp / "shared"
-        return ServeProcess(shared, command=command, args=(), env=self._env, port=port, name=name)
-
-    def add_worker(self) -> ServeProcess:
-        worker = self._stack.enter_context(self._process("worker", f"worker{len(self.workers)}"))
-        self.workers.append(worker)
-        return worker
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.api.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30
-        )
 
 
 @pytest.fixture

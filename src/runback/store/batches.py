@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, case, exists, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, select, update
 
 from runback.core.batches import Tally, ended_status
 from runback.core.records import Batch, Run
@@ -57,7 +57,18 @@ _COUNT = prepared(
     .returning(*batches.c)
 )
 _END = prepared(
-    update(batches).where(batches.c.id == bindparam("b_id")).values(status=bindparam("b_status"))
+    update(batches)
+    .where(batches.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        # Its last item's end, by the items' own clocks: an item that ended earlier but
+        # committed later (another process) does not make the batch end before it.
+        completed_at=(
+            select(func.max(runs.c.completed_at))
+            .where(runs.c.batch_id == bindparam("b_id"))
+            .scalar_subquery()
+        ),
+    )
 )
 CALLBACK_COMMITTED = prepared(
     update(batches)
