@@ -213,6 +213,13 @@ async def test_an_invalid_item_is_named_by_its_index(api: Api) -> None:
     assert (await api.get("/v1/runs")).json()["items"] == []  # nothing was created
 
 
+async def test_an_item_that_is_not_an_object_is_named_by_its_index(api: Api) -> None:
+    response = await _submit(api, {"input": [{"prompt": "a"}, "b"], "callback_url": HOOK})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "input[1]"
+
+
 async def test_an_item_s_refused_callback_url_is_named(api: Api) -> None:
     response = await _submit(api, _body("a", {"prompt": "b", "callback_url": "http://10.0.0.1/"}))
 

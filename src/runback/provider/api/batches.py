@@ -57,7 +57,7 @@ class BatchCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ITEMS)
+    input: list[Any] = Field(min_length=1, max_length=MAX_ITEMS)
     """One input per item; an item may carry its own ``client_ref`` and ``callback_url``."""
     callback_url: str | None = None
     metadata: dict[str, Any] | None = None
@@ -128,7 +128,7 @@ async def create_batch(
     body = await read_json(request, BatchCreate, limit=deps.max_body_bytes)
     check_metadata(body.metadata)
     check_callback_url(body.callback_url, deps.url_policy)
-    items = [_item(i, dict(given), served) for i, given in enumerate(body.input)]
+    items = [_item(i, given, served) for i, given in enumerate(body.input)]
     for i, (_, own) in enumerate(items):
         check_callback_url(
             own.get("callback_url"), deps.url_policy, field=f"input[{i}].callback_url"
