@@ -15,13 +15,14 @@ from runback.store.database import DELIVERIES, RUNS, Database
 from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
 from runback.store.destinations import DestinationStore
 from runback.store.dispatch import DispatchStore, Round
+from runback.store.idempotency import Idempotency
 from runback.store.inbox import InboxStore
 from runback.store.migrate import check_schema, head_revision, migrate
 from runback.store.moves import Refusal
 from runback.store.outbox import OutboxStore
 from runback.store.outputs import OutputStore
 from runback.store.retention import Retention
-from runback.store.runs import Idempotency, RunFilter, RunStore
+from runback.store.runs import RunFilter, RunStore
 from runback.store.secrets import SecretStore
 from runback.store.workers import WorkerStore
 

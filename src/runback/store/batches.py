@@ -21,10 +21,10 @@ from sqlalchemy import and_, bindparam, case, exists, func, select, update
 from runback.core.batches import Tally, ended_status
 from runback.core.records import Batch, Run
 from runback.core.states import BatchStatus, RunStatus
-from runback.errors import IdempotencyKeyReusedError
 from runback.store.database import Database, retrying_conflicts
+from runback.store.idempotency import Idempotency, keyed_row
 from runback.store.rows import to_record
-from runback.store.runs import Idempotency, insert_runs, run_record, run_row
+from runback.store.runs import insert_runs, run_record, run_row
 from runback.store.schema import batches, runs
 from runback.store.sql import Connection, Row, prepared
 
@@ -151,36 +151,16 @@ class BatchStore:
         async def attempt() -> Created:
             async with self._db.write() as conn:
                 if idempotency is not None:
-                    earlier = await self._keyed(conn, batch.organization_id, idempotency)
+                    earlier = await keyed_row(
+                        conn, batches, batch.organization_id, idempotency, noun="batch"
+                    )
                     if earlier is not None:
-                        return Created(earlier, created=False)
+                        return Created(_batch(earlier), created=False)
                 await conn.execute(_INSERT, [batch_row(batch, idempotency)])
                 await insert_runs(conn, [run_row(item) for item in items])
             return Created(batch, created=True)
 
         return await retrying_conflicts(attempt, constraints=("ux_batches_idempotency",))
-
-    async def _keyed(
-        self, conn: Connection, organization_id: UUID, idempotency: Idempotency
-    ) -> Batch | None:
-        query = select(batches).where(
-            batches.c.organization_id == organization_id,
-            batches.c.idempotency_key == idempotency.key,
-        )
-        row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        if row.created_at < idempotency.since:  # the key's window has passed
-            await conn.execute(
-                update(batches).where(batches.c.id == row.id).values(idempotency_key=None)
-            )
-            return None
-        if row.request_hash != idempotency.request_hash:
-            raise IdempotencyKeyReusedError(
-                f"Idempotency-Key {idempotency.key!r} was used for another request "
-                f"(batch {row.id}); use a new key for a new request"
-            )
-        return _batch(row)
 
     async def get(self, batch_id: UUID, *, organization_id: UUID | None = None) -> Batch | None:
         """One batch; with ``organization_id``, only if it belongs to that organization."""

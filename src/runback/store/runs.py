@@ -13,21 +13,12 @@ from sqlalchemy import bindparam, func, select, tuple_, update
 from runback.batching import GroupCommit
 from runback.core.records import Run
 from runback.core.states import RunStatus
-from runback.errors import IdempotencyKeyReusedError
 from runback.store.database import Database, retrying_conflicts
+from runback.store.idempotency import Idempotency, keyed_row
 from runback.store.moves import MAX_SCAN, RUNS, Claim, fitting, transition
 from runback.store.rows import to_record
 from runback.store.schema import runs
 from runback.store.sql import Connection, Row, any_of, prepared
-
-
-@dataclass(frozen=True, slots=True)
-class Idempotency:
-    """An ``Idempotency-Key`` with its request's hash, replayed for runs created ``since``."""
-
-    key: str
-    request_hash: str
-    since: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +137,9 @@ class RunStore:
 
         async def attempt() -> Run:
             async with self._db.write() as conn:
-                earlier = await self._keyed(conn, run.organization_id, idempotency)
+                earlier = await keyed_row(conn, runs, run.organization_id, idempotency, noun="run")
                 if earlier is not None:
-                    return earlier
+                    return run_record(earlier)
                 await conn.execute(_INSERT, [run_row(run, idempotency)])
             return run
 
@@ -157,30 +148,6 @@ class RunStore:
     async def _insert_many(self, rows: list[dict[str, Any]]) -> None:
         async with self._db.write() as conn:
             await insert_runs(conn, rows)
-
-    async def _keyed(
-        self, conn: Connection, organization_id: UUID, idempotency: Idempotency
-    ) -> Run | None:
-        row = (
-            await conn.execute(
-                select(runs).where(
-                    runs.c.organization_id == organization_id,
-                    runs.c.idempotency_key == idempotency.key,
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        if row.created_at < idempotency.since:
-            # The key's window has passed: it may name a new run.
-            await conn.execute(update(runs).where(runs.c.id == row.id).values(idempotency_key=None))
-            return None
-        if row.request_hash != idempotency.request_hash:
-            raise IdempotencyKeyReusedError(
-                f"Idempotency-Key {idempotency.key!r} was used for another request "
-                f"(run {row.id}); use a new key for a new request"
-            )
-        return run_record(row)
 
     async def page(
         self,

@@ -112,3 +112,10 @@ async def read_json(request: Request, model: type[M], *, limit: int) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc.errors()) from None
+
+
+def documented_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """The ``openapi_extra`` that documents a route's JSON body as ``model`` (routes read
+    their body themselves, with ``read_json``, so FastAPI cannot see it)."""
+    content = {"application/json": {"schema": model.model_json_schema()}}
+    return {"requestBody": {"required": required, "content": content}}

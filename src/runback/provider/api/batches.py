@@ -41,7 +41,7 @@ from runback.provider.api.views import (
 from runback.provider.registry import Model
 from runback.store import Idempotency
 from runback.web.auth import uuid_or_none
-from runback.web.bodies import read_json, validation_error
+from runback.web.bodies import documented_body, read_json, validation_error
 from runback.web.pages import DEFAULT_LIMIT, Cursor, Limit, decode_index_cursor, index_page
 from runback.web.responses import json_response
 
@@ -109,12 +109,7 @@ def _item(
 @router.post(
     "/models/{model:path}/batches",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": BatchCreate.model_json_schema()}},
-        }
-    },
+    openapi_extra=documented_body(BatchCreate),
 )
 async def create_batch(
     model: str,

@@ -15,7 +15,7 @@ from runback.errors import NotFoundError, ValidationFailedError
 from runback.provider.api.deps import CurrentCaller, Deps
 from runback.provider.api.views import secret_view
 from runback.web.auth import uuid_or_none
-from runback.web.bodies import read_json
+from runback.web.bodies import documented_body, read_json
 from runback.web.pages import page
 from runback.web.responses import json_response
 
@@ -35,10 +35,6 @@ class SecretUpdate(BaseModel):
     is_current: bool | None = None
 
 
-def _body(model: type[BaseModel]) -> dict[str, object]:
-    return {"requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}}}
-
-
 def _not_found(secret_id: str) -> NotFoundError:
     return NotFoundError(
         f"there is no callback secret {secret_id} in this organization",
@@ -46,7 +42,11 @@ def _not_found(secret_id: str) -> NotFoundError:
     )
 
 
-@router.post("/callback-secrets", status_code=201, openapi_extra=_body(SecretCreate))
+@router.post(
+    "/callback-secrets",
+    status_code=201,
+    openapi_extra=documented_body(SecretCreate, required=False),
+)
 async def create_secret(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
     """Create a secret; its plain value is in this answer and never again. An
     organization's first secret becomes current."""
@@ -75,7 +75,9 @@ async def get_secret(secret_id: str, deps: Deps, caller: CurrentCaller) -> Respo
     return json_response(secret_view(found))
 
 
-@router.patch("/callback-secrets/{secret_id}", openapi_extra=_body(SecretUpdate))
+@router.patch(
+    "/callback-secrets/{secret_id}", openapi_extra=documented_body(SecretUpdate, required=False)
+)
 async def update_secret(
     secret_id: str, request: Request, deps: Deps, caller: CurrentCaller
 ) -> Response:

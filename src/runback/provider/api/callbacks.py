@@ -17,7 +17,7 @@ from runback.provider.api.deps import CurrentCaller, Deps
 from runback.provider.api.runs import run_of
 from runback.provider.api.views import delivery_view
 from runback.web.auth import uuid_or_none
-from runback.web.bodies import read_json
+from runback.web.bodies import documented_body, read_json
 from runback.web.responses import json_response
 
 router = APIRouter(prefix="/v1", tags=["callbacks"])
@@ -43,12 +43,7 @@ class RedeliveryCreate(BaseModel):
 @router.post(
     "/runs/{run_id}/callback-redeliveries",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": False,
-            "content": {"application/json": {"schema": RedeliveryCreate.model_json_schema()}},
-        }
-    },
+    openapi_extra=documented_body(RedeliveryCreate, required=False),
 )
 async def redeliver_callback(
     run_id: str, request: Request, deps: Deps, caller: CurrentCaller
@@ -107,12 +102,7 @@ def recovery_view(recovery: Recovery, counts: dict[str, int]) -> dict[str, Any]:
 @router.post(
     "/callback-deliveries/recoveries",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": RecoveryCreate.model_json_schema()}},
-        }
-    },
+    openapi_extra=documented_body(RecoveryCreate),
 )
 async def create_recovery(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
     """Queue again every failed delivery created in a time range (to one destination, if

@@ -24,7 +24,7 @@ from runback.provider.api.views import callback_summary, run_view
 from runback.provider.registry import Model
 from runback.store import Idempotency, RunFilter
 from runback.web.auth import uuid_or_none
-from runback.web.bodies import read_json, validation_error
+from runback.web.bodies import documented_body, read_json, validation_error
 from runback.web.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from runback.web.responses import json_response
 
@@ -89,12 +89,7 @@ def served_model(deps: ApiDeps, model: str) -> Model:
 @router.post(
     "/models/{model:path}/runs",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": RunCreate.model_json_schema()}},
-        }
-    },
+    openapi_extra=documented_body(RunCreate),
 )
 async def create_run(
     model: str,
