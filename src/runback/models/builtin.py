@@ -1,5 +1,5 @@
-"""The built-in demo models: ``runback/echo``, ``runback/sleep``, ``runback/fail`` and
-``runback/thumbnail``."""
+"""The built-in demo models: ``runback/echo``, ``runback/sleep``, ``runback/fail``,
+``runback/thumbnail`` and the seed's example, ``runflow/background-replace``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from runback.errors import ModelError
-from runback.models import thumbnail
+from runback.models import background_replace, thumbnail
 from runback.provider.context import RunContext
 from runback.provider.registry import ModelRegistry
 
@@ -43,6 +43,13 @@ def register_builtins(registry: ModelRegistry) -> ModelRegistry:
     registry.register("runback/echo", echo)
     registry.register("runback/sleep", sleep, timeout=MAX_SLEEP_SECONDS + 60)
     registry.register("runback/fail", fail)
+    registry.register(
+        "runflow/background-replace",
+        background_replace.background_replace,
+        timeout=background_replace.TIMEOUT,
+        input_model=background_replace.BackgroundReplaceInput,
+        concurrency=background_replace.CONCURRENCY,
+    )
     registry.register(
         "runback/thumbnail",
         thumbnail.thumbnail,

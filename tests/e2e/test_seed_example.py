@@ -1,0 +1,89 @@
+"""The seed's own example (``seeds/000``, the Runflow guide, kept verbatim in
+``docs/front-doors/runflow-runs.md``): its curl line, run as written against ``runback
+serve`` with only the host (and the guide's ``https://...`` placeholders) changed, ends with
+a ``run.completed`` callback whose output URL serves the PNG."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+from pathlib import Path
+
+import httpx
+import orjson
+from aiohttp import web
+from PIL import Image
+
+from support.process import ServeProcess, cli
+from support.receivers import LoopbackReceiver
+from support.waiting import wait_for
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "front-doors" / "runflow-runs.md"
+HOSTED = "https://api.runflow.io"
+
+
+def _portrait() -> bytes:
+    image = Image.new("RGB", (96, 64), "white")
+    image.paste((30, 30, 200), (30, 16, 66, 48))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _seed_curl() -> str:
+    """The guide's curl command, as the guide writes it."""
+    found = re.search(r"curl -X POST .*?'\n", PAGE.read_text(), re.DOTALL)
+    assert found is not None, "the seed's curl example left its page"
+    return found[0]
+
+
+async def test_the_seed_s_curl_example_runs_against_runback(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
+    image = _portrait()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":
+            return web.Response(body=image, content_type="image/png")
+        return web.Response(status=200)
+
+    with ServeProcess(data_dir) as server:
+        async with LoopbackReceiver(serve) as outside:
+            command = (
+                _seed_curl()
+                .replace(HOSTED, server.url)
+                .replace('"https://..."', f'"{outside.url_for("/portrait.png")}"')
+                .replace('"..."', '"a sunny beach"')
+                .replace("https://your-server.com", outside.url)
+            )
+            curl = await asyncio.create_subprocess_exec(
+                "bash", "-c", command.rstrip() + ' -s -w "\n%{http_code}"',
+                env={**os.environ, "RUNFLOW_API_KEY": key},
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(curl.communicate(), timeout=30)
+            body, status = out.decode().rsplit("\n", 1)
+            assert status == "201", body
+            run = orjson.loads(body)
+            assert (run["status_code"], run["callback_url"]) == (
+                "queued", f"{outside.url}/webhook/runflow",
+            )  # fmt: skip
+
+            def called_back() -> bool:
+                return any(r.method == "POST" for r in outside.requests)
+
+            await wait_for(called_back, timeout=30, what="the callback")
+            [callback] = [r for r in outside.requests if r.method == "POST"]
+            sent = orjson.loads(callback.body)
+            [entry] = sent["output"]["outputs"]
+            async with httpx.AsyncClient() as client:
+                picture = await client.get(entry["url"])
+
+    assert (sent["event"], sent["run_id"], sent["status"]) == (
+        "run.completed", run["id"], "succeeded",
+    )  # fmt: skip
+    assert sent["output"]["prompt"] == "a sunny beach"
+    assert picture.status_code == 200
+    assert Image.open(io.BytesIO(picture.content)).size == (96, 64)
