@@ -20,23 +20,24 @@ from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver
 from support.waiting import wait_for
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "front-doors" / "runflow-runs.md"
+PAGES = Path(__file__).resolve().parents[2] / "docs" / "front-doors"
+PAGE = PAGES / "runflow-runs.md"
 HOSTED = "https://api.runflow.io"
 
 
-def _portrait() -> bytes:
+def _portrait(format: str = "PNG") -> bytes:
     image = Image.new("RGB", (96, 64), "white")
     image.paste((30, 30, 200), (30, 16, 66, 48))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format=format)
     return buffer.getvalue()
 
 
-def _seed_curl() -> str:
+def _seed_curl(page: Path = PAGE) -> str:
     """The guide's curl command, as the guide writes it."""
-    found = re.search(r"curl -X POST .*?'\n", PAGE.read_text(), re.DOTALL)
+    found = re.search(r"curl -X POST .*?\n```", page.read_text(), re.DOTALL)
     assert found is not None, "the seed's curl example left its page"
-    return found[0]
+    return found[0].removesuffix("```")
 
 
 async def test_the_seed_s_curl_example_runs_against_runback(tmp_path: Path) -> None:
@@ -87,3 +88,39 @@ async def test_the_seed_s_curl_example_runs_against_runback(tmp_path: Path) -> N
     assert sent["output"]["prompt"] == "a sunny beach"
     assert picture.status_code == 200
     assert Image.open(io.BytesIO(picture.content)).size == (96, 64)
+
+
+async def test_the_headshots_seed_s_curl_example_runs_against_runback(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("photo1.jpg", "photo2.jpg"):
+        (photos / name).write_bytes(_portrait("JPEG"))
+
+    with ServeProcess(data_dir) as server:
+        async with LoopbackReceiver() as outside:
+            command = (
+                _seed_curl(PAGES / "headshots.md")
+                .replace(HOSTED, server.url)
+                .replace("YOUR_API_KEY", key)
+                .replace("https://yourapp.com", outside.url)
+                .replace("/path/to/", f"{photos}/")
+            )
+            curl = await asyncio.create_subprocess_exec(
+                "bash", "-c", command.rstrip() + ' -s -w "\n%{http_code}"',
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(curl.communicate(), timeout=30)
+            body, status = out.decode().rsplit("\n", 1)
+            assert status == "200", body
+            headshots_id = orjson.loads(body)["data"]["headshots_id"]
+            await wait_for(lambda: len(outside.requests) == 1, timeout=60, what="the callback")
+            sent = orjson.loads(outside.requests[0].body)
+            async with httpx.AsyncClient() as client:
+                picture = await client.get(sent["image_urls"][59])
+
+    assert outside.requests[0].path == "/webhook/headshots"
+    assert (sent["event"], sent["headshots_id"]) == ("headshots.completed", headshots_id)
+    assert len(sent["image_urls"]) == 60
+    assert Image.open(io.BytesIO(picture.content)).format == "JPEG"

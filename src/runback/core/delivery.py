@@ -66,9 +66,11 @@ def new_delivery(
     policy: RetryPolicy,
     is_automatic: bool,
     output: JsonText | None = None,
+    body: bytes | None = None,
 ) -> Delivery:
     """A pending delivery of ``run``'s callback, its body frozen now, due at once;
-    ``output`` replaces the run's stored output (see ``run_callback_body``)."""
+    ``output`` replaces the run's stored output (see ``run_callback_body``), and ``body``
+    the whole body (a front door's own shape)."""
     if run.callback_url is None:
         raise ValueError(f"run {run.id} has no callback_url")
     return pending_delivery(
@@ -76,7 +78,7 @@ def new_delivery(
         run_id=run.id,
         callback_url=run.callback_url,
         webhook_id=webhook_id(run.id),
-        body=run_callback_body(run, output=output),
+        body=body if body is not None else run_callback_body(run, output=output),
         delivery_id=delivery_id,
         now=now,
         policy=policy,

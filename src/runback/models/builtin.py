@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from runback.core import headshots as headshots_door
 from runback.errors import ModelError
-from runback.models import background_replace, thumbnail
+from runback.models import background_replace, headshots, thumbnail
 from runback.provider.context import RunContext
 from runback.provider.registry import ModelRegistry
 
@@ -49,6 +50,14 @@ def register_builtins(registry: ModelRegistry) -> ModelRegistry:
         timeout=background_replace.TIMEOUT,
         input_model=background_replace.BackgroundReplaceInput,
         concurrency=background_replace.CONCURRENCY,
+    )
+    registry.register(
+        headshots_door.MODEL,
+        headshots.generate_headshots,
+        timeout=headshots.TIMEOUT,
+        input_model=headshots.HeadshotsInput,
+        concurrency=headshots.CONCURRENCY,
+        callback=headshots_door.callback_body,
     )
     registry.register(
         "runback/thumbnail",

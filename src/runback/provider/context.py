@@ -103,6 +103,11 @@ class RunContext:
         self._sent += 1
         return await self._results(self._run, position=position, data=data, output=output)
 
+    async def read_upload(self, key: str) -> bytes:
+        """A file uploaded with this run's request (a front door that takes files names
+        their keys in the input)."""
+        return await self._outputs.read_upload(self._run, key)
+
     async def save_output(
         self, data: OutputData, *, content_type: str, type: str | None = None
     ) -> OutputFile:

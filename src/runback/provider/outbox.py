@@ -37,6 +37,7 @@ from runback.core.states import DeliveryStatus
 from runback.errors import ConflictError, DeliveryInFlightError, NotFoundError
 from runback.provider.dispatcher import Handoff
 from runback.provider.outputs import Outputs
+from runback.provider.registry import CallbackBody
 from runback.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,10 @@ class Outbox:
         retry_policy: RetryPolicy,
         on_delivery: Callable[[], None],
         take: Callable[[Delivery], Handoff | None] | None = None,
+        callback_of: Callable[[str], CallbackBody | None] = lambda _model: None,
     ) -> None:
         self._store = store
+        self._callback_of = callback_of
         self._outputs = outputs
         self._clock = clock
         self._retry_policy = retry_policy
@@ -63,13 +66,16 @@ class Outbox:
         self._take = take
 
     async def _delivery(self, run: Run, *, is_automatic: bool, files: bool = True) -> Delivery:
+        output = await self._outputs.render_one(run) if files else run.output
+        shape = self._callback_of(run.model)
         return new_delivery(
             run,
             delivery_id=new_id(),
             now=self._clock.now(),
             policy=self._retry_policy,
             is_automatic=is_automatic,
-            output=await self._outputs.render_one(run) if files else run.output,
+            output=output,
+            body=None if shape is None else shape(run, output),
         )
 
     async def end(self, run: Run, ending: Ending, *, files: bool = True) -> Run | None:

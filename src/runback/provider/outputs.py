@@ -25,6 +25,7 @@ from runback.core.file_urls import sign_file_url
 from runback.core.ids import new_id
 from runback.core.records import JsonText, OutputFile, Run
 from runback.core.retry import RetryPolicy
+from runback.errors import ModelError
 from runback.store import Store
 
 OutputData = bytes | Path | AsyncIterable[bytes]
@@ -108,6 +109,19 @@ class Outputs:
         )
         await self._store.outputs.add(output)
         return output
+
+    async def save_upload(self, run_id: UUID, position: int, data: bytes) -> str:
+        """Keep a file a request uploaded for run ``run_id`` (its model reads it with
+        ``read_upload``); answers its key."""
+        key = f"uploads/{run_id}/{position}"
+        await self._blobs.put(key, data)
+        return key
+
+    async def read_upload(self, run: Run, key: str) -> bytes:
+        """A file uploaded for ``run``; only that run's uploads can be read."""
+        if not key.startswith(f"uploads/{run.id}/"):
+            raise ModelError(f"{key} is not an upload of this run", code="invalid_input")
+        return b"".join([chunk async for chunk in self._blobs.read(key)])
 
     async def discard(self, run_id: UUID) -> None:
         """Forget the files an interrupted execution of a run saved."""

@@ -19,10 +19,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from runback.core.records import JsonText, Run
 from runback.errors import ConfigError
 
 ModelFunction = Callable[..., Any]
 """``async def f(input, context) -> dict`` or ``def f(input, context) -> dict``."""
+
+CallbackBody = Callable[[Run, JsonText | None], bytes]
+"""The body of an ended run's callback, from the run and its output with signed URLs."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)+")
 
@@ -40,6 +44,8 @@ class Model:
     """Runs of this model executing at once, at most; more wait in ``queued``."""
     url_ttl: float | None = None
     """Seconds its output URLs stay valid, overriding the deployment's rule."""
+    callback: CallbackBody | None = None
+    """Its own callback body (a front door's shape), instead of the run callback's."""
 
     @property
     def is_async(self) -> bool:
@@ -68,8 +74,10 @@ class ModelRegistry:
         input_model: type[BaseModel] | None = None,
         concurrency: int | None = None,
         url_ttl: float | None = None,
+        callback: CallbackBody | None = None,
     ) -> Model:
-        """Register ``function`` as model ``name`` (``owner/name``, more segments allowed)."""
+        """Register ``function`` as model ``name`` (``owner/name``, more segments allowed);
+        ``callback`` makes its runs' callback bodies (for a front door's own shape)."""
         if not _NAME.fullmatch(name):
             raise ConfigError(
                 f"model name {name!r} must be 'owner/name': segments of letters, digits, '.', "
@@ -91,6 +99,7 @@ class ModelRegistry:
             input_model=input_model,
             concurrency=concurrency,
             url_ttl=url_ttl,
+            callback=callback,
         )
         self._models[name] = model
         return model

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from runback.provider.api import batches, callback_secrets, callbacks, files, models, runs
+from runback.provider.api import (
+    batches,
+    callback_secrets,
+    callbacks,
+    files,
+    headshots,
+    models,
+    runs,
+)
 from runback.provider.api.deps import ApiDeps
 from runback.store import check_schema
 from runback.web.app import base_app
@@ -20,4 +28,5 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(callback_secrets.router)
     app.include_router(models.router)
     app.include_router(files.router)
+    app.include_router(headshots.router)
     return app

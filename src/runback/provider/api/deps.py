@@ -19,7 +19,7 @@ from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
 from runback.store import Store
-from runback.web.auth import Bearer, key_organizations
+from runback.web.auth import Bearer, XApiKey, key_organizations
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +59,12 @@ async def get_deps(request: Request) -> ApiDeps:
 
 
 async def get_caller(
-    request: Request, deps: Annotated[ApiDeps, Depends(get_deps)], credentials: Bearer
+    request: Request,
+    deps: Annotated[ApiDeps, Depends(get_deps)],
+    credentials: Bearer,
+    api_key: XApiKey,
 ) -> Caller:
-    organizations = await key_organizations(deps.store, credentials)
+    organizations = await key_organizations(deps.store, credentials, api_key)
     chosen = organizations[0]
     header = request.headers.get("x-organization-id")
     if header is not None:
