@@ -124,3 +124,33 @@ async def test_the_headshots_seed_s_curl_example_runs_against_runback(tmp_path: 
     assert (sent["event"], sent["headshots_id"]) == ("headshots.completed", headshots_id)
     assert len(sent["image_urls"]) == 60
     assert Image.open(io.BytesIO(picture.content)).format == "JPEG"
+
+
+async def test_the_runware_seed_s_task_runs_against_runback(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
+    found = re.search(r"```json\n(\{.*?\})\n```", (PAGES / "runware.md").read_text(), re.DOTALL)
+    assert found is not None, "the seed's task left its page"
+
+    with ServeProcess(data_dir) as server:
+        async with LoopbackReceiver() as outside:
+            task = found[1].replace("https://api.example.com", outside.url)
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                answer = await client.post(
+                    "/v1",
+                    content=f"[{task}]",
+                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                )
+                await wait_for(lambda: len(outside.requests) == 1, timeout=60, what="the result")
+                sent = orjson.loads(outside.requests[0].body)
+                picture = await client.get(sent["imageURL"])
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "data": [{"taskType": "imageInference", "taskUUID": "a770f077-f413-47de-9dac-be0b26a35da6"}]
+    }
+    assert outside.requests[0].path == "/webhooks/runware"
+    assert (sent["taskUUID"], sent["width"], sent["height"]) == (
+        "a770f077-f413-47de-9dac-be0b26a35da6", 1024, 1024,
+    )  # fmt: skip
+    assert Image.open(io.BytesIO(picture.content)).size == (1024, 1024)

@@ -7,8 +7,9 @@ import asyncio
 from typing import Any
 
 from runback.core import headshots as headshots_door
+from runback.core import runware
 from runback.errors import ModelError
-from runback.models import background_replace, headshots, thumbnail
+from runback.models import background_replace, headshots, image_inference, thumbnail
 from runback.provider.context import RunContext
 from runback.provider.registry import ModelRegistry
 
@@ -58,6 +59,16 @@ def register_builtins(registry: ModelRegistry) -> ModelRegistry:
         input_model=headshots.HeadshotsInput,
         concurrency=headshots.CONCURRENCY,
         callback=headshots_door.callback_body,
+    )
+    registry.register(
+        runware.MODEL,
+        image_inference.image_inference,
+        timeout=image_inference.TIMEOUT,
+        input_model=image_inference.ImageInferenceInput,
+        concurrency=image_inference.CONCURRENCY,
+        callback=runware.ended_body,
+        result_callback=runware.result_body,
+        retry=runware.LADDER,
     )
     registry.register(
         "runback/thumbnail",

@@ -26,6 +26,7 @@ from runback.core.records import (
     TERMINAL_EVENT,
     Batch,
     Delivery,
+    JsonText,
     OutputFile,
     Recovery,
     Run,
@@ -37,7 +38,7 @@ from runback.core.states import DeliveryStatus
 from runback.errors import ConflictError, DeliveryInFlightError, NotFoundError
 from runback.provider.dispatcher import Handoff
 from runback.provider.outputs import Outputs
-from runback.provider.registry import CallbackBody
+from runback.provider.registry import Model
 from runback.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,27 +56,39 @@ class Outbox:
         retry_policy: RetryPolicy,
         on_delivery: Callable[[], None],
         take: Callable[[Delivery], Handoff | None] | None = None,
-        callback_of: Callable[[str], CallbackBody | None] = lambda _model: None,
+        model_of: Callable[[str], Model | None] = lambda _name: None,
     ) -> None:
         self._store = store
-        self._callback_of = callback_of
+        self._model_of = model_of
         self._outputs = outputs
         self._clock = clock
         self._retry_policy = retry_policy
         self._on_delivery = on_delivery
         self._take = take
 
-    async def _delivery(self, run: Run, *, is_automatic: bool, files: bool = True) -> Delivery:
+    def _policy(self, run: Run) -> RetryPolicy:
+        model = self._model_of(run.model)
+        return self._retry_policy if model is None or model.retry is None else model.retry
+
+    async def _delivery(
+        self, run: Run, *, is_automatic: bool, files: bool = True
+    ) -> Delivery | None:
+        """The delivery of ``run``'s end; None when its model's shape sends none."""
         output = await self._outputs.render_one(run) if files else run.output
-        shape = self._callback_of(run.model)
+        model = self._model_of(run.model)
+        body = None
+        if model is not None and model.callback is not None:
+            body = model.callback(run, output)
+            if body is None:
+                return None
         return new_delivery(
             run,
             delivery_id=new_id(),
             now=self._clock.now(),
-            policy=self._retry_policy,
+            policy=self._policy(run),
             is_automatic=is_automatic,
             output=output,
-            body=None if shape is None else shape(run, output),
+            body=body,
         )
 
     async def end(self, run: Run, ending: Ending, *, files: bool = True) -> Run | None:
@@ -129,23 +142,36 @@ class Outbox:
             self._on_delivery()
         return result
 
+    async def shown_result(
+        self, run: Run, result: RunResult, output: OutputFile | None = None
+    ) -> JsonText:
+        """A result's data with its file's entry (URL signed now) under ``output``."""
+        if output is None and result.output_id is not None:
+            output = await self._store.outputs.get(result.output_id)
+        if output is None:
+            return result.data
+        shown = orjson.loads(result.data)
+        shown["output"] = await self._outputs.entry(
+            output, expires_at=self._outputs.expires_at(run)
+        )
+        return dumps(shown)
+
     async def _result_delivery(
         self, run: Run, result: RunResult, output: OutputFile | None, *, is_automatic: bool
     ) -> Delivery:
-        data = result.data
-        if output is not None:
-            shown = orjson.loads(data)
-            shown["output"] = await self._outputs.entry(
-                output, expires_at=self._outputs.expires_at(run)
-            )
-            data = dumps(shown)
+        data = await self.shown_result(run, result, output)
+        model = self._model_of(run.model)
+        if model is not None and model.result_callback is not None:
+            body = model.result_callback(run, result, data)
+        else:
+            body = result_callback_body(run, result, data=data)
         return new_result_delivery(
             run,
             result,
-            body=result_callback_body(run, result, data=data),
+            body=body,
             delivery_id=new_id(),
             now=self._clock.now(),
-            policy=self._retry_policy,
+            policy=self._policy(run),
             is_automatic=is_automatic,
         )
 
@@ -160,10 +186,7 @@ class Outbox:
         result = await self._store.outputs.result(result_id, run_id=run.id)
         if result is None:
             raise NotFoundError(f"run {run.id} sent no result {result_id}", code="RESULT_NOT_FOUND")
-        output = None
-        if result.output_id is not None:
-            output = await self._store.outputs.get(result.output_id)
-        delivery = await self._result_delivery(run, result, output, is_automatic=False)
+        delivery = await self._result_delivery(run, result, None, is_automatic=False)
         delivery = replace(delivery, recovery_id=recovery_id)
         await self._store.outbox.add(delivery)
         self._on_delivery()
@@ -232,7 +255,14 @@ class Outbox:
             raise ConflictError(
                 f"run {run.id} has no callback_url to deliver to", code="NO_CALLBACK_URL"
             )
-        delivery = replace(await self._delivery(run, is_automatic=False), recovery_id=recovery_id)
+        made = await self._delivery(run, is_automatic=False)
+        if made is None:
+            raise ConflictError(
+                f"run {run.id} sends no callback when it ends: its results were its callbacks "
+                "(redeliver one with result_id)",
+                code="NO_CALLBACK",
+            )
+        delivery = replace(made, recovery_id=recovery_id)
         await self._store.outbox.add(delivery)
         self._on_delivery()
         return delivery

@@ -19,14 +19,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runback.core.records import JsonText, Run
+from runback.core.records import JsonText, Run, RunResult
+from runback.core.retry import RetryPolicy
 from runback.errors import ConfigError
 
 ModelFunction = Callable[..., Any]
 """``async def f(input, context) -> dict`` or ``def f(input, context) -> dict``."""
 
-CallbackBody = Callable[[Run, JsonText | None], bytes]
-"""The body of an ended run's callback, from the run and its output with signed URLs."""
+CallbackBody = Callable[[Run, JsonText | None], bytes | None]
+"""The body of an ended run's callback, from the run and its output with signed URLs; None
+sends none (a front door whose results were its callbacks)."""
+ResultBody = Callable[[Run, RunResult, JsonText], bytes]
+"""The body of one result's callback, from the run, the result and its data (the file's
+entry, URL signed, under ``output``)."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)+")
 
@@ -46,6 +51,10 @@ class Model:
     """Seconds its output URLs stay valid, overriding the deployment's rule."""
     callback: CallbackBody | None = None
     """Its own callback body (a front door's shape), instead of the run callback's."""
+    result_callback: ResultBody | None = None
+    """Its own body for each result's callback, instead of ``run.result``'s."""
+    retry: RetryPolicy | None = None
+    """The retry ladder of its callbacks, instead of the deployment's."""
 
     @property
     def is_async(self) -> bool:
@@ -75,9 +84,12 @@ class ModelRegistry:
         concurrency: int | None = None,
         url_ttl: float | None = None,
         callback: CallbackBody | None = None,
+        result_callback: ResultBody | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Model:
         """Register ``function`` as model ``name`` (``owner/name``, more segments allowed);
-        ``callback`` makes its runs' callback bodies (for a front door's own shape)."""
+        ``callback`` and ``result_callback`` make its runs' callback bodies and ``retry``
+        their ladder (for a front door's own shapes and schedule)."""
         if not _NAME.fullmatch(name):
             raise ConfigError(
                 f"model name {name!r} must be 'owner/name': segments of letters, digits, '.', "
@@ -100,6 +112,8 @@ class ModelRegistry:
             concurrency=concurrency,
             url_ttl=url_ttl,
             callback=callback,
+            result_callback=result_callback,
+            retry=retry,
         )
         self._models[name] = model
         return model

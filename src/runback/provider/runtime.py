@@ -148,7 +148,7 @@ async def assemble(
         retry_policy=delivery.retry,
         on_delivery=lambda: hints.send(DELIVERIES),
         take=dispatcher.take,
-        callback_of=lambda name: model.callback if (model := registry.get(name)) else None,
+        model_of=registry.get,
     )
     executor = Executor(
         store=store,

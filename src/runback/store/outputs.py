@@ -63,6 +63,16 @@ class OutputStore:
             row = (await conn.execute(query)).first()
         return None if row is None else to_record(RunResult, row)
 
+    async def results(self, run_id: UUID) -> list[RunResult]:
+        """The results ``run_id`` sent, in order."""
+        query = (
+            select(run_results)
+            .where(run_results.c.run_id == run_id)
+            .order_by(run_results.c.position, run_results.c.created_at)
+        )
+        async with self._db.read() as conn:
+            return [to_record(RunResult, row) for row in await conn.execute(query)]
+
     async def for_runs(self, run_ids: Iterable[UUID]) -> dict[UUID, list[OutputFile]]:
         """The outputs of each run, in the order they were saved."""
         ids = set(run_ids)

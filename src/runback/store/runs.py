@@ -180,6 +180,16 @@ class RunStore:
         last = found[limit - 1]
         return found[:limit], (last.created_at, last.id)
 
+    async def by_key(self, organization_id: UUID, key: str) -> Run | None:
+        """The run an organization created with ``Idempotency-Key`` ``key`` (a front door
+        that names its tasks keeps their names so)."""
+        query = select(runs).where(
+            runs.c.organization_id == organization_id, runs.c.idempotency_key == key
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else run_record(row)
+
     async def get(self, run_id: UUID, *, organization_id: UUID | None = None) -> Run | None:
         """One run; with ``organization_id``, only if it belongs to that organization."""
         async with self._db.read() as conn:

@@ -12,6 +12,7 @@ from runback.provider.api import (
     headshots,
     models,
     runs,
+    runware,
 )
 from runback.provider.api.deps import ApiDeps
 from runback.store import check_schema
@@ -29,4 +30,5 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(headshots.router)
+    app.include_router(runware.router)
     return app
