@@ -9,6 +9,7 @@ import asyncio
 import io
 import os
 import re
+import sys
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from PIL import Image
 
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver
+from support.s3 import free_port
 from support.waiting import wait_for
 
 PAGES = Path(__file__).resolve().parents[2] / "docs" / "front-doors"
@@ -117,13 +119,14 @@ async def test_the_headshots_seed_s_curl_example_runs_against_runback(tmp_path: 
             headshots_id = orjson.loads(body)["data"]["headshots_id"]
             await wait_for(lambda: len(outside.requests) == 1, timeout=60, what="the callback")
             sent = orjson.loads(outside.requests[0].body)
-            async with httpx.AsyncClient() as client:
-                picture = await client.get(sent["image_urls"][59])
+            async with httpx.AsyncClient() as client:  # the receiver copies all 60 at once
+                pictures = await asyncio.gather(*(client.get(u) for u in sent["image_urls"]))
 
     assert outside.requests[0].path == "/webhook/headshots"
     assert (sent["event"], sent["headshots_id"]) == ("headshots.completed", headshots_id)
     assert len(sent["image_urls"]) == 60
-    assert Image.open(io.BytesIO(picture.content)).format == "JPEG"
+    assert {picture.status_code for picture in pictures} == {200}
+    assert {Image.open(io.BytesIO(p.content)).size for p in pictures} == {(512, 512)}
 
 
 async def test_the_runware_seed_s_task_runs_against_runback(tmp_path: Path) -> None:
@@ -154,3 +157,59 @@ async def test_the_runware_seed_s_task_runs_against_runback(tmp_path: Path) -> N
         "a770f077-f413-47de-9dac-be0b26a35da6", 1024, 1024,
     )  # fmt: skip
     assert Image.open(io.BytesIO(picture.content)).size == (1024, 1024)
+
+
+HANDLERS = Path(__file__).resolve().parent / "seed_handlers"
+
+
+async def test_the_runware_seed_s_flask_handler_receives_three_results(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
+    # The seed's Flask handler as written, run by Flask's own server on a free port.
+    (tmp_path / "runware_flask.py").write_text((HANDLERS / "runware_flask.txt").read_text())
+    port = free_port()
+    handler = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flask", "--app", "runware_flask", "run", "--port", str(port),
+        cwd=tmp_path, env={**os.environ, "WEBHOOK_TOKEN": "s3cret", "PYTHONUNBUFFERED": "1"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    task = {
+        "taskType": "imageInference",
+        "taskUUID": "6c1e1f6e-3c39-4d0c-9a57-0b5c3c8f1a11",
+        "positivePrompt": "three foxes in a snowy forest",
+        "width": 320,
+        "height": 256,
+        "numberResults": 3,
+        "webhookURL": f"http://127.0.0.1:{port}/webhooks/runware?token=s3cret",
+    }
+    lines: list[str] = []
+    try:
+        with ServeProcess(data_dir) as server:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                answer = await client.post(
+                    "/v1", json=[task], headers={"Authorization": f"Bearer {key}"}
+                )
+                assert answer.status_code == 200, answer.text
+                assert handler.stdout is not None
+                while sum("Task completed" in line for line in lines) < 3:
+                    line = await asyncio.wait_for(handler.stdout.readline(), timeout=60)
+                    assert line, "the Flask handler stopped"
+                    lines.append(line.decode())
+                [run] = (
+                    await client.get("/v1/runs", headers={"Authorization": f"Bearer {key}"})
+                ).json()["items"]
+                log = (
+                    await client.get(
+                        f"/v1/runs/{run['id']}/callback", headers={"Authorization": f"Bearer {key}"}
+                    )
+                ).json()
+                images = [orjson.loads(d["payload_bytes"])["imageURL"] for d in log]
+                pictures = [await client.get(url) for url in images]
+    finally:
+        handler.terminate()
+        await handler.wait()
+
+    completed = [line for line in lines if "Task completed" in line]
+    assert completed == [f"Task completed: {task['taskUUID']}\n"] * 3
+    assert [d["status_code"] for d in log] == ["succeeded"] * 3
+    assert {Image.open(io.BytesIO(p.content)).size for p in pictures} == {(320, 256)}
