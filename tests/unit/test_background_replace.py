@@ -105,7 +105,7 @@ async def test_a_jpeg_works_too(h: Harness) -> None:
     ("source", "says"),
     [
         (b"not an image", "not a readable image"),
-        (portrait("GIF"), "GIF image: send PNG, JPEG or WebP"),
+        (portrait("GIF"), "GIF image: send JPEG, PNG, WEBP"),
     ],
 )
 async def test_an_unusable_image_fails_the_run_as_invalid_input(

@@ -18,10 +18,10 @@ import io
 import re
 from typing import Any, Final
 
-from PIL import Image, ImageChops, ImageColor, ImageFilter, ImageOps, ImageStat
+from PIL import Image, ImageChops, ImageColor, ImageFilter, ImageStat
 from pydantic import BaseModel, ConfigDict, Field
 
-from runback.errors import ModelError
+from runback.models.images import opened
 from runback.provider.context import RunContext
 
 MAX_URL_LENGTH = 2048
@@ -102,7 +102,7 @@ def scene(prompt: str) -> tuple[RGB, RGB]:
 
 
 def _replaced(source: bytes, top: RGB, bottom: RGB) -> tuple[bytes, tuple[int, int], float]:
-    image = _opened(source)
+    image = opened(source, what="image_url", max_pixels=MAX_IMAGE_PIXELS, formats=FORMATS)
     mask = _subject_mask(image)
     covered = sum(i * n for i, n in enumerate(mask.histogram())) / (
         255 * image.width * image.height
@@ -112,28 +112,6 @@ def _replaced(source: bytes, top: RGB, bottom: RGB) -> tuple[bytes, tuple[int, i
     buffer = io.BytesIO()
     backdrop.save(buffer, format="PNG")
     return buffer.getvalue(), image.size, covered
-
-
-def _opened(source: bytes) -> Image.Image:
-    try:
-        with Image.open(io.BytesIO(source)) as image:
-            if image.format not in FORMATS:
-                raise ModelError(
-                    f"image_url is a {image.format} image: send PNG, JPEG or WebP",
-                    code="invalid_input",
-                )
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise ModelError(
-                    f"the image is {image.width}x{image.height}: over the limit of "
-                    f"{MAX_IMAGE_PIXELS} pixels",
-                    code="invalid_input",
-                )
-            return ImageOps.exif_transpose(image).convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        # Pillow's ways of saying "not an image" or "a broken one"
-        raise ModelError(
-            f"image_url is not a readable image: {exc}", code="invalid_input"
-        ) from None
 
 
 def _subject_mask(image: Image.Image) -> Image.Image:

@@ -20,6 +20,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from pydantic import BaseModel, ConfigDict, Field
 
 from runback.errors import ModelError
+from runback.models.images import opened
 from runback.provider.context import RunContext
 
 COUNT = 60
@@ -89,9 +90,14 @@ async def generate_headshots(input: HeadshotsInput, context: RunContext) -> dict
     photos = [await context.read_upload(key) for key in input.uploads]
     for url in input.image_urls:
         photos.append(await context.fetch(url, max_bytes=MAX_PHOTO_BYTES, timeout=FETCH_TIMEOUT))
-    opened = await asyncio.to_thread(lambda: [_opened(photo, n) for n, photo in enumerate(photos)])
+    images = await asyncio.to_thread(
+        lambda: [
+            opened(photo, what=f"photo {n + 1}", max_pixels=MAX_PHOTO_PIXELS)
+            for n, photo in enumerate(photos)
+        ]
+    )
     for n in range(COUNT):
-        jpeg = await asyncio.to_thread(headshot, opened[n % len(opened)], n)
+        jpeg = await asyncio.to_thread(headshot, images[n % len(images)], n)
         await context.save_output(jpeg, content_type="image/jpeg")
     return {"count": COUNT, "photos": len(photos)}
 
@@ -112,19 +118,3 @@ def headshot(photo: Image.Image, n: int) -> bytes:
     buffer = io.BytesIO()
     canvas.save(buffer, format="JPEG", quality=88)
     return buffer.getvalue()
-
-
-def _opened(data: bytes, n: int) -> Image.Image:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_PHOTO_PIXELS:
-                raise ModelError(
-                    f"photo {n + 1} is {image.width}x{image.height}: over the limit of "
-                    f"{MAX_PHOTO_PIXELS} pixels",
-                    code="invalid_input",
-                )
-            return ImageOps.exif_transpose(image).convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ModelError(
-            f"photo {n + 1} is not a readable image: {exc}", code="invalid_input"
-        ) from None
