@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LOCK   := requirements.lock
 
-.PHONY: run run-pg test check soak bench bench-full lock clean
+.PHONY: run run-pg test check soak bench bench-full lock clean node-express
 
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
@@ -38,7 +38,12 @@ run-pg: $(VENV)/.run  ## one API (port 8000) and two workers (8100, 8101) on Pos
 	$(BIN)/runback worker --port 8100 & $(BIN)/runback worker --port 8101 & \
 	$(BIN)/runback api --port 8000; wait
 
-test: $(VENV)/.dev  ## the whole suite, on two processes
+# The seeds' own Express handler runs in the suite on Debian's node-express (never npm).
+node-express:
+	@NODE_PATH=/usr/share/nodejs node -e "require('express')" 2>/dev/null || \
+	  (apt-get install -y -q node-express >/dev/null || sudo apt-get install -y -q node-express >/dev/null)
+
+test: $(VENV)/.dev node-express  ## the whole suite, on two processes
 	$(BIN)/pytest -n 2
 
 check: $(VENV)/.dev  ## format, lint, types

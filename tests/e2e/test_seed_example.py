@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from aiohttp import web
 from PIL import Image
 
@@ -160,17 +161,30 @@ async def test_the_runware_seed_s_task_runs_against_runback(tmp_path: Path) -> N
 
 
 HANDLERS = Path(__file__).resolve().parent / "seed_handlers"
+NODE_PATH = "/usr/share/nodejs"
+"""Where Debian's node-express lives (``make test`` installs it when absent)."""
 
 
-async def test_the_runware_seed_s_flask_handler_receives_three_results(tmp_path: Path) -> None:
+def _handler_command(kind: str, folder: Path, port: int) -> list[str]:
+    """The seed's handler of ``kind``, as written but for its port, ready to run."""
+    if kind == "flask":
+        (folder / "runware_flask.py").write_text((HANDLERS / "runware_flask.txt").read_text())
+        return [sys.executable, "-m", "flask", "--app", "runware_flask", "run", "--port", str(port)]
+    script = (HANDLERS / "runware_express.txt").read_text()
+    (folder / "runware_express.js").write_text(script.replace("listen(3000)", f"listen({port})"))
+    return ["node", "runware_express.js"]
+
+
+@pytest.mark.parametrize("kind", ["flask", "express"])
+async def test_the_runware_seed_s_handlers_receive_three_results(tmp_path: Path, kind: str) -> None:
     data_dir = tmp_path / "data"
     key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
-    # The seed's Flask handler as written, run by Flask's own server on a free port.
-    (tmp_path / "runware_flask.py").write_text((HANDLERS / "runware_flask.txt").read_text())
     port = free_port()
     handler = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flask", "--app", "runware_flask", "run", "--port", str(port),
-        cwd=tmp_path, env={**os.environ, "WEBHOOK_TOKEN": "s3cret", "PYTHONUNBUFFERED": "1"},
+        *_handler_command(kind, tmp_path, port),
+        cwd=tmp_path,
+        env={**os.environ, "WEBHOOK_TOKEN": "s3cret", "PYTHONUNBUFFERED": "1",
+             "NODE_PATH": NODE_PATH},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     task = {
@@ -182,34 +196,27 @@ async def test_the_runware_seed_s_flask_handler_receives_three_results(tmp_path:
         "numberResults": 3,
         "webhookURL": f"http://127.0.0.1:{port}/webhooks/runware?token=s3cret",
     }
+    auth = {"Authorization": f"Bearer {key}"}
     lines: list[str] = []
     try:
         with ServeProcess(data_dir) as server:
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-                answer = await client.post(
-                    "/v1", json=[task], headers={"Authorization": f"Bearer {key}"}
-                )
+                answer = await client.post("/v1", json=[task], headers=auth)
                 assert answer.status_code == 200, answer.text
                 assert handler.stdout is not None
                 while sum("Task completed" in line for line in lines) < 3:
                     line = await asyncio.wait_for(handler.stdout.readline(), timeout=60)
-                    assert line, "the Flask handler stopped"
+                    assert line, f"the {kind} handler stopped: {''.join(lines)}"
                     lines.append(line.decode())
-                [run] = (
-                    await client.get("/v1/runs", headers={"Authorization": f"Bearer {key}"})
-                ).json()["items"]
-                log = (
-                    await client.get(
-                        f"/v1/runs/{run['id']}/callback", headers={"Authorization": f"Bearer {key}"}
-                    )
-                ).json()
+                [run] = (await client.get("/v1/runs", headers=auth)).json()["items"]
+                log = (await client.get(f"/v1/runs/{run['id']}/callback", headers=auth)).json()
                 images = [orjson.loads(d["payload_bytes"])["imageURL"] for d in log]
                 pictures = [await client.get(url) for url in images]
     finally:
         handler.terminate()
         await handler.wait()
 
-    completed = [line for line in lines if "Task completed" in line]
-    assert completed == [f"Task completed: {task['taskUUID']}\n"] * 3
+    completed = [line.strip() for line in lines if "Task completed" in line]
+    assert completed == [f"Task completed: {task['taskUUID']}"] * 3
     assert [d["status_code"] for d in log] == ["succeeded"] * 3
     assert {Image.open(io.BytesIO(p.content)).size for p in pictures} == {(320, 256)}
