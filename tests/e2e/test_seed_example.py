@@ -220,3 +220,77 @@ async def test_the_runware_seed_s_handlers_receive_three_results(tmp_path: Path,
     assert completed == [f"Task completed: {task['taskUUID']}"] * 3
     assert [d["status_code"] for d in log] == ["succeeded"] * 3
     assert {Image.open(io.BytesIO(p.content)).size for p in pictures} == {(320, 256)}
+
+
+EXPRESS_DB = """const db = {
+  runs: { upsert: async (row) => console.log("saved", row.run_id, row.status) },
+};
+"""
+FASTAPI_DB = """class _Runs:
+    async def upsert(self, **row):
+        print("saved", row["run_id"], row["status"], flush=True)
+
+
+class db:
+    runs = _Runs()
+
+
+"""
+
+
+def _runflow_handler(kind: str, folder: Path, port: int) -> list[str]:
+    """The seed's Runflow handler of ``kind``, with the ``db`` it saves to, ready to run."""
+    if kind == "fastapi":
+        handler = (HANDLERS / "runflow_fastapi.txt").read_text()
+        (folder / "runflow_fastapi.py").write_text(FASTAPI_DB + handler)
+        return [sys.executable, "-m", "uvicorn", "runflow_fastapi:app", "--port", str(port)]
+    # An ES module finds express through node_modules (not NODE_PATH); express's own
+    # requires still go through NODE_PATH.
+    (folder / "node_modules").symlink_to(NODE_PATH)
+    handler = (HANDLERS / "runflow_express.txt").read_text()
+    script = EXPRESS_DB + handler.replace("listen(3000)", f"listen({port})")
+    (folder / "runflow_express.mjs").write_text(script)
+    return ["node", "runflow_express.mjs"]
+
+
+@pytest.mark.parametrize("kind", ["express", "fastapi"])
+async def test_the_runflow_seeds_handlers_save_the_callback(tmp_path: Path, kind: str) -> None:
+    data_dir = tmp_path / "data"
+    key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
+    port = free_port()
+    handler = await asyncio.create_subprocess_exec(
+        *_runflow_handler(kind, tmp_path, port),
+        cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1", "NODE_PATH": NODE_PATH},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    image = _portrait()
+
+    async def serve_image(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=image, content_type="image/png")
+
+    lines: list[str] = []
+    try:
+        with ServeProcess(data_dir) as server:
+            async with LoopbackReceiver(serve_image) as images:
+                body = {
+                    "input": {"image_url": images.url_for("/p.png"), "prompt": "studio"},
+                    "callback_url": f"http://127.0.0.1:{port}/webhook/runflow",
+                }
+                async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                    made = await client.post(
+                        "/v1/models/runflow/background-replace/runs",
+                        json=body,
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                assert made.status_code == 201, made.text
+                assert handler.stdout is not None
+                while not any(line.startswith("saved") for line in lines):
+                    line = await asyncio.wait_for(handler.stdout.readline(), timeout=60)
+                    assert line, f"the {kind} handler stopped: {''.join(lines)}"
+                    lines.append(line.decode())
+    finally:
+        handler.terminate()
+        await handler.wait()
+
+    saved = [line.split() for line in lines if line.startswith("saved")]
+    assert saved == [["saved", made.json()["id"], "succeeded"]]
