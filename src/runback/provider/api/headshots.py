@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
+from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
@@ -107,7 +108,7 @@ async def generate_headshots(request: Request, deps: Deps, caller: CurrentCaller
     return json_response(door.answer({"headshots_id": str(run.id)}))
 
 
-async def _uploaded(request: Request, deps: ApiDeps, run_id: Any) -> tuple[str | None, list[str]]:
+async def _uploaded(request: Request, deps: ApiDeps, run_id: UUID) -> tuple[str | None, list[str]]:
     """The multipart body's ``callback_url`` and its ``images``, each checked and kept."""
     declared = request.headers.get("content-length", "")
     if not declared.isdigit():
@@ -153,7 +154,7 @@ async def get_headshots(headshots_id: str, deps: Deps, caller: CurrentCaller) ->
     return json_response(door.status_view(run, await deps.outputs.render_one(run)))
 
 
-async def _headshots_of(deps: ApiDeps, organization_id: Any, headshots_id: str) -> Run:
+async def _headshots_of(deps: ApiDeps, organization_id: UUID, headshots_id: str) -> Run:
     parsed = uuid_or_none(headshots_id)
     run = None
     if parsed is not None:
