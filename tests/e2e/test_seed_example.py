@@ -175,18 +175,46 @@ def _handler_command(kind: str, folder: Path, port: int) -> list[str]:
     return ["node", "runware_express.js"]
 
 
+class SeedHandler:
+    """A seed's handler in its own process, its output read line by line."""
+
+    def __init__(self, process: asyncio.subprocess.Process, kind: str) -> None:
+        self.process, self.kind = process, kind
+        self.lines: list[str] = []
+
+    @classmethod
+    async def start(cls, command: list[str], folder: Path, kind: str, **env: str) -> SeedHandler:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            cwd=folder,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "NODE_PATH": NODE_PATH, **env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        return cls(process, kind)
+
+    async def until(self, said: str, times: int = 1) -> list[str]:
+        """Its lines until ``said`` has begun ``times`` of them (60 s at most per line)."""
+        assert self.process.stdout is not None
+        while sum(line.strip().startswith(said) for line in self.lines) < times:
+            line = await asyncio.wait_for(self.process.stdout.readline(), timeout=60)
+            assert line, f"the {self.kind} handler stopped: {''.join(self.lines)}"
+            self.lines.append(line.decode())
+        return [line.strip() for line in self.lines if line.strip().startswith(said)]
+
+    async def stop(self) -> None:
+        self.process.terminate()
+        await self.process.wait()
+
+
 @pytest.mark.parametrize("kind", ["flask", "express"])
 async def test_the_runware_seed_s_handlers_receive_three_results(tmp_path: Path, kind: str) -> None:
     data_dir = tmp_path / "data"
     key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
     port = free_port()
-    handler = await asyncio.create_subprocess_exec(
-        *_handler_command(kind, tmp_path, port),
-        cwd=tmp_path,
-        env={**os.environ, "WEBHOOK_TOKEN": "s3cret", "PYTHONUNBUFFERED": "1",
-             "NODE_PATH": NODE_PATH},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+    handler = await SeedHandler.start(
+        _handler_command(kind, tmp_path, port), tmp_path, kind, WEBHOOK_TOKEN="s3cret"
+    )
     task = {
         "taskType": "imageInference",
         "taskUUID": "6c1e1f6e-3c39-4d0c-9a57-0b5c3c8f1a11",
@@ -197,26 +225,19 @@ async def test_the_runware_seed_s_handlers_receive_three_results(tmp_path: Path,
         "webhookURL": f"http://127.0.0.1:{port}/webhooks/runware?token=s3cret",
     }
     auth = {"Authorization": f"Bearer {key}"}
-    lines: list[str] = []
     try:
         with ServeProcess(data_dir) as server:
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
                 answer = await client.post("/v1", json=[task], headers=auth)
                 assert answer.status_code == 200, answer.text
-                assert handler.stdout is not None
-                while sum("Task completed" in line for line in lines) < 3:
-                    line = await asyncio.wait_for(handler.stdout.readline(), timeout=60)
-                    assert line, f"the {kind} handler stopped: {''.join(lines)}"
-                    lines.append(line.decode())
+                completed = await handler.until("Task completed", times=3)
                 [run] = (await client.get("/v1/runs", headers=auth)).json()["items"]
                 log = (await client.get(f"/v1/runs/{run['id']}/callback", headers=auth)).json()
                 images = [orjson.loads(d["payload_bytes"])["imageURL"] for d in log]
                 pictures = [await client.get(url) for url in images]
     finally:
-        handler.terminate()
-        await handler.wait()
+        await handler.stop()
 
-    completed = [line.strip() for line in lines if "Task completed" in line]
     assert completed == [f"Task completed: {task['taskUUID']}"] * 3
     assert [d["status_code"] for d in log] == ["succeeded"] * 3
     assert {Image.open(io.BytesIO(p.content)).size for p in pictures} == {(320, 256)}
@@ -258,17 +279,12 @@ async def test_the_runflow_seeds_handlers_save_the_callback(tmp_path: Path, kind
     data_dir = tmp_path / "data"
     key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
     port = free_port()
-    handler = await asyncio.create_subprocess_exec(
-        *_runflow_handler(kind, tmp_path, port),
-        cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1", "NODE_PATH": NODE_PATH},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+    handler = await SeedHandler.start(_runflow_handler(kind, tmp_path, port), tmp_path, kind)
     image = _portrait()
 
     async def serve_image(request: web.Request) -> web.StreamResponse:
         return web.Response(body=image, content_type="image/png")
 
-    lines: list[str] = []
     try:
         with ServeProcess(data_dir) as server:
             async with LoopbackReceiver(serve_image) as images:
@@ -283,14 +299,8 @@ async def test_the_runflow_seeds_handlers_save_the_callback(tmp_path: Path, kind
                         headers={"Authorization": f"Bearer {key}"},
                     )
                 assert made.status_code == 201, made.text
-                assert handler.stdout is not None
-                while not any(line.startswith("saved") for line in lines):
-                    line = await asyncio.wait_for(handler.stdout.readline(), timeout=60)
-                    assert line, f"the {kind} handler stopped: {''.join(lines)}"
-                    lines.append(line.decode())
+                saved = await handler.until("saved")
     finally:
-        handler.terminate()
-        await handler.wait()
+        await handler.stop()
 
-    saved = [line.split() for line in lines if line.startswith("saved")]
-    assert saved == [["saved", made.json()["id"], "succeeded"]]
+    assert [line.split() for line in saved] == [["saved", made.json()["id"], "succeeded"]]
