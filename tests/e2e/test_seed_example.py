@@ -11,6 +11,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -21,7 +22,7 @@ from PIL import Image
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver
 from support.s3 import free_port
-from support.waiting import wait_for
+from support.waiting import eventually, wait_for
 
 PAGES = Path(__file__).resolve().parents[2] / "docs" / "front-doors"
 PAGE = PAGES / "runflow-runs.md"
@@ -232,14 +233,21 @@ async def test_the_runware_seed_s_handlers_receive_three_results(tmp_path: Path,
                 assert answer.status_code == 200, answer.text
                 completed = await handler.until("Task completed", times=3)
                 [run] = (await client.get("/v1/runs", headers=auth)).json()["items"]
-                log = (await client.get(f"/v1/runs/{run['id']}/callback", headers=auth)).json()
+                log: list[dict[str, Any]] = []
+
+                async def recorded() -> bool:  # each 200 is recorded just after it came
+                    log[:] = (
+                        await client.get(f"/v1/runs/{run['id']}/callback", headers=auth)
+                    ).json()
+                    return [d["status_code"] for d in log] == ["succeeded"] * 3
+
+                await eventually(recorded, timeout=15, what="three delivered results")
                 images = [orjson.loads(d["payload_bytes"])["imageURL"] for d in log]
                 pictures = [await client.get(url) for url in images]
     finally:
         await handler.stop()
 
     assert completed == [f"Task completed: {task['taskUUID']}"] * 3
-    assert [d["status_code"] for d in log] == ["succeeded"] * 3
     assert {Image.open(io.BytesIO(p.content)).size for p in pictures} == {(320, 256)}
 
 
