@@ -312,3 +312,49 @@ async def test_the_runflow_seeds_handlers_save_the_callback(tmp_path: Path, kind
         await handler.stop()
 
     assert [line.split() for line in saved] == [["saved", made.json()["id"], "succeeded"]]
+
+
+HEADSHOTS_AROUND = """const express = require("express");
+const app = express();
+app.use(express.json({ limit: "5mb" }));
+const db = {
+  saveHeadshots: async (row) => console.log("saved", row.headshots_id, row.image_urls.length),
+};
+"""
+
+
+async def test_the_headshots_seed_s_express_handler_saves_the_sixty_urls(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
+    port = free_port()
+    # The seed's snippet, verbatim, with the app and db it leaves to the reader around it.
+    handler = (HANDLERS / "headshots_express.txt").read_text()
+    script = f"{HEADSHOTS_AROUND}{handler}\napp.listen({port});\n"
+    (tmp_path / "headshots_express.js").write_text(script)
+    express = await SeedHandler.start(["node", "headshots_express.js"], tmp_path, "express")
+    photo = _portrait("JPEG")
+
+    async def serve_photo(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=photo, content_type="image/jpeg")
+
+    try:
+        with ServeProcess(data_dir) as server:
+            async with (
+                LoopbackReceiver(serve_photo) as photos,
+                httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+            ):
+                made = await client.post(
+                    "/api/v1/images/generate-headshots",
+                    json={
+                        "callback_url": f"http://127.0.0.1:{port}/webhook/headshots",
+                        "input_images": [photos.url_for("/me.jpg")],
+                    },
+                    headers={"x-api-key": key},
+                )
+                assert made.status_code == 200, made.text
+                saved = await express.until("saved")
+    finally:
+        await express.stop()
+
+    headshots_id = made.json()["data"]["headshots_id"]
+    assert [line.split() for line in saved] == [["saved", headshots_id, "60"]]
