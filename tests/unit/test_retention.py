@@ -7,11 +7,12 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import orjson
 import pytest
 from obstore.store import MemoryStore
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from runback.blobs import BlobError, BlobStore
 from runback.core.delivery import new_delivery
@@ -25,7 +26,7 @@ from runback.provider.registry import ModelRegistry
 from runback.pruner import Pruner
 from runback.settings import load_settings
 from runback.store import CopyDraft, EventDraft, Store
-from runback.store.schema import delivery_attempts
+from runback.store.schema import delivery_attempts, runs
 from runback.testing import ManualClock, respond
 from support.harness import FAST_POLICY, Harness, make_harness
 
@@ -105,6 +106,29 @@ async def test_prune_runs_answers_the_file_keys_for_the_caller_to_delete(
 
     assert (pruned.rows, list(pruned.blob_keys)) == (1, keys)
     assert await h.blobs.size(keys[0]) is not None  # deleting files is the caller's part
+
+
+async def test_a_run_s_uploads_go_with_it_and_only_its_own(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await _harness(store, clock)
+    submitted = await h.submit(model="acme/draw")
+    mine = await h.runtime.outputs.save_upload(submitted.id, 0, b"a photo")
+    other = await h.runtime.outputs.save_upload(uuid4(), 0, b"someone else's")
+    async with store.database.write() as conn:  # as a front door that takes files names them
+        await conn.execute(
+            update(runs)
+            .where(runs.c.id == submitted.id)
+            .values(input=orjson.dumps({"uploads": [mine, other]}).decode())
+        )
+    await h.executor.run_until_idle()
+    await h.dispatcher.deliver_due()
+    clock.advance(31 * DAY)
+
+    await _pruner(h).prune()
+
+    assert await h.blobs.size(mine) is None
+    assert await h.blobs.size(other) is not None  # named in the input, but not its upload
 
 
 async def test_a_run_younger_than_the_retention_stays(store: Store, clock: ManualClock) -> None:

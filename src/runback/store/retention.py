@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy import ColumnElement, Select, Table, and_, delete, exists, not_, select
 
 from runback.core.inbox import CopyState, HandlerState
@@ -59,8 +60,8 @@ class Retention:
 
     async def prune_runs(self, before: datetime, *, limit: int) -> Pruned:
         """Delete up to ``limit`` runs that ended before ``before`` and whose deliveries have
-        all ended, with their deliveries, attempts and output rows; answers how many, and the
-        blob keys of their output files for the caller to delete."""
+        all ended, with their deliveries, attempts, output and result rows; answers how many,
+        and the blob keys of their output files and uploads for the caller to delete."""
         in_flight = exists().where(
             deliveries.c.run_id == runs.c.id, deliveries.c.status.in_(_IN_FLIGHT)
         )
@@ -82,7 +83,7 @@ class Retention:
             keys = await conn.execute(
                 select(run_outputs.c.key).where(run_outputs.c.run_id.in_(ids))
             )
-            found = tuple(keys.scalars())
+            found = (*keys.scalars(), *await _upload_keys(conn, ids))
             await _delete_deliveries(conn, deliveries.c.run_id.in_(ids))
             await conn.execute(delete(run_outputs).where(run_outputs.c.run_id.in_(ids)))
             await conn.execute(delete(run_results).where(run_results.c.run_id.in_(ids)))
@@ -191,3 +192,18 @@ async def _delete_deliveries(conn: Connection, which: ColumnElement[bool]) -> No
         )
     )
     await conn.execute(delete(deliveries).where(ended))
+
+
+async def _upload_keys(conn: Connection, ids: list[UUID]) -> list[str]:
+    """The files uploaded with these runs: a front door that takes files names their keys
+    in the run's input (``uploads``), each under ``uploads/<run id>/``."""
+    rows = await conn.execute(
+        select(runs.c.id, runs.c.input).where(runs.c.id.in_(ids), runs.c.input.like('%"uploads"%'))
+    )
+    found: list[str] = []
+    for run_id, text in rows:
+        given = orjson.loads(text).get("uploads")
+        if isinstance(given, list):
+            mine = f"uploads/{run_id}/"
+            found.extend(key for key in given if isinstance(key, str) and key.startswith(mine))
+    return found
