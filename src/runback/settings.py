@@ -227,7 +227,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         """The database URL, defaulting to the SQLite file in the data directory."""
-        return self.database_url or sqlite_url(self.data_dir / DATABASE_FILE)
+        return self._database_url(self.data_dir)
+
+    def _database_url(self, data_dir: Path) -> str:
+        return self.database_url or sqlite_url(data_dir / DATABASE_FILE)
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -305,7 +308,7 @@ class Settings(BaseSettings):
 
     def _database(self, data_dir: Path) -> DatabaseConfig:
         return DatabaseConfig(
-            url=self.database_url or sqlite_url(data_dir / DATABASE_FILE),
+            url=self._database_url(data_dir),
             schema=self.database_schema,
             pool_size=self.database_pool_size,
             auto_migrate=self.auto_migrate,

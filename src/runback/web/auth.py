@@ -6,7 +6,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from runback.errors import UnauthorizedError
 from runback.store import Store
@@ -43,5 +43,3 @@ async def key_organizations(
 
 
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-_api_key = APIKeyHeader(name="x-api-key", auto_error=False, description="an API key, as a header")
-XApiKey = Annotated[str | None, Depends(_api_key)]

@@ -35,7 +35,7 @@ MAX_METADATA_BYTES = 16 * 1024
 """``metadata`` rides along in every callback: it is for references, not payloads."""
 CANCEL_WAIT_SECONDS = 5.0
 """How long a cancel waits for a running model to stop before it answers."""
-CANCEL_POLL_SECONDS = 0.05
+POLL_SECONDS = 0.05
 
 
 class RunCreate(BaseModel):
@@ -227,7 +227,7 @@ async def cancel_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response
         if task is not None:
             await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
         else:
-            await _until_ended(deps, caller, run_id)
+            await until_ended(deps, run, seconds=CANCEL_WAIT_SECONDS)
         run = await run_of(deps, caller, run_id)
     return await _shown(deps, run)
 
@@ -243,11 +243,10 @@ async def cancel(deps: ApiDeps, run: Run) -> asyncio.Task[Any] | None:
     return deps.cancel_running(run.id)
 
 
-async def _until_ended(deps: Deps, caller: CurrentCaller, run_id: str) -> Run:
-    """The run once it has ended, or as it stands after ``CANCEL_WAIT_SECONDS``."""
-    deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_SECONDS
-    while True:
-        run = await run_of(deps, caller, run_id)
-        if run.status.is_terminal or asyncio.get_running_loop().time() >= deadline:
-            return run
-        await asyncio.sleep(CANCEL_POLL_SECONDS)
+async def until_ended(deps: ApiDeps, run: Run, *, seconds: float) -> Run:
+    """``run`` once it has ended, or as it stands after ``seconds``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not run.status.is_terminal and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(POLL_SECONDS)
+        run = await deps.store.runs.get(run.id) or run
+    return run

@@ -12,7 +12,6 @@ for the results. ``getResponse`` answers a task's results so far. Errors are
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from typing import Any, Final
 from uuid import UUID
@@ -29,7 +28,7 @@ from runback.core.runs import new_run
 from runback.errors import ApiError, IdempotencyKeyReusedError, UrlRefusedError
 from runback.models.image_inference import ImageInferenceInput
 from runback.provider.api.deps import ApiDeps, Deps
-from runback.provider.api.runs import IDEMPOTENCY_WINDOW
+from runback.provider.api.runs import IDEMPOTENCY_WINDOW, until_ended
 from runback.store import Idempotency
 from runback.web.auth import key_organizations
 from runback.web.bodies import read_body
@@ -41,7 +40,6 @@ router = APIRouter(tags=["runware"])
 MAX_TASKS: Final = 50
 SYNC_WAIT_SECONDS: Final = 120.0
 """How long an answer without a webhook waits for its results."""
-POLL_SECONDS: Final = 0.05
 
 
 class TaskError(Exception):
@@ -122,7 +120,7 @@ async def _task(deps: ApiDeps, organization_id: UUID, task: dict[str, Any]) -> l
     run = await _submitted(deps, organization_id, dict(task))
     if at_once:
         return [{"taskType": kind, "taskUUID": task_uuid}]
-    return await _results(deps, await _ended(deps, run))
+    return await _results(deps, await until_ended(deps, run, seconds=SYNC_WAIT_SECONDS))
 
 
 async def _submitted(deps: ApiDeps, organization_id: UUID, task: dict[str, Any]) -> Run:
@@ -159,14 +157,6 @@ async def _submitted(deps: ApiDeps, organization_id: UUID, task: dict[str, Any])
     if stored.id == run.id:
         deps.on_run_created()
     return stored
-
-
-async def _ended(deps: ApiDeps, run: Run) -> Run:
-    deadline = asyncio.get_running_loop().time() + SYNC_WAIT_SECONDS
-    while not run.status.is_terminal and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(POLL_SECONDS)
-        run = await deps.store.runs.get(run.id) or run
-    return run
 
 
 async def _results(deps: ApiDeps, run: Run) -> list[dict[str, Any]]:
