@@ -47,6 +47,11 @@ class Run:
     once it has ended."""
     sequence_index: int | None = None
     """Its place in its batch (from 0), when it is a batch's item."""
+    events: tuple[str, ...] | None = None
+    """The events it asked for (``runback.core.events.EventKind`` values); None: only its
+    end, in the callback's original bytes."""
+    event_sequence: int = 0
+    """The ``sequence`` of its latest event (0: none yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +124,8 @@ class Delivery:
     """The worker making its attempt (``delivering``); None otherwise."""
     event_key: str = TERMINAL_EVENT
     """Which of its subject's events it carries: ``terminal`` (the run's or batch's end),
-    or ``result:<id>`` (one result of a run that sends each as it exists)."""
+    ``result:<id>`` (one result of a run that sends each as it exists), or ``event:<sequence>``
+    (one of a run's progress events)."""
 
     @property
     def max_attempts(self) -> int:
@@ -193,6 +199,19 @@ class RunResult:
     @property
     def event_key(self) -> str:
         return f"result:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One event a run made (started, output, logs, its end), kept for its stream: the
+    body its callback carries, under its ``sequence``."""
+
+    run_id: UUID
+    organization_id: UUID
+    sequence: int
+    event: str
+    body: bytes
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from runback.core.clock import isoformat, whole_ms
+from runback.core.events import DEFAULT_EVENTS
 from runback.core.payload import raw
 from runback.core.records import (
     TERMINAL_EVENT,
@@ -50,6 +51,8 @@ def run_view(run: Run, *, output: JsonText | None = None) -> dict[str, Any]:
         "batch_id": _id(run.batch_id),
         "sequence_index": run.sequence_index,
         "output_url_ttl": run.output_url_ttl,
+        "events": list(run.events or DEFAULT_EVENTS),
+        "event_sequence": run.event_sequence,
     }
 
 
