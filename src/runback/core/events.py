@@ -129,7 +129,7 @@ class LogTail:
             line = line[-self._limit :]
             self._lines.append(line)
             self._size += len(line) + 1
-            while self._size > self._limit and len(self._lines) > 1:
+            while self._size - 1 > self._limit and len(self._lines) > 1:  # no last newline
                 self._size -= len(self._lines.popleft()) + 1
                 self.dropped += 1
 
