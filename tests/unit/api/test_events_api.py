@@ -11,9 +11,12 @@ import pytest
 
 from runback.models import register_builtins
 from runback.provider.registry import ModelRegistry
+from runback.receiver import LatestSequences
+from runback.receiver.config import ReceiveConfig
 from runback.store import Store
 from runback.testing import ManualClock
 from support.api import Api, api_client
+from support.inbox import inbox_client
 
 HOOK = "https://receiver.example/hook"
 ALL = ["start", "output", "logs", "completed"]
@@ -144,3 +147,39 @@ async def test_a_progress_event_is_redelivered_by_its_sequence(api: Api) -> None
     assert both.status_code == 422
     assert missing.status_code == 404
     assert missing.json()["code"] == "EVENT_NOT_FOUND"
+
+
+# -- the receiving side: stale arrivals -----------------------------------------------------
+
+
+async def test_runback_receive_marks_an_event_older_than_one_received_stale(
+    api: Api, store: Store, clock: ManualClock
+) -> None:
+    run_id = await _ran(
+        api, {"input": {"seconds": 0, "steps": 2}, "callback_url": HOOK, "events": ALL}
+    )
+    await api.harness.dispatcher.deliver_due()
+    sent = sorted(api.harness.sender.requests, key=lambda r: orjson.loads(r.body)["sequence"])
+    late = sent[1]  # arrives after the one that followed it
+
+    async with inbox_client(store, clock, config=ReceiveConfig(), blobs=None) as box:
+        for request in [sent[0], *sent[2:], late]:
+            answer = await box.post("runback", request.body, dict(request.headers))
+            assert answer.status_code == 200, answer.text
+        events = await box.events(limit=50)
+
+    assert {e["run_id"] for e in events} == {run_id}
+    stale = {e["sequence"]: e["stale"] for e in events}
+    assert stale == {n: n == 2 for n in range(1, len(sent) + 1)}
+
+
+def test_the_library_keeps_the_highest_sequence_per_run() -> None:
+    latest = LatestSequences(max_runs=2)
+
+    assert not latest.is_stale({"run_id": "a", "sequence": 2})
+    assert latest.is_stale({"run_id": "a", "sequence": 1})
+    assert not latest.is_stale({"run_id": "a", "sequence": 2})  # a duplicate, not stale
+    assert not latest.is_stale({"run_id": "b", "sequence": 1})
+    assert not latest.is_stale({"run_id": "a", "event": "run.completed"})  # no sequence
+    assert not latest.is_stale({"run_id": "c", "sequence": 5})  # 'a' is forgotten now
+    assert not latest.is_stale({"run_id": "a", "sequence": 1})
