@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from uuid import UUID
 
 from runback.core.retry import RetryPolicy
@@ -132,8 +133,20 @@ class Delivery:
         return self.retry_policy.max_attempts
 
 
+class SecretType(StrEnum):
+    """What a callback secret is, and so which ``webhook-signature`` entry it signs."""
+
+    HMAC = "hmac"  # v1, and Runflow-Signature
+    ED25519 = "ed25519"  # v1a
+
+
 @dataclass(frozen=True, slots=True)
 class CallbackSecret:
+    """A key that signs an organization's callbacks: an HMAC secret (``secret`` is
+    ``whsec_...``) or an Ed25519 key pair (``secret`` is the private ``whsk_...``,
+    ``public_key`` its ``whpk_...``). ``is_current`` is per type: the current HMAC secret
+    signs ``Runflow-Signature``; every active key signs ``webhook-signature``."""
+
     id: UUID
     organization_id: UUID
     label: str | None
@@ -144,6 +157,8 @@ class CallbackSecret:
     last_used_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    type: SecretType = SecretType.HMAC
+    public_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,9 +192,13 @@ callback_secrets = Table(
     Column("last_used_at", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # hmac (whsec_) or ed25519 (whsk_ in ``secret``, sealed like it; whpk_ here, plain).
+    Column("type", Text, nullable=False, server_default=text("'hmac'")),
+    Column("public_key", Text),
     Index(
         "ux_callback_secrets_current",
         "organization_id",
+        "type",
         unique=True,
         sqlite_where=text("is_current"),
         postgresql_where=text("is_current"),

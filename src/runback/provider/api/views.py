@@ -20,6 +20,7 @@ from runback.core.records import (
     Delivery,
     JsonText,
     Run,
+    SecretType,
 )
 from runback.core.states import BatchStatus, DeliveryStatus
 
@@ -162,9 +163,12 @@ def delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]
 
 
 def secret_view(secret: CallbackSecret, *, plain: bool = False) -> dict[str, Any]:
-    """A secret; its plain value only when ``plain`` (the create answer, once)."""
-    view: dict[str, Any] = {"id": str(secret.id), "label": secret.label}
-    if plain:
+    """A secret; an HMAC secret's plain value only when ``plain`` (the create answer, once),
+    an Ed25519 key's public key always, its private key never."""
+    view: dict[str, Any] = {"id": str(secret.id), "label": secret.label, "type": secret.type}
+    if secret.type is SecretType.ED25519:
+        view["public_key"] = secret.public_key
+    elif plain:
         view["plain_secret"] = secret.secret
     view |= {
         "key_prefix": secret.key_prefix,
