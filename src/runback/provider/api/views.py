@@ -165,12 +165,13 @@ def delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]
 def secret_view(secret: CallbackSecret, *, plain: bool = False) -> dict[str, Any]:
     """A secret; an HMAC secret's plain value only when ``plain`` (the create answer, once),
     an Ed25519 key's public key always, its private key never."""
-    view: dict[str, Any] = {"id": str(secret.id), "label": secret.label, "type": secret.type}
+    view: dict[str, Any] = {"id": str(secret.id), "label": secret.label}
     if secret.type is SecretType.ED25519:
         view["public_key"] = secret.public_key
     elif plain:
         view["plain_secret"] = secret.secret
     view |= {
+        "type": secret.type,
         "key_prefix": secret.key_prefix,
         "is_current": secret.is_current,
         "disabled_at": isoformat(secret.disabled_at),

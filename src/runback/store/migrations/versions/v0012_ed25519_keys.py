@@ -3,7 +3,7 @@ far, or ``ed25519``), an Ed25519 key its public key in plain, and one current se
 organization and type (the current HMAC secret signs ``Runflow-Signature``).
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
