@@ -72,6 +72,7 @@ def test_receiver_public_names_are_pinned() -> None:
     assert set(runback.receiver.__all__) == {
         "DEFAULT_TOLERANCE",
         "InvalidSecretError",
+        "LatestSequences",
         "MalformedSignatureError",
         "MissingSignatureError",
         "SignatureMismatchError",
