@@ -38,6 +38,7 @@ from runback.core.states import DeliveryStatus
 from runback.errors import ConflictError, DeliveryInFlightError, NotFoundError
 from runback.provider.dispatcher import Handoff
 from runback.provider.outputs import Outputs
+from runback.provider.payloads import Payloads
 from runback.provider.registry import Model
 from runback.store import Store
 
@@ -52,6 +53,7 @@ class Outbox:
         *,
         store: Store,
         outputs: Outputs,
+        payloads: Payloads,
         clock: Clock,
         retry_policy: RetryPolicy,
         on_delivery: Callable[[], None],
@@ -61,6 +63,7 @@ class Outbox:
         self._store = store
         self._model_of = model_of
         self._outputs = outputs
+        self._payloads = payloads
         self._clock = clock
         self._retry_policy = retry_policy
         self._on_delivery = on_delivery
@@ -81,7 +84,7 @@ class Outbox:
             body = model.callback(run, output)
             if body is None:
                 return None
-        return new_delivery(
+        made = new_delivery(
             run,
             delivery_id=new_id(),
             now=self._clock.now(),
@@ -90,6 +93,7 @@ class Outbox:
             output=output,
             body=body,
         )
+        return await self._payloads.fit(made, run=run)
 
     async def end(self, run: Run, ending: Ending, *, files: bool = True) -> Run | None:
         """End ``run`` if it is still as read (its status, and the worker holding it);
@@ -165,7 +169,7 @@ class Outbox:
             body = model.result_callback(run, result, data)
         else:
             body = result_callback_body(run, result, data=data)
-        return new_result_delivery(
+        made = new_result_delivery(
             run,
             result,
             body=body,
@@ -174,6 +178,7 @@ class Outbox:
             policy=self._policy(run),
             is_automatic=is_automatic,
         )
+        return await self._payloads.fit(made, run=run)
 
     async def redeliver_result(
         self, run: Run, result_id: UUID, *, recovery_id: UUID | None = None
@@ -208,7 +213,7 @@ class Outbox:
     async def _batch_delivery(self, batch: Batch, *, is_automatic: bool) -> Delivery:
         items = await self._store.batches.items(batch.id)
         body = batch_callback_body(batch, items, await self._outputs.render(items))
-        return new_batch_delivery(
+        made = new_batch_delivery(
             batch,
             body=body,
             delivery_id=new_id(),
@@ -216,6 +221,7 @@ class Outbox:
             policy=self._retry_policy,
             is_automatic=is_automatic,
         )
+        return await self._payloads.fit(made)
 
     async def redeliver_batch(self, batch: Batch) -> Delivery:
         """A new delivery of an ended batch's callback, built from its items now."""
