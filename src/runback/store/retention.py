@@ -22,7 +22,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, exists, not_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, exists, func, not_, select
 
 from runback.core.inbox import CopyState, HandlerState
 from runback.core.states import IN_FLIGHT_DELIVERY_STATUSES, TERMINAL_RUN_STATUSES
@@ -47,7 +47,15 @@ _BUSY_HANDLER = (HandlerState.PENDING.value, HandlerState.RUNNING.value)
 _BUSY_COPY = (CopyState.PENDING.value, CopyState.COPYING.value)
 # What every thin body holds (its last key); a whole body holding it too only costs the
 # deletion of a blob that is not there.
-_MAYBE_THIN = f'%"{OUTPUT_URL}":"%'.encode()
+_THIN_MARK = f'"{OUTPUT_URL}":"'.encode()
+
+
+def _maybe_thin(database: Database) -> ColumnElement[bool]:
+    """Whether a delivery's bytes hold the mark: SQLite's LIKE does not read a blob, and
+    PostgreSQL has no ``instr``."""
+    if database.is_sqlite:
+        return func.instr(deliveries.c.payload_bytes, _THIN_MARK) > 0
+    return deliveries.c.payload_bytes.op("LIKE")(b"%" + _THIN_MARK + b"%")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +98,9 @@ class Retention:
                 select(run_outputs.c.key).where(run_outputs.c.run_id.in_(ids))
             )
             found = (*keys.scalars(), *await _upload_keys(conn, ids))
-            found += await _delete_deliveries(conn, deliveries.c.run_id.in_(ids))
+            found += await _delete_deliveries(
+                conn, deliveries.c.run_id.in_(ids), _maybe_thin(self._db)
+            )
             await conn.execute(delete(run_outputs).where(run_outputs.c.run_id.in_(ids)))
             await conn.execute(delete(run_results).where(run_results.c.run_id.in_(ids)))
             await conn.execute(delete(runs).where(runs.c.id.in_(ids)))
@@ -116,7 +126,9 @@ class Retention:
             if not ids:
                 return Pruned(0)
             found = await _delete_deliveries(
-                conn, and_(deliveries.c.batch_id.in_(ids), deliveries.c.run_id.is_(None))
+                conn,
+                and_(deliveries.c.batch_id.in_(ids), deliveries.c.run_id.is_(None)),
+                _maybe_thin(self._db),
             )
             await conn.execute(delete(batches).where(batches.c.id.in_(ids)))
         return Pruned(len(ids), found)
@@ -136,7 +148,10 @@ class Retention:
         )
         async with self._db.write() as conn:
             ids = await _locked_ids(conn, chosen, of=deliveries)
-            found = await _delete_deliveries(conn, deliveries.c.id.in_(ids)) if ids else ()
+            found = ()
+            if ids:
+                which = deliveries.c.id.in_(ids)
+                found = await _delete_deliveries(conn, which, _maybe_thin(self._db))
         return Pruned(len(ids), found)
 
     async def prune_inbox(self, before: datetime, *, limit: int) -> Pruned:
@@ -188,14 +203,14 @@ async def _locked_ids(conn: Connection, chosen: Select[Any], *, of: Table) -> li
     return list(rows.scalars())
 
 
-async def _delete_deliveries(conn: Connection, which: ColumnElement[bool]) -> tuple[str, ...]:
+async def _delete_deliveries(
+    conn: Connection, which: ColumnElement[bool], thin_mark: ColumnElement[bool]
+) -> tuple[str, ...]:
     """Delete the ended deliveries ``which`` selects, attempts first; answers the keys of
     the full bodies of those that were sent thin."""
     ended = and_(which, deliveries.c.status.not_in(_IN_FLIGHT))
     thin = await conn.execute(
-        select(deliveries.c.id, deliveries.c.run_id, deliveries.c.batch_id).where(
-            ended, deliveries.c.payload_bytes.like(_MAYBE_THIN)
-        )
+        select(deliveries.c.id, deliveries.c.run_id, deliveries.c.batch_id).where(ended, thin_mark)
     )
     keys = tuple(
         full_body_key(delivery_id=delivery_id, run_id=run_id, batch_id=batch_id)
