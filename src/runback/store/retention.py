@@ -148,7 +148,7 @@ class Retention:
         )
         async with self._db.write() as conn:
             ids = await _locked_ids(conn, chosen, of=deliveries)
-            found = ()
+            found: tuple[str, ...] = ()
             if ids:
                 which = deliveries.c.id.in_(ids)
                 found = await _delete_deliveries(conn, which, _maybe_thin(self._db))
