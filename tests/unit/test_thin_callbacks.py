@@ -154,3 +154,38 @@ def test_a_limit_under_4_kib_is_refused_in_plain_words(monkeypatch: pytest.Monke
         load_settings()
     with pytest.raises(ConfigError, match="at least 4096 bytes"):
         DeliveryConfig(callback_max_bytes=1000)
+
+
+async def test_a_batch_callback_over_the_limit_is_thin_and_goes_with_the_batch(
+    api: Api,
+) -> None:
+    items = [{"text": "é" * 1500} for _ in range(3)]
+    created = await api.client.post(
+        "/v1/models/runback/echo/batches",
+        json={"input": items, "callback_url": HOOK},
+        headers=api.auth(),
+    )
+    assert created.status_code == 201, created.text
+    batch_id = created.json()["id"]
+    await api.harness.executor.run_until_idle()
+    await api.harness.dispatcher.deliver_due()
+    sent = api.harness.sender.requests[-1].body
+    thin = orjson.loads(sent)
+
+    assert (thin["event"], thin["batch_id"], thin["output"]) == ("batch.succeeded", batch_id, None)
+    assert thin["output_url"].startswith(f"http://runback.test/files/batches/{batch_id}/callbacks/")
+    full = (await api.client.get(thin["output_url"])).content
+    assert [item["output"] for item in orjson.loads(full)["output"]["items"]] == items
+    assert thin_body(full, thin["output_url"]) == sent
+    key = thin["output_url"].split("/files/", 1)[1].split("?", 1)[0]
+    api.harness.clock.advance(31 * 86400)
+
+    await Pruner(
+        store=api.harness.store,
+        blobs=api.harness.blobs,
+        clock=api.harness.clock,
+        retention=timedelta(days=30),
+        batch=10,
+    ).prune()
+
+    assert await api.harness.blobs.size(key) is None
