@@ -17,6 +17,9 @@ from runback.core.payload import run_callback_body
 from runback.core.retry import RetryPolicy
 from runback.core.thin import full_body_key, thin_body
 from runback.errors import ConfigError
+from runback.models import register_builtins
+from runback.provider.context import RunContext
+from runback.provider.registry import ModelRegistry
 from runback.pruner import Pruner
 from runback.settings import load_settings
 from runback.store import Store
@@ -32,8 +35,17 @@ SMALL = {"text": "small"}
 
 @pytest.fixture
 async def api(store: Store, clock: ManualClock) -> AsyncIterator[Api]:
-    async with api_client(store, clock, callback_max_bytes=LIMIT) as client:
+    registry = register_builtins(ModelRegistry())
+    registry.register("acme/results", big_results)
+    async with api_client(store, clock, registry=registry, callback_max_bytes=LIMIT) as client:
         yield client
+
+
+async def big_results(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
+    """Sends one big result and one small, then ends small."""
+    await context.send_result(BIG)
+    await context.send_result(SMALL)
+    return SMALL
 
 
 async def _delivered(api: Api, input: dict[str, Any]) -> tuple[UUID, bytes]:
@@ -189,3 +201,19 @@ async def test_a_batch_callback_over_the_limit_is_thin_and_goes_with_the_batch(
     ).prune()
 
     assert await api.harness.blobs.size(key) is None
+
+
+async def test_each_result_callback_is_thin_or_whole_by_its_own_size(api: Api) -> None:
+    run_id = await api.run_id({"input": {}, "callback_url": HOOK}, model="acme/results")
+    await api.harness.executor.run_until_idle()
+    await api.harness.dispatcher.deliver_due()
+
+    big, small, end = (orjson.loads(r.body) for r in api.harness.sender.requests)
+
+    assert (big["event"], big["run_id"], big["output"]) == ("run.result", run_id, None)
+    assert list(big)[-2:] == ["output", "output_url"]  # output added, then the link
+    full = orjson.loads((await api.client.get(big["output_url"])).content)
+    assert full["result"] == BIG
+    assert full | {"output": None, "output_url": big["output_url"]} == big
+    assert (small["result"], "output_url" in small) == (SMALL, False)
+    assert (end["output"], "output_url" in end) == (SMALL, False)
