@@ -4,10 +4,10 @@ A callback too big to send whole arrives *thin* (``runback.core.thin``): the sig
 JSON object whose ``output`` is ``null`` and whose last key, ``output_url``, is a URL serving
 the full body. Once the thin body is verified, ``whole_body`` fetches that URL (http or https
 only, no redirect, within ``max_bytes`` and ``timeout``) and checks that what came is a JSON
-object naming the same event (``event``, and ``run_id`` / ``batch_id`` when the thin body has
-them); the handler then gets the full body as if it had come whole. Anything else, thin or
-not, is answered unchanged. A failure is one ``ThinBodyError`` (``502``, so the sender tries
-again).
+object naming the same event (``event``, and ``run_id``, ``batch_id``, ``result_id``,
+``sequence`` when the thin body has them); the handler then gets the full body as if it had
+come whole. Anything else, thin or not, is answered unchanged. A failure is one
+``ThinBodyError`` (``502``, so the sender tries again).
 
 Standard library only (the light install): ``urllib.request``, in a worker thread for async
 callers so the event loop never waits on the network.
@@ -28,7 +28,7 @@ from runback.errors import ThinBodyError
 MAX_FULL_BODY_BYTES: Final = 64 * 1024 * 1024
 FETCH_TIMEOUT: Final = 30.0
 """Seconds to fetch a full body in."""
-IDENTITY_FIELDS: Final = ("event", "run_id", "batch_id")
+IDENTITY_FIELDS: Final = ("event", "run_id", "batch_id", "result_id", "sequence")
 """What a full body must share with the thin body that pointed at it."""
 OUTPUT_URL: Final = "output_url"
 _MARKER: Final = b'"output_url"'
