@@ -82,6 +82,10 @@ class ExecutionConfig:
     """Seconds output URLs stay valid; None: the longer of 24 h and the retry window."""
     lease_seconds: float = 60.0
     poll_interval: float = 1.0
+    event_interval: float = 0.5
+    """Seconds between two progress events of one run, at least (the latest state wins)."""
+    event_log_chars: int = 64 * 1024
+    """How much of a run's log its progress events carry: the last so many characters."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     output_url_ttl: float | None = Field(default=None, gt=0)
     """Seconds output URLs stay valid; default: the longer of 24 h and the retry window."""
     max_output_bytes: int = Field(default=1024**3, ge=1)
+    event_interval: float = Field(default=0.5, ge=0, le=3600)
+    """Seconds between two progress events (``run.logs``, ``run.output``) of one run, at
+    least: those in between are merged, the latest state wins. Terminal events never wait."""
+    event_log_chars: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """How much of a run's log each progress event carries: its last characters."""
     model_threads: int = Field(default=8, ge=1, le=1024)
     """Threads for plain ``def`` models."""
     models: Annotated[tuple[str, ...], NoDecode] = ()
@@ -284,6 +289,8 @@ class Settings(BaseSettings):
                 output_url_ttl=self.output_url_ttl,
                 lease_seconds=self.lease_seconds,
                 poll_interval=self.poll_interval,
+                event_interval=self.event_interval,
+                event_log_chars=self.event_log_chars,
             ),
             retention=self._retention(),
         )

@@ -22,6 +22,7 @@ def queued_run(
     input: dict[str, Any] | None = None,
     callback_url: str | None = "https://receiver.example/hook",
     metadata: dict[str, Any] | None = None,
+    events: tuple[str, ...] | None = None,
 ) -> Run:
     """A run as ``POST .../runs`` creates it."""
     return new_run(
@@ -32,6 +33,7 @@ def queued_run(
         now=now,
         callback_url=callback_url,
         metadata=None if metadata is None else dumps(metadata),
+        events=events,
     )
 
 

@@ -89,6 +89,7 @@ async def make_harness(
     disable_after: float = 24 * 3600.0,
     operations_url: str | None = None,
     callback_max_bytes: int = DEFAULT_MAX_CALLBACK_BYTES,
+    event_interval: float = 0.5,
 ) -> Harness:
     """The serving half over twins. The circuit breaker is out of the way unless a test
     asks for it (``breaker_threshold``; it then opens at once unless ``breaker_window``
@@ -113,7 +114,9 @@ async def make_harness(
     runtime = await assemble(
         delivery=delivery,
         execution=ExecutionConfig(
-            max_concurrent_runs=max_concurrency, model_timeout=default_timeout
+            max_concurrent_runs=max_concurrency,
+            model_timeout=default_timeout,
+            event_interval=event_interval,
         ),
         max_body_bytes=64 * 1024,
         store=store,

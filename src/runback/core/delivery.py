@@ -19,7 +19,7 @@ from uuid import UUID
 from runback.core.destinations import destination_of
 from runback.core.ids import webhook_id
 from runback.core.payload import run_callback_body
-from runback.core.records import TERMINAL_EVENT, Batch, Delivery, JsonText, Run, RunResult
+from runback.core.records import TERMINAL_EVENT, Batch, Delivery, JsonText, Run
 from runback.core.retry import Random, RetryPolicy
 from runback.core.signing import signature_headers
 from runback.core.states import DeliveryStatus
@@ -86,31 +86,32 @@ def new_delivery(
     )
 
 
-def new_result_delivery(
+def new_event_delivery(
     run: Run,
-    result: RunResult,
     *,
+    event_key: str,
+    webhook_id: str,
     body: bytes,
     delivery_id: UUID,
     now: datetime,
     policy: RetryPolicy,
     is_automatic: bool,
 ) -> Delivery:
-    """A pending delivery of one of ``run``'s results (``result_callback_body``): an event of
-    its own, with its own ``webhook-id``."""
+    """A pending delivery of one of ``run``'s other events (a result, a progress event):
+    an event of its own, with its own ``webhook-id``."""
     if run.callback_url is None:
         raise ValueError(f"run {run.id} has no callback_url")
     return pending_delivery(
         organization_id=run.organization_id,
         run_id=run.id,
         callback_url=run.callback_url,
-        webhook_id=webhook_id(result.id),
+        webhook_id=webhook_id,
         body=body,
         delivery_id=delivery_id,
         now=now,
         policy=policy,
         is_automatic=is_automatic,
-        event_key=result.event_key,
+        event_key=event_key,
     )
 
 

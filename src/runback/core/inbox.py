@@ -59,6 +59,11 @@ class InboxEvent:
     handler_next_at: datetime | None
     first_received_at: datetime
     last_received_at: datetime
+    sequence: int | None = None
+    """A run's event's ``sequence``, when it carried one."""
+    stale: bool = False
+    """A later event of its run (a higher ``sequence``) had come first: this snapshot is
+    older than one already received."""
 
 
 @dataclass(frozen=True, slots=True)

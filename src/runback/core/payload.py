@@ -8,11 +8,13 @@ created; every retry sends them unchanged.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from runback.core.clock import isoformat, whole_ms
+from runback.core.events import Progress
 from runback.core.records import JsonText, Run, RunResult
 from runback.core.states import CALLBACK_EVENTS, RunStatus
 
@@ -61,18 +63,49 @@ def result_callback_body(run: Run, result: RunResult, *, data: JsonText | None =
 
 def run_callback_body(run: Run, *, output: JsonText | None = None) -> bytes:
     """The frozen body of the callback about a terminal run; ``output`` replaces the run's
-    stored output (with its files' freshly signed URLs)."""
+    stored output (with its files' freshly signed URLs). A run that asked for events
+    (``runback.core.events``) also says its terminal event's ``sequence``, last."""
     if run.completed_at is None:
         raise ValueError(f"run {run.id} has not completed")
+    body = {
+        "event": callback_event(run.status),
+        "run_id": str(run.id),
+        "status": run.status.value,
+        "output": None if run.status is RunStatus.CANCELED else raw(output or run.output),
+        "duration_ms": whole_ms(run.created_at, run.completed_at),
+        "created_at": isoformat(run.created_at),
+        "completed_at": isoformat(run.completed_at),
+        "metadata": raw(run.metadata),
+    }
+    if run.events is not None:
+        body["sequence"] = run.event_sequence
+    return orjson.dumps(body)
+
+
+def snapshot_body(
+    run: Run,
+    event: str,
+    *,
+    sequence: int,
+    output: JsonText | None,
+    logs: str | None,
+    progress: Progress | None,
+    now: datetime,
+) -> bytes:
+    """The frozen body of an intermediate event: the run as it stands at ``now``, with the
+    output files saved so far (``output``), the tail of its log and its last progress."""
     return orjson.dumps(
         {
-            "event": callback_event(run.status),
+            "event": event,
             "run_id": str(run.id),
             "status": run.status.value,
-            "output": None if run.status is RunStatus.CANCELED else raw(output or run.output),
-            "duration_ms": whole_ms(run.created_at, run.completed_at),
+            "output": raw(output),
+            "logs": logs,
+            "progress": None if progress is None else progress.to_json(),
             "created_at": isoformat(run.created_at),
-            "completed_at": isoformat(run.completed_at),
+            "started_at": None if run.started_at is None else isoformat(run.started_at),
+            "updated_at": isoformat(now),
             "metadata": raw(run.metadata),
+            "sequence": sequence,
         }
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from uuid import UUID
 
 from runback.core.retry import RetryPolicy
@@ -47,6 +48,11 @@ class Run:
     once it has ended."""
     sequence_index: int | None = None
     """Its place in its batch (from 0), when it is a batch's item."""
+    events: tuple[str, ...] | None = None
+    """The events it asked for (``runback.core.events.EventKind`` values); None: only its
+    end, in the callback's original bytes."""
+    event_sequence: int = 0
+    """The ``sequence`` of its latest event (0: none yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +125,28 @@ class Delivery:
     """The worker making its attempt (``delivering``); None otherwise."""
     event_key: str = TERMINAL_EVENT
     """Which of its subject's events it carries: ``terminal`` (the run's or batch's end),
-    or ``result:<id>`` (one result of a run that sends each as it exists)."""
+    ``result:<id>`` (one result of a run that sends each as it exists), or ``event:<sequence>``
+    (one of a run's progress events)."""
 
     @property
     def max_attempts(self) -> int:
         return self.retry_policy.max_attempts
 
 
+class SecretType(StrEnum):
+    """What a callback secret is, and so which ``webhook-signature`` entry it signs."""
+
+    HMAC = "hmac"  # v1, and Runflow-Signature
+    ED25519 = "ed25519"  # v1a
+
+
 @dataclass(frozen=True, slots=True)
 class CallbackSecret:
+    """A key that signs an organization's callbacks: an HMAC secret (``secret`` is
+    ``whsec_...``) or an Ed25519 key pair (``secret`` is the private ``whsk_...``,
+    ``public_key`` its ``whpk_...``). ``is_current`` is per type: the current HMAC secret
+    signs ``Runflow-Signature``; every active key signs ``webhook-signature``."""
+
     id: UUID
     organization_id: UUID
     label: str | None
@@ -138,6 +157,8 @@ class CallbackSecret:
     last_used_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    type: SecretType = SecretType.HMAC
+    public_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +214,19 @@ class RunResult:
     @property
     def event_key(self) -> str:
         return f"result:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One event a run made (started, output, logs, its end), kept for its stream: the
+    body its callback carries, under its ``sequence``."""
+
+    run_id: UUID
+    organization_id: UUID
+    sequence: int
+    event: str
+    body: bytes
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ def new_run(
     output_url_ttl: int | None = None,
     batch_id: UUID | None = None,
     sequence_index: int | None = None,
+    events: tuple[str, ...] | None = None,
 ) -> Run:
     """A run as it is submitted (alone, or as item ``sequence_index`` of a batch): queued,
     never executed."""
@@ -51,6 +52,7 @@ def new_run(
         updated_at=now,
         output_url_ttl=output_url_ttl,
         sequence_index=sequence_index,
+        events=events,
     )
 
 
@@ -69,6 +71,7 @@ def as_submitted(run: Run) -> Run:
         output_url_ttl=run.output_url_ttl,
         batch_id=run.batch_id,
         sequence_index=run.sequence_index,
+        events=run.events,
     )
 
 
@@ -96,10 +99,12 @@ class Ending:
 
 
 def end_run(run: Run, ending: Ending, *, now: datetime) -> Run:
-    """``run`` in its terminal state, completed ``now``."""
+    """``run`` in its terminal state, completed ``now``; a run that asked for events
+    numbers its terminal event after its latest."""
     if not ending.status.is_terminal:
         raise ValueError(f"{ending.status} is not a terminal status")
     check_run_transition(run.status, ending.status)
+    sequence = run.event_sequence if run.events is None else run.event_sequence + 1
     return replace(
         run,
         status=ending.status,
@@ -108,4 +113,5 @@ def end_run(run: Run, ending: Ending, *, now: datetime) -> Run:
         failure_message=ending.failure_message,
         completed_at=now,
         updated_at=now,
+        event_sequence=sequence,
     )

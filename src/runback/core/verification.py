@@ -21,7 +21,7 @@ one ``VerificationError`` subclass whose message says what to check. The rules:
   escapes from the request's input. Secrets are checked once, in ``Verifier()``.
 
 Ed25519 needs the ``cryptography`` package, imported only when a ``whpk_``/``whsk_`` key is
-configured.
+configured; the key formats are ``runback.core.keys``'s, shared with the sender.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Literal
 
+from runback.core.keys import PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX, load_public_key
 from runback.core.signing import SECRET_PREFIX, runflow_signature, secret_key
 from runback.errors import (
     ConfigError,
@@ -52,8 +53,6 @@ if TYPE_CHECKING:
 Scheme = Literal["runflow", "v1", "v1a"]
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
-PUBLIC_KEY_PREFIX: Final = "whpk_"
-PRIVATE_KEY_PREFIX: Final = "whsk_"
 DEFAULT_TOLERANCE: Final = timedelta(minutes=5)
 
 RUNFLOW_HEADER: Final = "Runflow-Signature"
@@ -337,7 +336,7 @@ def _parse_secrets(
         if secret.startswith(SECRET_PREFIX):
             hmacs.append(_HmacSecret(label, secret, _hmac_key(position, secret)))
         elif secret.startswith((PUBLIC_KEY_PREFIX, PRIVATE_KEY_PREFIX)):
-            publics.append(_PublicKey(label, _ed25519_key(position, secret)))
+            publics.append(_PublicKey(label, load_public_key(secret, name=f"secret {position}")))
         else:
             raise InvalidSecretError(
                 f"secret {position} does not start with {SECRET_PREFIX}, {PUBLIC_KEY_PREFIX} "
@@ -357,33 +356,3 @@ def _hmac_key(position: int, secret: str) -> bytes:
             "standard base64 of at least one byte"
         )
     return key
-
-
-def _ed25519_key(position: int, secret: str) -> Ed25519PublicKey:
-    try:
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-    except ImportError as exc:
-        raise ConfigError(
-            "Ed25519 keys (whpk_, whsk_) need the 'cryptography' package: "
-            "pip install 'runback[ed25519]'"
-        ) from exc
-    kind = secret[:5]
-    raw = _b64decode(secret[5:])
-    sizes = (32,) if kind == PUBLIC_KEY_PREFIX else (32, 64)
-    if raw is None or len(raw) not in sizes:
-        raise InvalidSecretError(
-            f"secret {position} ({kind}...) is not {kind} followed by standard base64 of "
-            + " or ".join(f"{size} bytes" for size in sizes)
-        )
-    if kind == PUBLIC_KEY_PREFIX:
-        try:
-            return ed25519.Ed25519PublicKey.from_public_bytes(raw)
-        except ValueError as exc:
-            raise InvalidSecretError(f"secret {position} ({kind}...) is no Ed25519 key") from exc
-    public = ed25519.Ed25519PrivateKey.from_private_bytes(raw[:32]).public_key()
-    if len(raw) == 64 and public.public_bytes_raw() != raw[32:]:
-        raise InvalidSecretError(
-            f"secret {position} ({kind}...) holds 64 bytes whose second half is not the public "
-            "key of the first (expected seed + public key)"
-        )
-    return public

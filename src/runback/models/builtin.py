@@ -14,6 +14,7 @@ from runback.provider.context import RunContext
 from runback.provider.registry import ModelRegistry
 
 MAX_SLEEP_SECONDS = 3600.0
+MAX_STEPS = 100_000
 
 
 async def echo(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
@@ -22,7 +23,9 @@ async def echo(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
 
 
 async def sleep(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
-    """Waits ``input.seconds`` (at most an hour), then returns how long it slept."""
+    """Waits ``input.seconds`` (at most an hour) in ``input.steps`` steps (default 1, at
+    most 100,000), logging a line and reporting progress after each; then returns how long
+    it slept. A run that asks for ``logs`` events watches it go."""
     seconds = input.get("seconds", 1)
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise ModelError("input.seconds must be a number", code="invalid_input")
@@ -30,7 +33,15 @@ async def sleep(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
         raise ModelError(
             f"input.seconds must be between 0 and {MAX_SLEEP_SECONDS:g}", code="invalid_input"
         )
-    await asyncio.sleep(seconds)
+    steps = input.get("steps", 1)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ModelError(
+            f"input.steps must be a whole number from 1 to {MAX_STEPS}", code="invalid_input"
+        )
+    for step in range(1, steps + 1):
+        await asyncio.sleep(seconds / steps)
+        context.log(f"step {step} of {steps}")
+        context.progress(step / steps, f"slept {seconds * step / steps:g} s")
     return {"slept": seconds}
 
 

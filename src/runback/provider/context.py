@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
+from runback.core.events import check_progress
 from runback.core.records import OutputFile, Run, RunResult
 
 if TYPE_CHECKING:  # the context is part of the light public API: no store import at run time
+    from runback.provider.events import RunEvents
     from runback.provider.outputs import OutputData, Outputs
 
 T = TypeVar("T")
@@ -50,11 +52,13 @@ class RunContext:
         outputs: Outputs,
         fetcher: Fetcher,
         results: ResultSender,
+        events: RunEvents | None = None,
     ) -> None:
         self._run = run
         self._outputs = outputs
         self._fetcher = fetcher
         self._results = results
+        self._events = events
         self._saved: list[OutputFile] = []
         self._positions = 0
         self._sent = 0
@@ -103,6 +107,19 @@ class RunContext:
         self._sent += 1
         return await self._results(self._run, position=position, data=data, output=output)
 
+    def log(self, text: str) -> None:
+        """Write lines to the run's log: a ``run.logs`` event, soon, for a run that asked
+        for ``logs`` (events carry the log's tail); nothing is sent otherwise."""
+        if self._events is not None:
+            self._events.log(text)
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Say how far the run is, ``fraction`` from 0 to 1: a ``run.logs`` event, soon,
+        with ``progress``, for a run that asked for ``logs``."""
+        checked = check_progress(fraction)
+        if self._events is not None:
+            self._events.progress(checked, message)
+
     async def read_upload(self, key: str) -> bytes:
         """A file uploaded with this run's request (a front door that takes files names
         their keys in the input)."""
@@ -123,6 +140,8 @@ class RunContext:
             type=type,
         )
         self._saved.append(saved)
+        if self._events is not None:
+            self._events.saved(saved)
         return saved
 
     async def fetch(
@@ -177,6 +196,15 @@ class SyncRunContext:
         return self._wait(
             lambda: self.context.save_output(data, content_type=content_type, type=type)
         )
+
+    def log(self, text: str) -> None:
+        """``RunContext.log``: returns at once, the event is made on the event loop."""
+        self._loop.call_soon_threadsafe(self.context.log, text)
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """``RunContext.progress``: returns at once."""
+        checked = check_progress(fraction)  # the model's mistake, raised in its thread
+        self._loop.call_soon_threadsafe(self.context.progress, checked, message)
 
     def send_result(
         self, data: Mapping[str, Any], *, output: OutputFile | None = None

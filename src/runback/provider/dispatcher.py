@@ -28,7 +28,7 @@ from runback.core.delivery import (
     attempt_headers,
 )
 from runback.core.ids import new_id
-from runback.core.records import Attempt, CallbackSecret, Delivery
+from runback.core.records import Attempt, CallbackSecret, Delivery, SecretType
 from runback.core.retry import Random
 from runback.core.states import DeliveryStatus
 from runback.errors import UrlRefusedError
@@ -228,7 +228,8 @@ class Dispatcher(WorkLoop):
 
     async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
         started = self._clock.now()
-        current = secrets[0] if secrets and secrets[0].is_current else None
+        # Runflow-Signature is HMAC: an Ed25519 key may be current too, among its own kind.
+        current = next((s for s in secrets if s.is_current and s.type is SecretType.HMAC), None)
         result = await self._send(delivery, secrets, current, started)
         finished = self._clock.now()
         number = delivery.attempt_count + 1

@@ -30,6 +30,7 @@ from runback.core.runs import Ending
 from runback.core.states import RunStatus
 from runback.errors import ModelError
 from runback.provider.context import Fetcher, RunContext, SyncRunContext
+from runback.provider.events import RunEvents
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import Model, ModelRegistry
@@ -72,6 +73,9 @@ class Executor(WorkLoop):
         self._max_executions = config.max_executions
         self._next_upkeep = datetime.min.replace(tzinfo=UTC)
         self._unserved_after = timedelta(seconds=config.unserved_after)
+        self._event_interval = config.event_interval
+        self._event_log_chars = config.event_log_chars
+        self._events: dict[UUID, RunEvents] = {}
 
     async def run_until_idle(self) -> None:
         """Run every queued run, and those they lead to, to its end (for tests and tools)."""
@@ -242,10 +246,15 @@ class Executor(WorkLoop):
             # Files an earlier, interrupted execution saved are discarded once the model
             # starts (it has a context then): from there on only this execution's count.
             context = self._contexts.get(run.id)
+            events = self._events.get(run.id)
+            if events is not None:  # what is pending goes before the end; then the end
+                await events.close()
+                run = events.run
             await self._outbox.end(run, ending, files=context is None or bool(context.saved))
         finally:
             del self._running[run.id]
             self._contexts.pop(run.id, None)
+            self._events.pop(run.id, None)
             self._cancel_requested.discard(run.id)
             self._per_model[run.model] -= 1
 
@@ -258,14 +267,7 @@ class Executor(WorkLoop):
         if run.execution_count > 1:
             await self._outputs.discard(run.id)  # what an interrupted execution saved
         timeout = model.timeout or self._default_timeout
-        context = RunContext(
-            run=run,
-            deadline=self._clock.now() + timedelta(seconds=timeout),
-            outputs=self._outputs,
-            fetcher=self._fetcher,
-            results=self._outbox.send_result,
-        )
-        self._contexts[run.id] = context
+        context = await self._context(run, timeout)
         try:
             return Ending(RunStatus.SUCCEEDED, await self._call(model, run, context, timeout))
         except TimeoutError:
@@ -280,6 +282,29 @@ class Executor(WorkLoop):
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("model %s failed run %s: %s", model.name, run.id, message)
             return Ending.failed("model_error", message)
+
+    async def _context(self, run: Run, seconds: float) -> RunContext:
+        """The context of the model about to run ``run``; ``run.started`` is made here."""
+        events = None
+        if run.events is not None:
+            events = self._events[run.id] = RunEvents(
+                run,
+                sink=self._outbox,
+                outputs=self._outputs,
+                clock=self._clock,
+                interval=self._event_interval,
+                log_chars=self._event_log_chars,
+            )
+            await events.started()
+        context = self._contexts[run.id] = RunContext(
+            run=run,
+            deadline=self._clock.now() + timedelta(seconds=seconds),
+            outputs=self._outputs,
+            fetcher=self._fetcher,
+            results=self._outbox.send_result,
+            events=events,
+        )
+        return context
 
     async def _call(self, model: Model, run: Run, context: RunContext, seconds: float) -> str:
         argument = _input_of(model, run)

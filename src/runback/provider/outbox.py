@@ -19,9 +19,10 @@ import orjson
 
 from runback.core.batches import batch_callback_body
 from runback.core.clock import Clock
-from runback.core.delivery import new_batch_delivery, new_delivery, new_result_delivery
-from runback.core.ids import new_id
-from runback.core.payload import dumps, result_callback_body
+from runback.core.delivery import new_batch_delivery, new_delivery, new_event_delivery
+from runback.core.events import EventKind, asks, event_key, event_webhook_id, sequence_of
+from runback.core.ids import new_id, webhook_id
+from runback.core.payload import callback_event, dumps, result_callback_body, run_callback_body
 from runback.core.records import (
     TERMINAL_EVENT,
     Batch,
@@ -30,6 +31,7 @@ from runback.core.records import (
     OutputFile,
     Recovery,
     Run,
+    RunEvent,
     RunResult,
 )
 from runback.core.retry import RetryPolicy
@@ -76,7 +78,10 @@ class Outbox:
     async def _delivery(
         self, run: Run, *, is_automatic: bool, files: bool = True
     ) -> Delivery | None:
-        """The delivery of ``run``'s end; None when its model's shape sends none."""
+        """The delivery of ``run``'s end; None when its model's shape sends none, or the
+        run did not ask for it."""
+        if not asks(run, EventKind.COMPLETED):
+            return None
         output = await self._outputs.render_one(run) if files else run.output
         model = self._model_of(run.model)
         body = None
@@ -101,13 +106,15 @@ class Outbox:
         ``files=False`` says the run has no output files (its executor saw none saved),
         sparing their look-up."""
         done = end_run(run, ending, now=self._clock.now())
-        delivery = None
-        if done.callback_url is not None:
-            delivery = await self._delivery(done, is_automatic=True, files=files)
+        delivery, event = await self._ending(done, files=files)
         delivery, handoff = self._hand_over(delivery)
         try:
             refused = await self._store.outbox.end(
-                run, done, delivery, lease_until=handoff.lease_until if handoff else None
+                run,
+                done,
+                delivery,
+                lease_until=handoff.lease_until if handoff else None,
+                event=event,
             )
         except BaseException:
             if handoff is not None:
@@ -123,6 +130,88 @@ class Outbox:
         if done.batch_id is not None:
             await self.owe_batch_callback(done.batch_id)
         return done
+
+    async def _ending(self, done: Run, *, files: bool) -> tuple[Delivery | None, RunEvent | None]:
+        """What an ended run commits besides itself: its callback, and its terminal event
+        when it asked for events (its stream's last)."""
+        delivery = None
+        if done.callback_url is not None:
+            delivery = await self._delivery(done, is_automatic=True, files=files)
+        event = None
+        if done.events is not None:
+            event = self._event(done, callback_event(done.status), await self._end_body(done))
+        return delivery, event
+
+    async def _end_body(self, run: Run) -> bytes:
+        return run_callback_body(run, output=await self._outputs.render_one(run))
+
+    async def end_body(self, run: Run) -> bytes:
+        """The body of an ended run's terminal event as its stream shows it: runback's own
+        shape, its files' URLs signed now."""
+        if run.events is not None:
+            stored = await self._store.events.get(run.id, run.event_sequence)
+            if stored is not None:
+                return stored.body
+        return await self._end_body(run)
+
+    def _event(self, run: Run, name: str, body: bytes) -> RunEvent:
+        return RunEvent(
+            run_id=run.id,
+            organization_id=run.organization_id,
+            sequence=run.event_sequence,
+            event=name,
+            body=body,
+            created_at=self._clock.now(),
+        )
+
+    async def add_event(self, run: Run, name: str, body: bytes) -> bool:
+        """Commit event ``run.event_sequence`` of a running ``run`` (``name``, its frozen
+        ``body``), with its callback when the run has a callback URL; False when the worker
+        that read ``run`` no longer holds it (nothing is written then)."""
+        event = self._event(run, name, body)
+        delivery = None
+        if run.callback_url is not None:
+            delivery = await self._event_delivery(run, event, is_automatic=True)
+        assert run.claimed_by is not None, "only the worker running a run makes its events"
+        if not await self._store.outbox.add_event(event, delivery, worker=run.claimed_by):
+            return False
+        if delivery is not None:
+            self._on_delivery()
+        return True
+
+    async def _event_delivery(self, run: Run, event: RunEvent, *, is_automatic: bool) -> Delivery:
+        made = new_event_delivery(
+            run,
+            event_key=event_key(event.sequence),
+            webhook_id=event_webhook_id(run.id, event.sequence),
+            body=event.body,
+            delivery_id=new_id(),
+            now=self._clock.now(),
+            policy=self._policy(run),
+            is_automatic=is_automatic,
+        )
+        return await self._payloads.fit(made, run=run)
+
+    async def redeliver_event(
+        self, run: Run, sequence: int, *, recovery_id: UUID | None = None
+    ) -> Delivery:
+        """A new delivery of one of ``run``'s progress events: its bytes as made (the same
+        ``sequence`` and ``webhook-id``). Its terminal event is redelivered by ``redeliver``."""
+        if run.callback_url is None:
+            raise ConflictError(
+                f"run {run.id} has no callback_url to deliver to", code="NO_CALLBACK_URL"
+            )
+        event = await self._store.events.get(run.id, sequence)
+        if event is None or (sequence == run.event_sequence and run.status.is_terminal):
+            raise NotFoundError(
+                f"run {run.id} made no progress event {sequence}", code="EVENT_NOT_FOUND"
+            )
+        delivery = replace(
+            await self._event_delivery(run, event, is_automatic=False), recovery_id=recovery_id
+        )
+        await self._store.outbox.add(delivery)
+        self._on_delivery()
+        return delivery
 
     async def send_result(
         self, run: Run, *, position: int, data: Mapping[str, Any], output: OutputFile | None
@@ -169,9 +258,10 @@ class Outbox:
             body = model.result_callback(run, result, data)
         else:
             body = result_callback_body(run, result, data=data)
-        made = new_result_delivery(
+        made = new_event_delivery(
             run,
-            result,
+            event_key=result.event_key,
+            webhook_id=webhook_id(result.id),
             body=body,
             delivery_id=new_id(),
             now=self._clock.now(),
@@ -264,8 +354,8 @@ class Outbox:
         made = await self._delivery(run, is_automatic=False)
         if made is None:
             raise ConflictError(
-                f"run {run.id} sends no callback when it ends: its results were its callbacks "
-                "(redeliver one with result_id)",
+                f"run {run.id} sends no callback when it ends: it did not ask for 'completed', "
+                "or its results were its callbacks (redeliver one with result_id)",
                 code="NO_CALLBACK",
             )
         delivery = replace(made, recovery_id=recovery_id)
@@ -303,8 +393,11 @@ class Outbox:
             run = await self._store.runs.get(failed.run_id)
             if run is None:
                 raise ConflictError(f"run {failed.run_id} is gone")
+            sequence = sequence_of(failed.event_key)
             if failed.event_key == TERMINAL_EVENT:
                 await self.redeliver(run, recovery_id=recovery_id)
+            elif sequence is not None:
+                await self.redeliver_event(run, sequence, recovery_id=recovery_id)
             else:
                 result_id = UUID(failed.event_key.removeprefix("result:"))
                 await self.redeliver_result(run, result_id, recovery_id=recovery_id)

@@ -15,10 +15,12 @@ from runback.errors import (
     TimestampOutsideToleranceError,
     VerificationError,
 )
+from runback.receiver.freshness import LatestSequences
 
 __all__ = [
     "DEFAULT_TOLERANCE",
     "InvalidSecretError",
+    "LatestSequences",
     "MalformedSignatureError",
     "MissingSignatureError",
     "SignatureMismatchError",

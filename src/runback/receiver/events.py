@@ -96,6 +96,8 @@ class EventKeys:
     result_id: str | None
     status: str | None
     dedupe_key: str
+    sequence: int | None = None
+    """A run's event's ``sequence``, when it carries one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +171,14 @@ def event_keys(payload: object, *, webhook_id: str | None, body: bytes) -> Event
         result_id=result_id,
         status=status,
         dedupe_key=dedupe_key,
+        sequence=None if run_id is None or sequence is None else _whole(fields["sequence"]),
     )
+
+
+def _whole(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        return None
+    return value
 
 
 def parse_output_path(text: str) -> tuple[PathStep, ...]:

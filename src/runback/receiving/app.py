@@ -143,6 +143,7 @@ async def receive(source: str, request: Request, deps: Deps) -> Response:
         status=keys.status,
         webhook_id=webhook_id,
         wants_handler=bool(deps.handlers.for_event(keys.event)),
+        sequence=keys.sequence,
     )
     copies = [
         CopyDraft(
@@ -175,6 +176,8 @@ def event_view(event: InboxEvent) -> dict[str, Any]:
         "status": event.status,
         "webhook_id": event.webhook_id,
         "receipt_count": event.receipt_count,
+        "sequence": event.sequence,
+        "stale": event.stale,
         "handler": {
             "state": event.handler_state.value,
             "attempts": event.handler_attempts,

@@ -34,6 +34,7 @@ class EventDraft:
     status: str | None
     webhook_id: str | None
     wants_handler: bool
+    sequence: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,15 @@ _EVENT_AGAIN = prepared(
     .values(receipt_count=inbox_events.c.receipt_count + 1, last_received_at=bindparam("b_now"))
 )
 _NEW_EVENT = prepared(inbox_events.insert())
+_LATER_OF_RUN = prepared(
+    select(inbox_events.c.id)
+    .where(
+        inbox_events.c.source == bindparam("source"),
+        inbox_events.c.run_id == bindparam("run_id"),
+        inbox_events.c.sequence > bindparam("sequence"),
+    )
+    .limit(1)
+)
 _NEW_RECEIPT = prepared(inbox_receipts.insert())
 _COPIES_OF = prepared(select(inbox_copies).where(inbox_copies.c.event_id == bindparam("event")))
 _NEW_COPY = prepared(inbox_copies.insert())
@@ -101,11 +111,18 @@ async def accept_one(conn: Connection, item: Arrival) -> tuple[UUID, bool]:
     if duplicate:
         await conn.execute(_EVENT_AGAIN, {"b_id": event_id, "b_now": now})
     else:
-        await conn.execute(_NEW_EVENT, _new_event(event_id, draft, now))
+        stale = draft.sequence is not None and await _later_came(conn, draft)
+        await conn.execute(_NEW_EVENT, {**_new_event(event_id, draft, now), "stale": stale})
     await conn.execute(_NEW_RECEIPT, receipt_row(receipt, event_id))
     if item.copies:
         await _merge_copies(conn, event_id, item.copies, now, new=not duplicate)
     return event_id, duplicate
+
+
+async def _later_came(conn: Connection, draft: EventDraft) -> bool:
+    """Whether an event of the same run with a higher sequence is in already."""
+    given = {"source": draft.source, "run_id": draft.run_id, "sequence": draft.sequence}
+    return (await conn.execute(_LATER_OF_RUN, given)).first() is not None
 
 
 def _new_event(event_id: UUID, draft: EventDraft, now: datetime) -> dict[str, Any]:
@@ -120,6 +137,7 @@ def _new_event(event_id: UUID, draft: EventDraft, now: datetime) -> dict[str, An
         "task_uuid": draft.task_uuid,
         "status": draft.status,
         "webhook_id": draft.webhook_id,
+        "sequence": draft.sequence,
         "receipt_count": 1,
         "handler_state": (HandlerState.PENDING if draft.wants_handler else HandlerState.NONE).value,
         "handler_attempts": 0,

@@ -19,11 +19,12 @@ import orjson
 from sqlalchemy import bindparam
 
 from runback.batching import GroupCommit
-from runback.core.records import Delivery, Run, RunResult
+from runback.core.records import Delivery, Run, RunEvent, RunResult
 from runback.core.states import TERMINAL_RUN_STATUSES, RunStatus
 from runback.errors import DeliveryInFlightError
 from runback.store.batches import CALLBACK_COMMITTED, count_endings
 from runback.store.database import Database
+from runback.store.events import ADVANCE, INSERT_EVENT, event_row
 from runback.store.moves import RUNS, Refusal, Step, transition
 from runback.store.schema import deliveries, run_results
 from runback.store.sql import IntegrityError, prepared
@@ -40,6 +41,7 @@ _END = (
     failure_message=bindparam("b_failure_message"),
     completed_at=bindparam("b_completed_at"),
     updated_at=bindparam("b_updated_at"),
+    event_sequence=bindparam("b_event_sequence"),
 )
 
 
@@ -92,6 +94,7 @@ class _Ending:
     ended: Run
     delivery: Delivery | None
     lease_until: datetime | None
+    event: RunEvent | None
 
 
 def _step(item: _Ending) -> Step[RunStatus]:
@@ -107,6 +110,7 @@ def _step(item: _Ending) -> Step[RunStatus]:
             "b_failure_message": ended.failure_message,
             "b_completed_at": ended.completed_at,
             "b_updated_at": ended.updated_at,
+            "b_event_sequence": ended.event_sequence,
         },
     )
 
@@ -125,6 +129,7 @@ class OutboxStore:
         delivery: Delivery | None,
         *,
         lease_until: datetime | None = None,
+        event: RunEvent | None = None,
     ) -> Refusal | None:
         """Commit ``ended`` (the run's terminal state) and its callback ``delivery`` in one
         transaction, if the run is still as its ender ``read`` it: in that status, held by
@@ -133,8 +138,8 @@ class OutboxStore:
 
         A ``delivery`` is born ``pending``, or ``delivering`` already claimed (by its
         ``claimed_by``, until ``lease_until``) when a dispatcher of this process takes it
-        over at once."""
-        return await self._endings.submit(_Ending(read, ended, delivery, lease_until))
+        over at once. A run that asked for events keeps its terminal ``event`` too."""
+        return await self._endings.submit(_Ending(read, ended, delivery, lease_until, event))
 
     async def _end_many(self, items: list[_Ending]) -> list[Refusal | None]:
         async with self._db.write() as conn:
@@ -146,6 +151,13 @@ class OutboxStore:
             ]
             if made:
                 await conn.execute(_INSERT, made)
+            events = [
+                event_row(item.event)
+                for item, refused in zip(items, verdicts, strict=True)
+                if refused is None and item.event is not None
+            ]
+            if events:
+                await conn.execute(INSERT_EVENT, events)
             ended = [item.ended for item, refused in zip(items, verdicts, strict=True)
                      if refused is None and item.ended.batch_id is not None]  # fmt: skip
             if ended:
@@ -159,6 +171,19 @@ class OutboxStore:
             await conn.execute(_INSERT_RESULT, [_result_row(result)])
             if delivery is not None:
                 await conn.execute(_INSERT, [delivery_row(delivery)])
+
+    async def add_event(self, event: RunEvent, delivery: Delivery | None, *, worker: str) -> bool:
+        """Commit an event of a running run that ``worker`` holds, with its callback's
+        ``delivery`` (None when the run has no callback URL or did not ask for this kind);
+        answers False, writing nothing, when ``worker`` no longer holds the run."""
+        async with self._db.write() as conn:
+            given = {"b_id": event.run_id, "b_worker": worker, "b_sequence": event.sequence}
+            if (await conn.execute(ADVANCE, given)).rowcount == 0:
+                return False
+            await conn.execute(INSERT_EVENT, [event_row(event)])
+            if delivery is not None:
+                await conn.execute(_INSERT, [delivery_row(delivery)])
+        return True
 
     async def commit_batch_callback(self, batch_id: UUID, delivery: Delivery) -> bool:
         """Commit the automatic callback ``delivery`` of a batch whose items have all

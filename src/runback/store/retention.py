@@ -35,6 +35,7 @@ from runback.store.schema import (
     inbox_copies,
     inbox_events,
     inbox_receipts,
+    run_events,
     run_outputs,
     run_results,
     runs,
@@ -103,6 +104,7 @@ class Retention:
             )
             await conn.execute(delete(run_outputs).where(run_outputs.c.run_id.in_(ids)))
             await conn.execute(delete(run_results).where(run_results.c.run_id.in_(ids)))
+            await conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))
             await conn.execute(delete(runs).where(runs.c.id.in_(ids)))
         return Pruned(len(ids), found)
 

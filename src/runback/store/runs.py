@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import bindparam, func, select, tuple_, update
 
 from runback.batching import GroupCommit
+from runback.core.events import events_column, events_of
 from runback.core.records import Run
 from runback.core.states import RunStatus
 from runback.store.database import Database, retrying_conflicts
@@ -36,7 +37,7 @@ class RunFilter:
 
 def run_record(row: Row) -> Run:
     """The run a ``runs`` row holds."""
-    return to_record(Run, row, status=RunStatus(row.status))
+    return to_record(Run, row, status=RunStatus(row.status), events=events_of(row.events))
 
 
 def run_row(run: Run, idempotency: Idempotency | None = None) -> dict[str, Any]:
@@ -63,6 +64,8 @@ def run_row(run: Run, idempotency: Idempotency | None = None) -> dict[str, Any]:
         "completed_at": run.completed_at,
         "updated_at": run.updated_at,
         "sequence_index": run.sequence_index,
+        "events": events_column(run.events),
+        "event_sequence": run.event_sequence,
     }
 
 

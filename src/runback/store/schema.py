@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 
@@ -104,6 +105,9 @@ runs = Table(
     Column("claimed_by", Text),
     Column("lease_until", UtcDateTime),
     Column("sequence_index", Integer),
+    # The events it asked for, comma-separated (None: its end only), and its latest's number.
+    Column("events", Text),
+    Column("event_sequence", Integer, nullable=False, server_default=text("0")),
     Index("ix_runs_org_created", "organization_id", "created_at"),
     Index(
         "ix_runs_batch",
@@ -188,9 +192,13 @@ callback_secrets = Table(
     Column("last_used_at", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # hmac (whsec_) or ed25519 (whsk_ in ``secret``, sealed like it; whpk_ here, plain).
+    Column("type", Text, nullable=False, server_default=text("'hmac'")),
+    Column("public_key", Text),
     Index(
         "ux_callback_secrets_current",
         "organization_id",
+        "type",
         unique=True,
         sqlite_where=text("is_current"),
         postgresql_where=text("is_current"),
@@ -338,6 +346,18 @@ run_results = Table(
     Index("ix_run_results_run", "run_id", "position"),
 )
 
+# Every event of a run that asked for events, as its callback says it, for its stream.
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("run_id", Uuid, ForeignKey("runs.id"), primary_key=True),
+    Column("sequence", Integer, primary_key=True),
+    Column("organization_id", Uuid, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 run_outputs = Table(
     "run_outputs",
     metadata,
@@ -389,6 +409,9 @@ inbox_events = Table(
     Column("last_received_at", UtcDateTime, nullable=False),
     Column("claimed_by", Text),
     Column("lease_until", UtcDateTime),
+    # A run's event's sequence, and whether a later one of its run had come first.
+    Column("sequence", BigInteger),
+    Column("stale", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("source", "dedupe_key", name="ux_inbox_events_dedupe"),
     Index(
         "ix_inbox_events_handler_due",
@@ -398,6 +421,14 @@ inbox_events = Table(
     ),
     Index("ix_inbox_events_received", "first_received_at"),
     Index("ix_inbox_events_last_received", "last_received_at"),
+    Index(
+        "ix_inbox_events_run_sequence",
+        "source",
+        "run_id",
+        "sequence",
+        sqlite_where=text("sequence IS NOT NULL"),
+        postgresql_where=text("sequence IS NOT NULL"),
+    ),
 )
 
 inbox_receipts = Table(

@@ -1,5 +1,10 @@
 """Callback secrets: which sign, and which is current.
 
+A secret is an HMAC secret or an Ed25519 key pair (``type``); each type has its own current
+secret, and promoting or disabling one weighs only the secrets of its type. An Ed25519 key's
+private half lives in the ``secret`` column, sealed like an HMAC secret; its public half in
+``public_key``, plain: it is published.
+
 With master keys, the ``secret`` column holds each secret sealed (``runback.core.sealing``),
 bound to its row's id; it is sealed on write and opened on read, so callers only ever see
 plain ``CallbackSecret.secret``. Without, secrets are stored plain, as before any key was
@@ -15,7 +20,7 @@ from uuid import UUID
 
 from sqlalchemy import Select, bindparam, select, update
 
-from runback.core.records import CallbackSecret
+from runback.core.records import CallbackSecret, SecretType
 from runback.core.sealing import MasterKeys, open_value, sealed_key_id
 from runback.errors import ConfigError, SecretDisabledError, SecretInUseError
 from runback.store.database import Database, retrying_conflicts
@@ -41,6 +46,13 @@ _SIGNING = prepared(
     .order_by(callback_secrets.c.is_current.desc(), callback_secrets.c.created_at)
 )
 
+_PUBLISHED = select(
+    callback_secrets.c.id, callback_secrets.c.organization_id, callback_secrets.c.public_key
+).where(
+    callback_secrets.c.type == SecretType.ED25519.value,
+    callback_secrets.c.disabled_at.is_(None),
+)
+
 
 def _context(secret_id: UUID) -> str:
     """What a sealed secret is bound to: its own row."""
@@ -61,7 +73,7 @@ class SecretStore:
 
     def _secret(self, row: Row) -> CallbackSecret:
         plain = open_value(row.secret, self._keys, context=_context(row.id))
-        return to_record(CallbackSecret, row, secret=plain)
+        return to_record(CallbackSecret, row, secret=plain, type=SecretType(row.type))
 
     async def reseal(self) -> int:
         """Seal every secret with the current master key: plain ones, and those sealed with
@@ -98,7 +110,8 @@ class SecretStore:
         return len(changes)
 
     async def create(self, secret: CallbackSecret) -> CallbackSecret:
-        """Commit a new secret; it becomes current when its organization has none."""
+        """Commit a new secret; it becomes current when its organization has none of its
+        type."""
 
         async def attempt() -> CallbackSecret:
             async with self._db.write() as conn:
@@ -106,6 +119,7 @@ class SecretStore:
                     await conn.execute(
                         select(callback_secrets.c.id).where(
                             callback_secrets.c.organization_id == secret.organization_id,
+                            callback_secrets.c.type == secret.type.value,
                             callback_secrets.c.is_current,
                         )
                     )
@@ -120,6 +134,8 @@ class SecretStore:
                             secret=self._seal(secret.id, secret.secret),
                             key_prefix=secret.key_prefix,
                             is_current=not has_current,
+                            type=secret.type.value,
+                            public_key=secret.public_key,
                             created_at=secret.created_at,
                             updated_at=secret.updated_at,
                         )
@@ -151,6 +167,16 @@ class SecretStore:
             found[secret.organization_id].append(secret)
         return found
 
+    async def public_keys(self, organization_id: UUID | None = None) -> list[tuple[UUID, str]]:
+        """The id and ``whpk_`` public key of every active Ed25519 key (of one organization,
+        when given), oldest first. Private keys are not read."""
+        query = _PUBLISHED.order_by(callback_secrets.c.created_at, callback_secrets.c.id)
+        if organization_id is not None:
+            query = query.where(callback_secrets.c.organization_id == organization_id)
+        async with self._db.read() as conn:
+            rows = await conn.execute(query)
+            return [(row.id, row.public_key) for row in rows]
+
     async def list(self, organization_id: UUID) -> list[CallbackSecret]:
         """An organization's secrets, oldest first, disabled ones included."""
         async with self._db.read() as conn:
@@ -175,7 +201,8 @@ class SecretStore:
         label: str | None = None,
         promote: bool = False,
     ) -> CallbackSecret | None:
-        """Rename a secret, or make it current (demoting the previous one) in one step."""
+        """Rename a secret, or make it current (demoting the previous one of its type) in
+        one step."""
         async with self._db.write() as conn:
             row = (await conn.execute(_one(secret_id, organization_id))).first()
             if row is None:
@@ -187,6 +214,7 @@ class SecretStore:
                     update(callback_secrets)
                     .where(
                         callback_secrets.c.organization_id == organization_id,
+                        callback_secrets.c.type == row.type,
                         callback_secrets.c.is_current,
                     )
                     .values(is_current=False, updated_at=now)
@@ -210,7 +238,7 @@ class SecretStore:
         self, secret_id: UUID, *, organization_id: UUID, now: datetime
     ) -> CallbackSecret | None:
         """Disable a secret for good: it never signs again. The current secret can only be
-        disabled when it is the last active one (promote another first)."""
+        disabled when it is the last active one of its type (promote another first)."""
         async with self._db.write() as conn:
             row = (await conn.execute(_one(secret_id, organization_id))).first()
             if row is None:
@@ -221,6 +249,7 @@ class SecretStore:
                 others = await conn.execute(
                     select(callback_secrets.c.id).where(
                         callback_secrets.c.organization_id == organization_id,
+                        callback_secrets.c.type == row.type,
                         callback_secrets.c.disabled_at.is_(None),
                         callback_secrets.c.id != secret_id,
                     )

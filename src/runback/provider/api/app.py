@@ -13,6 +13,7 @@ from runback.provider.api import (
     models,
     runs,
     runware,
+    streams,
 )
 from runback.provider.api.deps import ApiDeps
 from runback.store import check_schema
@@ -24,6 +25,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app = base_app("runback", ready=lambda: check_schema(deps.store.database))
     app.state.deps = deps
     app.include_router(runs.router)
+    app.include_router(streams.router)
     app.include_router(batches.router)
     app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)

@@ -1,15 +1,24 @@
 """``/v1/callback-secrets``: the secrets that sign callbacks, and their rotation.
 
-Rotation: create a second secret (receivers start accepting both: ``webhook-signature``
-carries one signature per active secret), promote it with ``PATCH {"is_current": true}``
-(``Runflow-Signature`` follows it), then ``DELETE`` the old one (disabled, never signs again).
+A secret is ``"type": "hmac"`` (``whsec_``: ``Runflow-Signature`` and ``v1``) or ``"ed25519"``
+(a key pair: ``v1a``; its public key ``whpk_`` shown on every read and published without an
+API key at ``/v1/callback-secrets/jwks``, its private key never shown).
+
+Rotation, the same for both types: create a second secret (receivers start accepting both:
+``webhook-signature`` carries one signature per active secret), promote it with ``PATCH
+{"is_current": true}`` (``Runflow-Signature`` follows the current HMAC secret), then
+``DELETE`` the old one (disabled, never signs again).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from runback.core.keys import jwk
+from runback.core.records import SecretType
 from runback.core.signing import new_callback_secret
 from runback.errors import NotFoundError, ValidationFailedError
 from runback.provider.api.deps import CurrentCaller, Deps
@@ -21,11 +30,16 @@ from runback.web.responses import json_response
 
 router = APIRouter(prefix="/v1", tags=["callback secrets"])
 
+# Receivers fetch the keys when they meet an unknown key id: a minute's cache spares the
+# server, and a new key is announced before it is promoted anyway (it signs from creation).
+_JWKS_CACHE = "public, max-age=60"
+
 
 class SecretCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str | None = Field(default=None, max_length=200)
+    type: SecretType = SecretType.HMAC
 
 
 class SecretUpdate(BaseModel):
@@ -48,10 +62,13 @@ def _not_found(secret_id: str) -> NotFoundError:
     openapi_extra=documented_body(SecretCreate, required=False),
 )
 async def create_secret(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
-    """Create a secret; its plain value is in this answer and never again. An
-    organization's first secret becomes current."""
+    """Create a secret: ``hmac`` (the default; its plain value is in this answer and never
+    again) or ``ed25519`` (its public key shown, its private key never). An organization's
+    first secret of a type becomes current."""
     body = await read_json(request, SecretCreate, limit=deps.max_body_bytes)
-    made = new_callback_secret(caller.organization_id, label=body.label, now=deps.clock.now())
+    made = new_callback_secret(
+        caller.organization_id, label=body.label, now=deps.clock.now(), kind=body.type
+    )
     secret = await deps.store.secrets.create(made)
     return json_response(secret_view(secret, plain=True), 201)
 
@@ -61,6 +78,25 @@ async def list_secrets(deps: Deps, caller: CurrentCaller) -> Response:
     """Every secret of the organization, oldest first, disabled ones included."""
     found = await deps.store.secrets.list(caller.organization_id)
     return json_response(page([secret_view(s) for s in found], None))
+
+
+# Declared before /callback-secrets/{secret_id}, which would take "jwks" for an id.
+@router.get("/callback-secrets/jwks")
+async def public_keys(
+    deps: Deps,
+    organization_id: Annotated[str | None, Query(description="one organization's keys")] = None,
+) -> Response:
+    """The public keys of the active Ed25519 secrets as a JWKS document, ``kid`` the
+    secret's id; no API key needed (they are public)."""
+    organization = None
+    if organization_id is not None:
+        organization = uuid_or_none(organization_id)
+        if organization is None:
+            raise ValidationFailedError.for_field("organization_id", "must be a UUID")
+    found = await deps.store.secrets.public_keys(organization)
+    response = json_response({"keys": [jwk(str(kid), public) for kid, public in found]})
+    response.headers["Cache-Control"] = _JWKS_CACHE
+    return response
 
 
 @router.get("/callback-secrets/{secret_id}")

@@ -38,6 +38,9 @@ class RedeliveryCreate(BaseModel):
 
     result_id: UUID | None = None
     """Redeliver this result's event (``run.result``) instead of the run's end."""
+    sequence: int | None = Field(default=None, ge=1)
+    """Redeliver this progress event (``run.started``, ``run.output``, ``run.logs``), as
+    it was made, instead of the run's end."""
 
 
 @router.post(
@@ -49,11 +52,18 @@ async def redeliver_callback(
     run_id: str, request: Request, deps: Deps, caller: CurrentCaller
 ) -> Response:
     """A new delivery of an ended run's callback (or, with ``result_id``, of one of its
-    results), its payload built from the run now; one of each event at a time."""
+    results; with ``sequence``, of one of its progress events), its payload built from the
+    run now (a progress event's as it was made); one of each event at a time."""
     run = await run_of(deps, caller, run_id)
     body = await read_json(request, RedeliveryCreate, limit=deps.max_body_bytes)
+    if body.result_id is not None and body.sequence is not None:
+        raise ValidationFailedError.for_field(
+            "sequence", "name a result_id or a sequence, not both"
+        )
     if body.result_id is not None:
         delivery = await deps.outbox.redeliver_result(run, body.result_id)
+    elif body.sequence is not None:
+        delivery = await deps.outbox.redeliver_event(run, body.sequence)
     else:
         delivery = await deps.outbox.redeliver(run)
     return json_response(delivery_view(delivery, []), 201)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runback.core.clock import isoformat, to_utc
+from runback.core.events import EventKind, chosen_events
 from runback.core.ids import new_id
 from runback.core.payload import dumps
 from runback.core.records import Run
@@ -49,6 +50,9 @@ class RunCreate(BaseModel):
     client_ref: str | None = Field(default=None, max_length=256)
     output_url_ttl: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)
     """Seconds the run's output URLs stay valid, from 1 minute to 30 days."""
+    events: list[str] | None = Field(default=None, max_length=len(EventKind))
+    """Which callbacks to send: ``start``, ``output``, ``logs``, ``completed`` (the
+    default, and any terminal event). Each but the default carries a ``sequence``."""
 
 
 IdempotencyKey = Annotated[
@@ -74,7 +78,10 @@ async def run_of(deps: Deps, caller: CurrentCaller, run_id: str) -> Run:
 
 def request_hash(model: str, body: BaseModel) -> str:
     """What an ``Idempotency-Key`` must be sent again with: the model and the body."""
-    canonical = orjson.dumps([model, body.model_dump()], option=orjson.OPT_SORT_KEYS)
+    dumped = body.model_dump()
+    if dumped.get("events", ()) is None:  # as before the field existed: keys stay valid
+        del dumped["events"]
+    canonical = orjson.dumps([model, dumped], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -102,6 +109,7 @@ async def create_run(
     served = served_model(deps, model)
     body = await read_json(request, RunCreate, limit=deps.max_body_bytes)
     _check_submission(body, served, deps.url_policy)
+    events = checked_events(body.events)
     now = deps.clock.now()
     run = new_run(
         run_id=new_id(),
@@ -113,6 +121,7 @@ async def create_run(
         metadata=None if body.metadata is None else dumps(body.metadata),
         client_ref=body.client_ref,
         output_url_ttl=body.output_url_ttl,
+        events=events,
     )
     idempotency = None
     if idempotency_key is not None:
@@ -138,6 +147,16 @@ def _check_submission(body: RunCreate, served: Model, url_policy: UrlPolicy) -> 
         except ValidationError as exc:
             raise validation_error(exc.errors(), prefix="input") from None
     check_callback_url(body.callback_url, url_policy)
+
+
+def checked_events(values: list[str] | None) -> tuple[EventKind, ...] | None:
+    """The events a submission chose (None: the default), or a ``422`` naming the field."""
+    if values is None:
+        return None
+    try:
+        return chosen_events(values)
+    except ValueError as exc:
+        raise ValidationFailedError.for_field("events", str(exc)) from None
 
 
 def check_metadata(metadata: dict[str, Any] | None) -> None:

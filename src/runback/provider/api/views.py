@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from runback.core.clock import isoformat, whole_ms
+from runback.core.events import DEFAULT_EVENTS
 from runback.core.payload import raw
 from runback.core.records import (
     TERMINAL_EVENT,
@@ -19,6 +20,7 @@ from runback.core.records import (
     Delivery,
     JsonText,
     Run,
+    SecretType,
 )
 from runback.core.states import BatchStatus, DeliveryStatus
 
@@ -50,6 +52,8 @@ def run_view(run: Run, *, output: JsonText | None = None) -> dict[str, Any]:
         "batch_id": _id(run.batch_id),
         "sequence_index": run.sequence_index,
         "output_url_ttl": run.output_url_ttl,
+        "events": list(run.events or DEFAULT_EVENTS),
+        "event_sequence": run.event_sequence,
     }
 
 
@@ -159,11 +163,15 @@ def delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]
 
 
 def secret_view(secret: CallbackSecret, *, plain: bool = False) -> dict[str, Any]:
-    """A secret; its plain value only when ``plain`` (the create answer, once)."""
+    """A secret; an HMAC secret's plain value only when ``plain`` (the create answer, once),
+    an Ed25519 key's public key always, its private key never."""
     view: dict[str, Any] = {"id": str(secret.id), "label": secret.label}
-    if plain:
+    if secret.type is SecretType.ED25519:
+        view["public_key"] = secret.public_key
+    elif plain:
         view["plain_secret"] = secret.secret
     view |= {
+        "type": secret.type,
         "key_prefix": secret.key_prefix,
         "is_current": secret.is_current,
         "disabled_at": isoformat(secret.disabled_at),
