@@ -217,3 +217,24 @@ async def test_each_result_callback_is_thin_or_whole_by_its_own_size(api: Api) -
     assert full | {"output": None, "output_url": big["output_url"]} == big
     assert (small["result"], "output_url" in small) == (SMALL, False)
     assert (end["output"], "output_url" in end) == (SMALL, False)
+
+
+async def test_progress_events_over_the_limit_are_thin_with_their_bytes_as_made(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await make_harness(store, clock, callback_max_bytes=LIMIT, event_interval=0.0)
+    big_metadata = {"note": "é" * 3000}  # echoed in every event: each is over the limit
+    run = await h.submit(
+        model="runback/echo", input=SMALL, events=("start", "completed"), metadata=big_metadata
+    )
+
+    await h.executor.run_until_idle()
+
+    made = (await h.store.events.after(run.id, 0))[0]  # run.started, kept as made
+    found = await h.deliveries(run.id)
+    started = next(d for d, _ in found if d.event_key == "event:1")
+    thin = orjson.loads(started.payload_bytes)
+    assert (thin["event"], thin["output"], thin["sequence"]) == ("run.started", None, 1)
+    key = full_body_key(delivery_id=started.id, run_id=run.id, batch_id=None)
+    assert b"".join([chunk async for chunk in h.blobs.read(key)]) == made.body
+    assert thin_body(made.body, thin["output_url"]) == started.payload_bytes
