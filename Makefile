@@ -54,8 +54,10 @@ check: $(VENV)/.dev  ## format, lint, types
 soak: $(VENV)/.dev  ## the long versions of the chaos and load tests
 	RUNBACK_CHAOS_KILLS=20 RUNBACK_WORKER_KILLS=50 RUNBACK_SCALE_RUNS=5000 \
 	  RUNBACK_RESTART_RUNS=3000 RUNBACK_FUZZ_EXAMPLES=300 RUNBACK_SCALE_BATCHES=100 \
+	  RUNBACK_EVENT_LINES=10000 \
 	  $(BIN)/pytest tests/e2e/test_chaos.py tests/e2e/test_scale_out.py \
-	  tests/e2e/test_pg_restart.py tests/e2e/test_openapi_fuzz.py tests/e2e/test_batches_scale.py
+	  tests/e2e/test_pg_restart.py tests/e2e/test_openapi_fuzz.py tests/e2e/test_batches_scale.py \
+	  tests/unit/test_run_events.py
 
 bench: $(VENV)/.bench  ## P1-P8 in quick mode (about 10 minutes); rewrites docs/benchmarks.md
 	$(BIN)/python bench/run.py --mode quick

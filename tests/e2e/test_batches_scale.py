@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -16,17 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
 from aiohttp import web
 
-from support.cluster import Cluster
+from support.cluster import Cluster, database_env
 from support.receivers import LoopbackReceiver
 from support.waiting import wait_for
 
-POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 BATCHES = int(os.environ.get("RUNBACK_SCALE_BATCHES", "10"))
 ITEMS = 100
 WORKERS = 3
@@ -34,18 +31,8 @@ WORKERS = 3
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
-    common = {"RUNBACK_POLL_INTERVAL": "0.2", "RUNBACK_CALLBACK_ALLOW": "127.0.0.0/8"}
-    if request.param == "sqlite":
-        yield common  # the shared data directory's SQLite file
-        return
-    schema = f"e2e_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield {**common, "RUNBACK_DATABASE_URL": POSTGRES_URL, "RUNBACK_DATABASE_SCHEMA": schema}
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with database_env(request.param) as database:
+        yield {"RUNBACK_POLL_INTERVAL": "0.2", "RUNBACK_CALLBACK_ALLOW": "127.0.0.0/8", **database}
 
 
 @pytest.fixture

@@ -4,37 +4,23 @@ and resumes with ``Last-Event-ID``; on both databases."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import asyncpg
 import httpx
 import orjson
 import pytest
 
-from support.cluster import Cluster
+from support.cluster import Cluster, database_env
 
-POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 Message = dict[str, str]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
-    common = {"RUNBACK_POLL_INTERVAL": "0.2", "RUNBACK_EVENT_INTERVAL": "0.2"}
-    if request.param == "sqlite":
-        yield common
-        return
-    schema = f"e2e_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield {**common, "RUNBACK_DATABASE_URL": POSTGRES_URL, "RUNBACK_DATABASE_SCHEMA": schema}
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with database_env(request.param) as database:
+        yield {"RUNBACK_POLL_INTERVAL": "0.2", "RUNBACK_EVENT_INTERVAL": "0.2", **database}
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import hashlib
 import os
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -22,26 +21,19 @@ import pytest
 from aiohttp import web
 
 from runback.core.signing import generate_secret, signature_headers
-from support.cluster import Cluster
+from support.cluster import POSTGRES_URL, Cluster, postgres_schema
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver, answer
 from support.waiting import eventually, wait_for
 
-POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 RUNS = int(os.environ.get("RUNBACK_SCALE_RUNS", "500"))
 WORKER_KILLS = int(os.environ.get("RUNBACK_WORKER_KILLS", "2"))
 
 
 @pytest.fixture
 async def schema() -> AsyncIterator[str]:
-    name = f"e2e_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    await admin.execute(f"CREATE SCHEMA {name}")
-    try:
+    async with postgres_schema() as name:
         yield name
-    finally:
-        await admin.execute(f"DROP SCHEMA {name} CASCADE")
-        await admin.close()
 
 
 @pytest.fixture

@@ -3,13 +3,43 @@ subprocesses on one database, sharing one files directory (one host)."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from support.process import ServeProcess, cli
 from support.s3 import free_port
+
+POSTGRES_URL = os.environ.get("RUNBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema for a cluster's processes, dropped afterwards."""
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    await admin.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        await admin.execute(f"DROP SCHEMA {name} CASCADE")
+        await admin.close()
+
+
+@asynccontextmanager
+async def database_env(backend: str) -> AsyncIterator[dict[str, str]]:
+    """The variables that put a cluster on ``backend``: the SQLite file of the data
+    directory its processes share, or a fresh PostgreSQL schema."""
+    if backend == "sqlite":
+        yield {}
+        return
+    async with postgres_schema() as schema:
+        yield {"RUNBACK_DATABASE_URL": POSTGRES_URL, "RUNBACK_DATABASE_SCHEMA": schema}
 
 
 class Cluster:

@@ -270,3 +270,24 @@ async def test_an_event_is_refused_to_a_worker_that_no_longer_holds_the_run(
     assert not await store.outbox.add_event(event, None, worker="w1")  # not after itself
     run = await h.run(submitted.id)
     assert run.event_sequence == 1
+
+
+async def test_a_run_executed_again_after_a_crash_numbers_on_from_its_last_event(
+    store: Store, clock: ManualClock
+) -> None:
+    h = await _harness(store, clock)
+    submitted = await h.submit(model=TALKER, events=ALL, callback_url=None)
+    now = clock.now()
+    [claimed] = await store.runs.claim_queued(
+        worker="dead", limit=1, now=now, lease_until=now, models=[TALKER]
+    )
+    event = RunEvent(claimed.id, claimed.organization_id, 1, "run.started", b"{}", now)
+    assert await store.outbox.add_event(event, None, worker="dead")
+    await store.runs.recover(now=now, max_executions=2)  # the worker died: queued again
+
+    await h.executor.run_until_idle()
+
+    events = await h.store.events.after(submitted.id, 0)
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert [e.event for e in events][:2] == ["run.started", "run.started"]
+    assert events[-1].event == "run.completed"

@@ -19,7 +19,15 @@ from uuid import UUID
 from runback.core.destinations import destination_of
 from runback.core.ids import webhook_id
 from runback.core.payload import run_callback_body
-from runback.core.records import TERMINAL_EVENT, Batch, Delivery, JsonText, Run
+from runback.core.records import (
+    TERMINAL_EVENT,
+    Batch,
+    CallbackSecret,
+    Delivery,
+    JsonText,
+    Run,
+    SecretType,
+)
 from runback.core.retry import Random, RetryPolicy
 from runback.core.signing import signature_headers
 from runback.core.states import DeliveryStatus
@@ -242,6 +250,28 @@ def attempt_headers(
     headers["Content-Type"] = "application/json"
     headers["Runflow-Request-Id"] = str(delivery_id)
     return headers
+
+
+def current_hmac(secrets: Sequence[CallbackSecret]) -> CallbackSecret | None:
+    """The secret that makes ``Runflow-Signature`` (HMAC only: an Ed25519 key may be
+    current too, among its own kind)."""
+    return next((s for s in secrets if s.is_current and s.type is SecretType.HMAC), None)
+
+
+def delivery_headers(
+    delivery: Delivery, secrets: Sequence[CallbackSecret], *, timestamp: int
+) -> dict[str, str]:
+    """The headers of an attempt of ``delivery`` at ``timestamp``, signed with ``secrets``
+    (its organization's active ones) as the dispatcher signs them."""
+    current = current_hmac(secrets)
+    return attempt_headers(
+        body=delivery.payload_bytes,
+        webhook_id=delivery.webhook_id,
+        delivery_id=delivery.id,
+        timestamp=timestamp,
+        current=None if current is None else current.secret,
+        active=[secret.secret for secret in secrets],
+    )
 
 
 def after_attempt(

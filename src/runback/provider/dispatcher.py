@@ -25,10 +25,11 @@ from runback.core.delivery import (
     SendError,
     SendResult,
     after_attempt,
-    attempt_headers,
+    current_hmac,
+    delivery_headers,
 )
 from runback.core.ids import new_id
-from runback.core.records import Attempt, CallbackSecret, Delivery, SecretType
+from runback.core.records import Attempt, CallbackSecret, Delivery
 from runback.core.retry import Random
 from runback.core.states import DeliveryStatus
 from runback.errors import UrlRefusedError
@@ -200,7 +201,6 @@ class Dispatcher(WorkLoop):
         self,
         delivery: Delivery,
         secrets: Sequence[CallbackSecret],
-        current: CallbackSecret | None,
         started: datetime,
     ) -> SendResult:
         """One attempt on the wire, signed with ``secrets``; a URL the policy refuses now
@@ -209,14 +209,7 @@ class Dispatcher(WorkLoop):
             self._url_policy.check(delivery.callback_url)
         except UrlRefusedError as exc:
             return SendResult(None, None, 0, SendError.BLOCKED_URL, str(exc))
-        headers = attempt_headers(
-            body=delivery.payload_bytes,
-            webhook_id=delivery.webhook_id,
-            delivery_id=delivery.id,
-            timestamp=int(started.timestamp()),
-            current=current.secret if current else None,
-            active=[s.secret for s in secrets],
-        )
+        headers = delivery_headers(delivery, secrets, timestamp=int(started.timestamp()))
         return await self._sender.send(
             OutboundRequest(
                 url=delivery.callback_url,
@@ -228,9 +221,7 @@ class Dispatcher(WorkLoop):
 
     async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
         started = self._clock.now()
-        # Runflow-Signature is HMAC: an Ed25519 key may be current too, among its own kind.
-        current = next((s for s in secrets if s.is_current and s.type is SecretType.HMAC), None)
-        result = await self._send(delivery, secrets, current, started)
+        result = await self._send(delivery, secrets, started)
         finished = self._clock.now()
         number = delivery.attempt_count + 1
         step = after_attempt(
@@ -249,7 +240,7 @@ class Dispatcher(WorkLoop):
             response_time_ms=result.elapsed_ms,
             error_message=result.describe(),
             failure_reason_code=result.failure_reason,
-            signing_secret_id=current.id if current else None,
+            signing_secret_id=_id_of(current_hmac(secrets)),
             created_at=started,
         )
         try:
@@ -311,3 +302,7 @@ def _log_failed(delivery: Delivery, number: int, step: NextStep) -> None:
         step.failure_detail,
         then,
     )
+
+
+def _id_of(secret: CallbackSecret | None) -> UUID | None:
+    return None if secret is None else secret.id

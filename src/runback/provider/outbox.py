@@ -139,20 +139,14 @@ class Outbox:
             delivery = await self._delivery(done, is_automatic=True, files=files)
         event = None
         if done.events is not None:
-            event = self._event(done, callback_event(done.status), await self._end_body(done))
+            event = self._event(done, callback_event(done.status), await self.end_body(done))
         return delivery, event
 
-    async def _end_body(self, run: Run) -> bytes:
-        return run_callback_body(run, output=await self._outputs.render_one(run))
-
     async def end_body(self, run: Run) -> bytes:
-        """The body of an ended run's terminal event as its stream shows it: runback's own
-        shape, its files' URLs signed now."""
-        if run.events is not None:
-            stored = await self._store.events.get(run.id, run.event_sequence)
-            if stored is not None:
-                return stored.body
-        return await self._end_body(run)
+        """The body of an ended run's terminal event in runback's own shape, its files'
+        URLs signed now (what its stream shows, and its callback unless its model has its
+        own shape)."""
+        return run_callback_body(run, output=await self._outputs.render_one(run))
 
     def _event(self, run: Run, name: str, body: bytes) -> RunEvent:
         return RunEvent(

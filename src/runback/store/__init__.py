@@ -16,6 +16,7 @@ from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
 from runback.store.destinations import DestinationStore
 from runback.store.dispatch import DispatchStore, Round
 from runback.store.events import EventStore
+from runback.store.feed import DeliveryFeed
 from runback.store.idempotency import Idempotency
 from runback.store.inbox import InboxStore
 from runback.store.migrate import check_schema, head_revision, migrate
@@ -43,6 +44,7 @@ class Store:
         self.dispatch = DispatchStore(database, self.secrets)
         self.outputs = OutputStore(database)
         self.events = EventStore(database)
+        self.feed = DeliveryFeed(database)
         self.inbox = InboxStore(database)
         self.retention = Retention(database)
         self.workers = WorkerStore(database)

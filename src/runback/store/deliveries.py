@@ -42,7 +42,7 @@ class AttemptOutcome:
     destination: str = ""
 
 
-def _delivery(row: Row) -> Delivery:
+def delivery_record(row: Row) -> Delivery:
     return to_record(
         Delivery,
         row,
@@ -174,7 +174,7 @@ async def claim_due(
     rows = await conn.execute(
         _TAKE, {"ids": chosen, "worker": worker, "lease_until": lease_until, "now": now}
     )
-    claimed = [_delivery(row) for row in rows]
+    claimed = [delivery_record(row) for row in rows]
     return sorted(claimed, key=lambda d: (d.next_attempt_at or now, d.id))
 
 
@@ -323,7 +323,7 @@ class DeliveryStore:
             query = query.where(tuple_(deliveries.c.created_at, deliveries.c.id) > tuple_(*after))
         query = query.order_by(deliveries.c.created_at, deliveries.c.id).limit(limit)
         async with self._db.read() as conn:
-            found = [_delivery(row) for row in await conn.execute(query)]
+            found = [delivery_record(row) for row in await conn.execute(query)]
         if len(found) < limit:
             return found, None
         return found, (found[-1].created_at, found[-1].id)
@@ -394,7 +394,7 @@ class DeliveryStore:
 
     async def _with_attempts(self, query: Select[Any]) -> list[tuple[Delivery, list[Attempt]]]:
         async with self._db.read() as conn:
-            found = [_delivery(row) for row in await conn.execute(query)]
+            found = [delivery_record(row) for row in await conn.execute(query)]
             if not found:
                 return []
             attempt_rows = await conn.execute(

@@ -237,6 +237,7 @@ deliveries = Table(
     # Which of its subject's events: 'terminal', or 'result:<id>' for a run's results.
     Column("event_key", Text, nullable=False, server_default=text("'terminal'")),
     Index("ix_deliveries_run", "run_id"),
+    Index("ix_deliveries_org_created", "organization_id", "created_at", "id"),
     Index(
         "ix_deliveries_batch",
         "batch_id",

@@ -10,6 +10,7 @@ from runback.provider.api import (
     callbacks,
     files,
     headshots,
+    listening,
     models,
     runs,
     runware,
@@ -27,6 +28,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(streams.router)
     app.include_router(batches.router)
+    app.include_router(listening.router)  # before callbacks: /stream is not a delivery id
     app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)
     app.include_router(models.router)
