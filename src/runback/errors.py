@@ -33,6 +33,8 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
         ├── ConflictError           409 CONFLICT
         ├── PayloadTooLargeError    413 PAYLOAD_TOO_LARGE
         ├── UnsupportedMediaError   415 UNSUPPORTED_MEDIA_TYPE
+        ├── ThinBodyError           502 THIN_BODY_UNAVAILABLE: a thin callback's full body
+        │                           could not be fetched, or is not the callback's
         └── ValidationFailedError   422 VALIDATION_ERROR, with field-level ``errors``
 """
 
@@ -219,6 +221,14 @@ class PayloadTooLargeError(ApiError):
 class UnsupportedMediaError(ApiError):
     status_code = 415
     code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class ThinBodyError(ApiError):
+    """A verified thin callback whose full body (at its ``output_url``) could not be
+    fetched, or is not the body of the same event: answered ``502``, so the sender retries."""
+
+    status_code = 502
+    code = "THIN_BODY_UNAVAILABLE"
 
 
 class ServiceUnavailableError(ApiError):

@@ -40,6 +40,7 @@ from runback.core.states import DeliveryStatus
 from runback.errors import ConflictError, DeliveryInFlightError, NotFoundError
 from runback.provider.dispatcher import Handoff
 from runback.provider.outputs import Outputs
+from runback.provider.payloads import Payloads
 from runback.provider.registry import Model
 from runback.store import Store
 
@@ -54,6 +55,7 @@ class Outbox:
         *,
         store: Store,
         outputs: Outputs,
+        payloads: Payloads,
         clock: Clock,
         retry_policy: RetryPolicy,
         on_delivery: Callable[[], None],
@@ -63,6 +65,7 @@ class Outbox:
         self._store = store
         self._model_of = model_of
         self._outputs = outputs
+        self._payloads = payloads
         self._clock = clock
         self._retry_policy = retry_policy
         self._on_delivery = on_delivery
@@ -86,7 +89,7 @@ class Outbox:
             body = model.callback(run, output)
             if body is None:
                 return None
-        return new_delivery(
+        made = new_delivery(
             run,
             delivery_id=new_id(),
             now=self._clock.now(),
@@ -95,6 +98,7 @@ class Outbox:
             output=output,
             body=body,
         )
+        return await self._payloads.fit(made, run=run)
 
     async def end(self, run: Run, ending: Ending, *, files: bool = True) -> Run | None:
         """End ``run`` if it is still as read (its status, and the worker holding it);
@@ -161,7 +165,7 @@ class Outbox:
         event = self._event(run, name, body)
         delivery = None
         if run.callback_url is not None:
-            delivery = self._event_delivery(run, event, is_automatic=True)
+            delivery = await self._event_delivery(run, event, is_automatic=True)
         assert run.claimed_by is not None, "only the worker running a run makes its events"
         if not await self._store.outbox.add_event(event, delivery, worker=run.claimed_by):
             return False
@@ -169,8 +173,8 @@ class Outbox:
             self._on_delivery()
         return True
 
-    def _event_delivery(self, run: Run, event: RunEvent, *, is_automatic: bool) -> Delivery:
-        return new_event_delivery(
+    async def _event_delivery(self, run: Run, event: RunEvent, *, is_automatic: bool) -> Delivery:
+        made = new_event_delivery(
             run,
             event_key=event_key(event.sequence),
             webhook_id=event_webhook_id(run.id, event.sequence),
@@ -180,6 +184,7 @@ class Outbox:
             policy=self._policy(run),
             is_automatic=is_automatic,
         )
+        return await self._payloads.fit(made, run=run)
 
     async def redeliver_event(
         self, run: Run, sequence: int, *, recovery_id: UUID | None = None
@@ -196,7 +201,7 @@ class Outbox:
                 f"run {run.id} made no progress event {sequence}", code="EVENT_NOT_FOUND"
             )
         delivery = replace(
-            self._event_delivery(run, event, is_automatic=False), recovery_id=recovery_id
+            await self._event_delivery(run, event, is_automatic=False), recovery_id=recovery_id
         )
         await self._store.outbox.add(delivery)
         self._on_delivery()
@@ -247,7 +252,7 @@ class Outbox:
             body = model.result_callback(run, result, data)
         else:
             body = result_callback_body(run, result, data=data)
-        return new_event_delivery(
+        made = new_event_delivery(
             run,
             event_key=result.event_key,
             webhook_id=webhook_id(result.id),
@@ -257,6 +262,7 @@ class Outbox:
             policy=self._policy(run),
             is_automatic=is_automatic,
         )
+        return await self._payloads.fit(made, run=run)
 
     async def redeliver_result(
         self, run: Run, result_id: UUID, *, recovery_id: UUID | None = None
@@ -291,7 +297,7 @@ class Outbox:
     async def _batch_delivery(self, batch: Batch, *, is_automatic: bool) -> Delivery:
         items = await self._store.batches.items(batch.id)
         body = batch_callback_body(batch, items, await self._outputs.render(items))
-        return new_batch_delivery(
+        made = new_batch_delivery(
             batch,
             body=body,
             delivery_id=new_id(),
@@ -299,6 +305,7 @@ class Outbox:
             policy=self._retry_policy,
             is_automatic=is_automatic,
         )
+        return await self._payloads.fit(made)
 
     async def redeliver_batch(self, batch: Batch) -> Delivery:
         """A new delivery of an ended batch's callback, built from its items now."""

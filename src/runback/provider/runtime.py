@@ -27,6 +27,7 @@ from runback.provider.executor import Executor
 from runback.provider.operations import Operations
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
+from runback.provider.payloads import Payloads
 from runback.provider.registry import ModelRegistry
 from runback.store import DELIVERIES, RUNS, Store
 
@@ -144,6 +145,7 @@ async def assemble(
     outbox = Outbox(
         store=store,
         outputs=outputs,
+        payloads=Payloads(blobs=blobs, outputs=outputs, max_bytes=delivery.callback_max_bytes),
         clock=clock,
         retry_policy=delivery.retry,
         on_delivery=lambda: hints.send(DELIVERIES),
