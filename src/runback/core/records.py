@@ -120,6 +120,10 @@ class Delivery:
     event_key: str = TERMINAL_EVENT
     """Which of its subject's events it carries: ``terminal`` (the run's or batch's end),
     or ``result:<id>`` (one result of a run that sends each as it exists)."""
+    ordered: bool = False
+    """Its organization had ordered delivery on for its callback URL when it was made
+    (the store decides, at the insert): it is sent only once every older ordered one to
+    that URL has succeeded or failed."""
 
     @property
     def max_attempts(self) -> int:
@@ -193,6 +197,16 @@ class RunResult:
     @property
     def event_key(self) -> str:
         return f"result:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderedCallback:
+    """A callback URL of an organization whose callbacks go out one at a time, in the
+    order they were made."""
+
+    organization_id: UUID
+    callback_url: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from sqlalchemy import Select, bindparam, func, not_, select, tuple_, update
 from runback.core.delivery import NextStep
 from runback.core.destinations import BreakerPolicy, Destination, Transition
 from runback.core.records import Attempt, Delivery, Recovery
-from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.store.database import Database
 from runback.store.destinations import apply_outcomes
@@ -26,7 +25,8 @@ from runback.store.moves import (
     fitting,
     transition,
 )
-from runback.store.rows import to_record
+from runback.store.ordering import waiting_turn
+from runback.store.rows import delivery_of, to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts, recoveries
 from runback.store.sql import Connection, Row, any_of, prepared
 
@@ -40,15 +40,6 @@ class AttemptOutcome:
     step: NextStep
     now: datetime
     destination: str = ""
-
-
-def _delivery(row: Row) -> Delivery:
-    return to_record(
-        Delivery,
-        row,
-        status=DeliveryStatus(row.status),
-        retry_policy=RetryPolicy.parse(row.retry_policy),
-    )
 
 
 def _attempt(row: Row) -> Attempt:
@@ -128,6 +119,7 @@ _DUE = prepared(
         deliveries.c.status == DeliveryStatus.PENDING.value,
         deliveries.c.next_attempt_at <= bindparam("now"),
         not_(any_of(deliveries.c.destination, "skip")),
+        not_(waiting_turn()),
     )
     .order_by(deliveries.c.next_attempt_at)
     .limit(bindparam("scan"))
@@ -138,6 +130,8 @@ _NEXT_DUE = prepared(
     select(func.min(deliveries.c.next_attempt_at)).where(
         deliveries.c.status == DeliveryStatus.PENDING.value,
         not_(any_of(deliveries.c.destination, "skip")),
+        # A delivery waiting its turn is not due: counted, the loop would spin.
+        not_(waiting_turn()),
     )
 )
 _ATTEMPT = prepared(delivery_attempts.insert())
@@ -174,7 +168,7 @@ async def claim_due(
     rows = await conn.execute(
         _TAKE, {"ids": chosen, "worker": worker, "lease_until": lease_until, "now": now}
     )
-    claimed = [_delivery(row) for row in rows]
+    claimed = [delivery_of(row) for row in rows]
     return sorted(claimed, key=lambda d: (d.next_attempt_at or now, d.id))
 
 
@@ -323,7 +317,7 @@ class DeliveryStore:
             query = query.where(tuple_(deliveries.c.created_at, deliveries.c.id) > tuple_(*after))
         query = query.order_by(deliveries.c.created_at, deliveries.c.id).limit(limit)
         async with self._db.read() as conn:
-            found = [_delivery(row) for row in await conn.execute(query)]
+            found = [delivery_of(row) for row in await conn.execute(query)]
         if len(found) < limit:
             return found, None
         return found, (found[-1].created_at, found[-1].id)
@@ -394,7 +388,7 @@ class DeliveryStore:
 
     async def _with_attempts(self, query: Select[Any]) -> list[tuple[Delivery, list[Attempt]]]:
         async with self._db.read() as conn:
-            found = [_delivery(row) for row in await conn.execute(query)]
+            found = [delivery_of(row) for row in await conn.execute(query)]
             if not found:
                 return []
             attempt_rows = await conn.execute(
