@@ -274,8 +274,10 @@ class Dispatcher(WorkLoop):
             return
         if step.status is not DeliveryStatus.SUCCEEDED:
             _log_failed(delivery, number, step)
-        if step.status is DeliveryStatus.PENDING:
-            self.wake()  # its retry may be due before the loop would look again
+        if step.status is DeliveryStatus.PENDING or delivery.ordered:
+            # Its retry may be due before the loop would look again; an ordered one's
+            # end makes the next one to its URL due.
+            self.wake()
         metrics.attempt(result.failure_reason)
         if step.status is DeliveryStatus.FAILED:
             metrics.delivery_failed(step.failure_reason_code)

@@ -11,6 +11,7 @@ from runback.provider.api import (
     files,
     headshots,
     models,
+    ordered_callbacks,
     runs,
     runware,
 )
@@ -27,6 +28,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)
+    app.include_router(ordered_callbacks.router)
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(headshots.router)
