@@ -42,7 +42,7 @@ from runback.store.database import Database
 from runback.store.moves import DELIVERIES, Claim, transition
 from runback.store.rows import delivery_of, to_record
 from runback.store.schema import ORDERED_IN_FLIGHT, deliveries, ordered_callbacks
-from runback.store.sql import Connection
+from runback.store.sql import Connection, prepared
 
 ORDERED_AT_INSERT = exists().where(
     ordered_callbacks.c.organization_id == bindparam("o_organization_id", type_=Uuid),
@@ -71,6 +71,10 @@ def waiting_turn() -> ColumnElement[bool]:
         ),
     )
 
+
+_ALL = prepared(select(ordered_callbacks.c.organization_id, ordered_callbacks.c.callback_url))
+"""Read whole by each process at most once a second: a few rows per organization that
+orders anything."""
 
 _GIVE_UP = transition(DELIVERIES, DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 """An operator releases an ordered URL's stuck head: it ends ``failed``, ``released``."""
@@ -103,9 +107,7 @@ class OrderingStore:
     async def all(self) -> set[tuple[UUID, str]]:
         """Every ordered (organization, URL): what a process caches for its hand-off."""
         async with self._db.read() as conn:
-            rows = await conn.execute(
-                select(ordered_callbacks.c.organization_id, ordered_callbacks.c.callback_url)
-            )
+            rows = await conn.execute(_ALL)
             return {(row.organization_id, row.callback_url) for row in rows}
 
     async def switch_on(
