@@ -17,7 +17,9 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
+from runback import metrics
 from runback.core.clock import Clock
+from runback.core.delivery import FailureReason
 from runback.core.records import Delivery, OrderedCallback
 from runback.store import OrderedUrl, Store
 
@@ -104,5 +106,6 @@ class Ordering:
             callback_url,
             released.attempt_count,
         )
+        metrics.delivery_failed(FailureReason.RELEASED)
         self._on_delivery()
         return released

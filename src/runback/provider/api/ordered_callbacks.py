@@ -69,9 +69,7 @@ def _not_ordered(url: str) -> NotFoundError:
 
 
 async def _body(request: Request, deps: Deps) -> OrderedCallbackBody:
-    body = await read_json(request, OrderedCallbackBody, limit=deps.max_body_bytes)
-    check_callback_url(body.callback_url, deps.url_policy)
-    return body
+    return await read_json(request, OrderedCallbackBody, limit=deps.max_body_bytes)
 
 
 @router.put("/ordered-callbacks", openapi_extra=documented_body(OrderedCallbackBody))
@@ -80,6 +78,8 @@ async def order_callbacks(request: Request, deps: Deps, caller: CurrentCaller) -
     each only after the previous one succeeded or failed: ``201`` when newly switched on,
     ``200`` when it already was. Callbacks made before are not ordered."""
     body = await _body(request, deps)
+    # Only here: a URL the policy refuses since must still be switched off and released.
+    check_callback_url(body.callback_url, deps.url_policy)
     _, made = await deps.ordering.switch_on(caller.organization_id, body.callback_url)
     found = await deps.store.ordering.get(caller.organization_id, body.callback_url)
     assert found is not None
