@@ -27,6 +27,7 @@ from runback.provider.ordering import Ordering
 from runback.provider.outbox import Outbox
 from runback.store import Store
 from runback.store.destinations import HELD, _hold, _probe
+from runback.store.ordering import WAITING
 from runback.store.schema import deliveries
 from runback.testing import HandlerSender, ManualClock, respond
 from runback.work_loop import WorkLoop
@@ -205,6 +206,78 @@ class TestDelivery:
         assert (await h.only_delivery(head.id))[0].attempt_count == 2
 
 
+class TestParking:
+    async def test_those_waiting_their_turn_are_parked_and_the_next_is_due_when_the_head_ends(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        h = await make_harness(
+            store, clock, handler=lambda r: respond(500 if r.body == b"o1" else 200)
+        )
+        await _order(h)
+        made = [await _add(h, ORDERED, f"o{n}") for n in range(3)]
+        free = await _add(h, FREE, "f0")
+
+        due = [(await _status(h, d)).next_attempt_at for d in [*made, free]]
+        assert due == [made[0].created_at, WAITING, WAITING, free.created_at]
+
+        await h.dispatcher.deliver_due()
+
+        # o0 delivered, which made o1 due: it was sent, failed, and waits for its retry.
+        due = [(await _status(h, d)).next_attempt_at for d in made]
+        assert due[0] is None
+        assert due[1] is not None
+        assert clock.now() < due[1] < WAITING
+        assert due[2] == WAITING
+
+    async def test_switching_off_unparks_what_waited(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        h = await make_harness(store, clock)
+        await _order(h)
+        made = [await _add(h, ORDERED, f"o{n}") for n in range(3)]
+
+        await h.runtime.api.ordering.switch_off(h.organization_id, ORDERED)
+
+        assert [(await _status(h, d)).next_attempt_at for d in made[1:]] == [clock.now()] * 2
+
+    async def test_a_parked_head_whose_turn_came_unseen_is_made_due_by_the_upkeep(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        h = await make_harness(store, clock)
+        await _order(h)
+        head, behind, last = [await _add(h, ORDERED, f"o{n}") for n in range(3)]
+        # The head ended in a transaction that did not see the one behind it committed.
+        async with store.database.write() as conn:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == head.id)
+                .values(status=DeliveryStatus.SUCCEEDED.value, next_attempt_at=None)
+            )
+        assert await _claim(h) == []
+
+        assert await store.ordering.unpark_stranded(now=clock.now()) == 1
+
+        assert [d.id for d in await _claim(h)] == [behind.id]
+        assert (await _status(h, last)).next_attempt_at == WAITING
+
+    async def test_a_destination_recovering_leaves_what_waits_its_turn_parked(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        h = await make_harness(store, clock)
+        await _order(h)
+        head, behind = [await _add(h, ORDERED, f"o{n}") for n in range(2)]
+        async with store.database.write() as conn:
+            await _hold(conn, "ordered.example:443", now=clock.now())
+        assert (await _status(h, behind)).next_attempt_at == WAITING
+
+        assert not await store.destinations.enable("ordered.example:443", now=clock.now())
+
+        assert [(await _status(h, d)).next_attempt_at for d in (head, behind)] == [
+            clock.now(),
+            WAITING,
+        ]
+
+
 class TestRelease:
     async def test_releasing_a_stuck_head_fails_it_as_released_and_the_next_goes(
         self, store: Store, clock: ManualClock
@@ -307,10 +380,17 @@ class TestBreaker:
         h = await make_harness(store, clock)
         await _order(h)
         head, *rest = [await _add(h, ORDERED, f"o{n}") for n in range(3)]
-        # The head's own ladder would try it after those behind it were made: a probe
-        # chosen by the ladder alone would pick one that can never be claimed.
+        # Those behind it not parked (a PostgreSQL race leaves that until the upkeep), and
+        # the head's own ladder trying it after they were made: a probe chosen by the
+        # ladder alone would pick one that can never be claimed.
         clock.advance(10)
         async with store.database.write() as conn:
+            for delivery in rest:
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == delivery.id)
+                    .values(next_attempt_at=delivery.created_at)
+                )
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == head.id)

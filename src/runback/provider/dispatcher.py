@@ -151,11 +151,13 @@ class Dispatcher(WorkLoop):
             )
 
     async def _upkeep(self) -> None:
-        """Take back the deliveries of dead workers (expired leases), a few times per lease."""
+        """Take back the deliveries of dead workers (expired leases), and make due the
+        ordered ones whose turn came unseen, a few times per lease."""
         now = self._clock.now()
         if now >= self._next_upkeep:
             self._next_upkeep = now + self._lease / 3
             await self._store.deliveries.release_lapsed(now=now)
+            await self._store.ordering.unpark_stranded(now=now)
 
     async def _round(self) -> float:
         await self._upkeep()
@@ -254,7 +256,12 @@ class Dispatcher(WorkLoop):
         try:
             refused = await self._recorder.submit(
                 AttemptOutcome(
-                    delivery.organization_id, attempt, step, finished, delivery.destination
+                    delivery.organization_id,
+                    attempt,
+                    step,
+                    finished,
+                    delivery.destination,
+                    delivery.callback_url if delivery.ordered else None,
                 )
             )
         finally:

@@ -83,7 +83,9 @@ class Ordering:
     async def switch_off(self, organization_id: UUID, callback_url: str) -> bool:
         """Stop ordering callbacks to ``callback_url`` (those in flight go out side by side
         at once); answers whether it was on."""
-        removed = await self._store.ordering.switch_off(organization_id, callback_url)
+        removed = await self._store.ordering.switch_off(
+            organization_id, callback_url, now=self._clock.now()
+        )
         self.forget()
         self._on_delivery()  # what waited its turn may be due now
         return removed

@@ -163,6 +163,8 @@ async def _release(conn: Connection, host: str, *, now: datetime) -> None:
             deliveries.c.destination == host,
             deliveries.c.status == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at > now,
+            # Those waiting their turn stay parked: it comes when the one before them ends.
+            deliveries.c.next_attempt_at <= HELD,
         )
         .values(next_attempt_at=now, held_due_at=None)
     )

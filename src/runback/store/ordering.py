@@ -8,12 +8,23 @@ when no older ordered delivery (by ``created_at``, then ``id``) of its organizat
 is still pending or delivering (``waiting_turn``): so the next goes only after the previous
 one succeeded or was given up, and a stuck head holds the rest until an operator releases
 it (it then fails with ``released``).
+
+Those waiting their turn are also kept out of the due index, as the breaker keeps a dead
+destination's backlog (``runback.store.destinations``): otherwise every claim would step
+over the whole backlog behind a stuck head. One made while an older one of its URL is in
+flight is born parked (``next_attempt_at`` = ``WAITING``, by ``PARKED_AT_INSERT``); when an
+ordered delivery ends (delivered, given up, released), the next of its URL is made due in
+the same transaction (``promote_next``). Parking only saves work: the claim's rule is what
+keeps the order. On PostgreSQL an end and an insert that commit side by side may each miss
+the other, leaving the new head parked; the dispatchers' upkeep (``unpark_stranded``) makes
+such a head due within a third of a lease.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -23,9 +34,12 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     func,
+    literal,
+    not_,
     select,
     text,
     tuple_,
@@ -43,6 +57,7 @@ from runback.store.moves import DELIVERIES, Claim, transition
 from runback.store.rows import delivery_of, to_record
 from runback.store.schema import ORDERED_IN_FLIGHT, deliveries, ordered_callbacks
 from runback.store.sql import Connection, prepared
+from runback.store.types import UtcDateTime
 
 ORDERED_AT_INSERT = exists().where(
     ordered_callbacks.c.organization_id == bindparam("o_organization_id", type_=Uuid),
@@ -51,6 +66,45 @@ ORDERED_AT_INSERT = exists().where(
 """Whether a delivery being inserted is ordered: parameters ``o_organization_id`` and
 ``o_callback_url`` (the row's own)."""
 
+WAITING = datetime(9999, 6, 1, tzinfo=UTC)
+"""The due time of an ordered delivery parked behind an older one of its URL: out of the
+due index until its turn. After the breaker's ``HELD`` (9999-01-01), so what goes up to
+``HELD`` (a breaker's hold, the next due time) leaves parked ones alone."""
+
+_WAITING = literal(WAITING, UtcDateTime)
+
+
+def _older_in_flight(organization_id: Any, callback_url: Any) -> ColumnElement[bool]:
+    older = deliveries.alias("older")
+    return exists().where(
+        _in_flight_text("older"),
+        older.c.organization_id == organization_id,
+        older.c.callback_url == callback_url,
+    )
+
+
+def _in_flight_text(alias: str) -> TextClause:
+    # Written as the partial index's own predicate, so SQLite sees that the index applies.
+    return text(" AND ".join(f"{alias}.{term}" for term in ORDERED_IN_FLIGHT.split(" AND ")))
+
+
+PARKED_AT_INSERT = case(
+    (
+        and_(
+            bindparam("o_status", type_=Text) == DeliveryStatus.PENDING.value,
+            _older_in_flight(
+                bindparam("o_organization_id", type_=Uuid),
+                bindparam("o_callback_url", type_=Text),
+            ),
+        ),
+        _WAITING,
+    ),
+    else_=bindparam("next_attempt_at", type_=UtcDateTime, required=False),
+)
+"""A delivery's ``next_attempt_at`` at its insert: ``WAITING`` when an ordered one of its
+URL is in flight (it is then ordered itself: switching off clears the flags in flight),
+else its own. Parameters ``o_status``, ``o_organization_id``, ``o_callback_url``."""
+
 
 def waiting_turn() -> ColumnElement[bool]:
     """True for an ordered delivery that has an older ordered one of its organization and
@@ -58,18 +112,58 @@ def waiting_turn() -> ColumnElement[bool]:
     they pay nothing for it; the check of an ordered one is one probe of the partial index
     ``ix_deliveries_ordered_in_flight``."""
     older = deliveries.alias("older")
-    # Written as the index's own predicate, so SQLite sees the partial index applies.
-    in_flight = text(" AND ".join(f"older.{term}" for term in ORDERED_IN_FLIGHT.split(" AND ")))
     return and_(
         deliveries.c.ordered,
         exists().where(
-            in_flight,
+            _in_flight_text("older"),
             older.c.organization_id == deliveries.c.organization_id,
             older.c.callback_url == deliveries.c.callback_url,
             tuple_(older.c.created_at, older.c.id)
             < tuple_(deliveries.c.created_at, deliveries.c.id),
         ),
     )
+
+
+_LINE = deliveries.alias("line")
+_NEXT_IN_LINE = (
+    select(_LINE.c.id)
+    .where(
+        _in_flight_text("line"),
+        _LINE.c.organization_id == bindparam("p_organization_id", type_=Uuid),
+        _LINE.c.callback_url == bindparam("p_callback_url", type_=Text),
+    )
+    .order_by(_LINE.c.created_at, _LINE.c.id)
+    .limit(1)
+    .scalar_subquery()
+)
+_PROMOTE = prepared(
+    update(deliveries)
+    .where(
+        deliveries.c.id == _NEXT_IN_LINE,
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.next_attempt_at == _WAITING,
+    )
+    .values(next_attempt_at=bindparam("p_now"))
+)
+_STRANDED = prepared(
+    update(deliveries)
+    .where(
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.next_attempt_at == _WAITING,
+        not_(waiting_turn()),
+    )
+    .values(next_attempt_at=bindparam("p_now"))
+)
+
+
+async def promote_next(conn: Connection, ends: list[tuple[UUID, str]], *, now: datetime) -> None:
+    """Make the next ordered delivery of each ``(organization, URL)`` whose ordered
+    delivery just ended due ``now``, if it is parked: inside the ending's transaction."""
+    if ends:
+        await conn.execute(
+            _PROMOTE,
+            [{"p_organization_id": org, "p_callback_url": url, "p_now": now} for org, url in ends],
+        )
 
 
 _ALL = prepared(select(ordered_callbacks.c.organization_id, ordered_callbacks.c.callback_url))
@@ -82,7 +176,7 @@ _GIVE_UP = transition(DELIVERIES, DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
 def _in_flight(organization_id: UUID, callback_url: str) -> list[ColumnElement[bool] | TextClause]:
     return [
-        text(ORDERED_IN_FLIGHT.replace("ordered", "deliveries.ordered", 1)),
+        _in_flight_text("deliveries"),
         deliveries.c.organization_id == organization_id,
         deliveries.c.callback_url == callback_url,
     ]
@@ -135,7 +229,7 @@ class OrderingStore:
             ).first()
         return to_record(OrderedCallback, row), made.rowcount == 1
 
-    async def switch_off(self, organization_id: UUID, callback_url: str) -> bool:
+    async def switch_off(self, organization_id: UUID, callback_url: str, *, now: datetime) -> bool:
         """Stop ordering callbacks to ``callback_url``, those in flight too (they go out
         side by side from now on); answers whether it was on."""
         async with self._db.write() as conn:
@@ -148,7 +242,13 @@ class OrderingStore:
             await conn.execute(
                 update(deliveries)
                 .where(*_in_flight(organization_id, callback_url))
-                .values(ordered=False)
+                .values(
+                    ordered=False,
+                    next_attempt_at=case(
+                        (deliveries.c.next_attempt_at == _WAITING, now),
+                        else_=deliveries.c.next_attempt_at,
+                    ),
+                )
             )
         return removed.rowcount == 1
 
@@ -210,7 +310,14 @@ class OrderingStore:
                     updated_at=now,
                 )
             )
+            await promote_next(conn, [(organization_id, callback_url)], now=now)
         return _released(head, detail, now)
+
+    async def unpark_stranded(self, *, now: datetime) -> int:
+        """Make due every parked ordered delivery whose turn it is (an end and an insert
+        that committed side by side on PostgreSQL each missed the other); answers how many."""
+        async with self._db.write() as conn:
+            return (await conn.execute(_STRANDED, {"p_now": now})).rowcount
 
 
 def _released(head: Delivery, detail: str, now: datetime) -> Delivery:

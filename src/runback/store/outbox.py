@@ -25,7 +25,7 @@ from runback.errors import DeliveryInFlightError
 from runback.store.batches import CALLBACK_COMMITTED, count_endings
 from runback.store.database import Database
 from runback.store.moves import RUNS, Refusal, Step, transition
-from runback.store.ordering import ORDERED_AT_INSERT
+from runback.store.ordering import ORDERED_AT_INSERT, PARKED_AT_INSERT
 from runback.store.schema import deliveries, run_results
 from runback.store.sql import IntegrityError, prepared
 
@@ -49,9 +49,11 @@ _INSERT = prepared(
         {
             column.name: bindparam(column.name, type_=column.type, required=False)
             for column in deliveries.c
-            if column.name != "ordered"
+            if column.name not in ("ordered", "next_attempt_at")
         }
-        | {"ordered": ORDERED_AT_INSERT}  # decided by the database, in the same statement
+        # Decided by the database, in the same statement: whether it is ordered, and
+        # whether it waits its turn (parked out of the due index).
+        | {"ordered": ORDERED_AT_INSERT, "next_attempt_at": PARKED_AT_INSERT}
     )
 )
 _INSERT_RESULT = prepared(run_results.insert())
@@ -84,6 +86,7 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         # Whether it is ordered: decided by the insert, from ``ordered_callbacks``.
         "o_organization_id": delivery.organization_id,
         "o_callback_url": delivery.callback_url,
+        "o_status": delivery.status.value,
     }
 
 
