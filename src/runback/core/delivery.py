@@ -61,6 +61,7 @@ class FailureReason(StrEnum):
     GONE = "gone"  # 410: final
     BLOCKED_URL = "blocked_url"  # final
     EXHAUSTED = "exhausted"  # final: every attempt of the policy failed
+    RELEASED = "released"  # final: an operator gave up an ordered URL's stuck head
 
 
 _FINAL_REASONS = frozenset({FailureReason.GONE, FailureReason.BLOCKED_URL})

@@ -152,11 +152,13 @@ class Dispatcher(WorkLoop):
             )
 
     async def _upkeep(self) -> None:
-        """Take back the deliveries of dead workers (expired leases), a few times per lease."""
+        """Take back the deliveries of dead workers (expired leases), and make due the
+        ordered ones whose turn came unseen, a few times per lease."""
         now = self._clock.now()
         if now >= self._next_upkeep:
             self._next_upkeep = now + self._lease / 3
             await self._store.deliveries.release_lapsed(now=now)
+            await self._store.ordering.unpark_stranded(now=now)
 
     async def _round(self) -> float:
         await self._upkeep()
@@ -246,7 +248,12 @@ class Dispatcher(WorkLoop):
         try:
             refused = await self._recorder.submit(
                 AttemptOutcome(
-                    delivery.organization_id, attempt, step, finished, delivery.destination
+                    delivery.organization_id,
+                    attempt,
+                    step,
+                    finished,
+                    delivery.destination,
+                    delivery.callback_url if delivery.ordered else None,
                 )
             )
         finally:
@@ -266,8 +273,10 @@ class Dispatcher(WorkLoop):
             return
         if step.status is not DeliveryStatus.SUCCEEDED:
             _log_failed(delivery, number, step)
-        if step.status is DeliveryStatus.PENDING:
-            self.wake()  # its retry may be due before the loop would look again
+        if step.status is DeliveryStatus.PENDING or delivery.ordered:
+            # Its retry may be due before the loop would look again; an ordered one's
+            # end makes the next one to its URL due.
+            self.wake()
         metrics.attempt(result.failure_reason)
         if step.status is DeliveryStatus.FAILED:
             metrics.delivery_failed(step.failure_reason_code)

@@ -39,6 +39,7 @@ from runback.core.runs import Ending, end_run
 from runback.core.states import DeliveryStatus
 from runback.errors import ConflictError, DeliveryInFlightError, NotFoundError
 from runback.provider.dispatcher import Handoff
+from runback.provider.ordering import Ordering
 from runback.provider.outputs import Outputs
 from runback.provider.payloads import Payloads
 from runback.provider.registry import Model
@@ -61,6 +62,7 @@ class Outbox:
         on_delivery: Callable[[], None],
         take: Callable[[Delivery], Handoff | None] | None = None,
         model_of: Callable[[str], Model | None] = lambda _name: None,
+        ordering: Ordering | None = None,
     ) -> None:
         self._store = store
         self._model_of = model_of
@@ -70,6 +72,7 @@ class Outbox:
         self._retry_policy = retry_policy
         self._on_delivery = on_delivery
         self._take = take
+        self._ordering = ordering
 
     def _policy(self, run: Run) -> RetryPolicy:
         model = self._model_of(run.model)
@@ -107,7 +110,7 @@ class Outbox:
         sparing their look-up."""
         done = end_run(run, ending, now=self._clock.now())
         delivery, event = await self._ending(done, files=files)
-        delivery, handoff = self._hand_over(delivery)
+        delivery, handoff = await self._hand_over(delivery)
         try:
             refused = await self._store.outbox.end(
                 run,
@@ -323,10 +326,15 @@ class Outbox:
         self._on_delivery()
         return delivery
 
-    def _hand_over(self, delivery: Delivery | None) -> tuple[Delivery | None, Handoff | None]:
+    async def _hand_over(self, delivery: Delivery | None) -> tuple[Delivery | None, Handoff | None]:
         """Offer a new delivery to this process's dispatcher: answer the delivery as it is
-        to be stored (claimed by the dispatcher's worker when taken) and the handoff."""
+        to be stored (claimed by the dispatcher's worker when taken) and the handoff. An
+        ordered one is never offered: only a claim knows whether it is its turn."""
         if delivery is None or self._take is None:
+            return delivery, None
+        if self._ordering is not None and await self._ordering.is_ordered(
+            delivery.organization_id, delivery.callback_url
+        ):
             return delivery, None
         handoff = self._take(delivery)
         if handoff is None:

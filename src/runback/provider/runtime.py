@@ -25,6 +25,7 @@ from runback.provider.context import Fetcher
 from runback.provider.dispatcher import Dispatcher
 from runback.provider.executor import Executor
 from runback.provider.operations import Operations
+from runback.provider.ordering import Ordering
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.payloads import Payloads
@@ -142,6 +143,7 @@ async def assemble(
             policy=delivery.retry,
             on_delivery=lambda: hints.send(DELIVERIES),
         )
+    ordering = Ordering(store=store, clock=clock, on_delivery=lambda: hints.send(DELIVERIES))
     outbox = Outbox(
         store=store,
         outputs=outputs,
@@ -151,6 +153,7 @@ async def assemble(
         on_delivery=lambda: hints.send(DELIVERIES),
         take=dispatcher.take,
         model_of=registry.get,
+        ordering=ordering,
     )
     executor = Executor(
         store=store,
@@ -174,6 +177,7 @@ async def assemble(
         max_body_bytes=max_body_bytes,
         on_run_created=lambda: hints.send(RUNS),
         cancel_running=executor.cancel,
+        ordering=ordering,
         worker_lease=timedelta(seconds=execution.lease_seconds),
         unserved_after=timedelta(seconds=execution.unserved_after),
     )

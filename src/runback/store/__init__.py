@@ -21,6 +21,7 @@ from runback.store.idempotency import Idempotency
 from runback.store.inbox import InboxStore
 from runback.store.migrate import check_schema, head_revision, migrate
 from runback.store.moves import Refusal
+from runback.store.ordering import OrderedUrl, OrderingStore
 from runback.store.outbox import OutboxStore
 from runback.store.outputs import OutputStore
 from runback.store.retention import Retention
@@ -40,6 +41,7 @@ class Store:
         self.deliveries = DeliveryStore(database)
         self.outbox = OutboxStore(database)
         self.destinations = DestinationStore(database)
+        self.ordering = OrderingStore(database)
         self.secrets = SecretStore(database, master_keys)
         self.dispatch = DispatchStore(database, self.secrets)
         self.outputs = OutputStore(database)
@@ -103,6 +105,7 @@ __all__ = [
     "Database",
     "EventDraft",
     "Idempotency",
+    "OrderedUrl",
     "Recorded",
     "Refusal",
     "Round",

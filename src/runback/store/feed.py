@@ -10,7 +10,7 @@ from sqlalchemy import select, tuple_
 
 from runback.core.records import Delivery
 from runback.store.database import Database
-from runback.store.deliveries import delivery_record
+from runback.store.rows import delivery_of
 from runback.store.schema import deliveries, runs
 
 Position = tuple[datetime, UUID]
@@ -49,4 +49,4 @@ class DeliveryFeed:
             of_model = select(runs.c.id).where(runs.c.model == model)
             query = query.where(deliveries.c.run_id.in_(of_model))
         async with self._db.read() as conn:
-            return [delivery_record(row) for row in await conn.execute(query)]
+            return [delivery_of(row) for row in await conn.execute(query)]

@@ -12,6 +12,7 @@ from runback.provider.api import (
     headshots,
     listening,
     models,
+    ordered_callbacks,
     runs,
     runware,
     streams,
@@ -31,6 +32,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(listening.router)  # before callbacks: /stream is not a delivery id
     app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)
+    app.include_router(ordered_callbacks.router)
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(headshots.router)
