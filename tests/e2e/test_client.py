@@ -4,9 +4,13 @@ method, each through both clients, with the errors the server answers mapped to
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -319,3 +323,30 @@ def test_the_sync_client_is_a_context_manager(server: tuple[ServeProcess, str]) 
         assert client.runs.wait(run.id, timeout=30).output == {"x": 1}
         first = next(client.runs.list(model="runback/echo", page_size=1))  # left unfinished
         assert first.model == "runback/echo"
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.mark.parametrize("name", ["client_sync.py", "client_async.py"])
+def test_an_example_of_the_client_page_runs(name: str, server: tuple[ServeProcess, str]) -> None:
+    process, key = server
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "RUNBACK_URL": process.url, "RUNBACK_KEY": key},
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.splitlines()
+    if name == "client_sync.py":
+        assert last[0] == "succeeded {'hello': 'world'}"
+        assert last[-1].startswith("404 RUN_NOT_FOUND there is no run no-such-run")
+    else:
+        assert last[0].split()[:2] == ["1", "run.started"]
+        assert last[-1].startswith("succeeded {'slept': 1} ")
+    assert (EXAMPLES / name).read_text() in (DOCS / "client.md").read_text()  # shown verbatim

@@ -1,7 +1,7 @@
 """``pip install runback`` is the light part: verify a callback, use a framework adapter, run
 ``runback verify``, call the API with ``runback.Client``; the server commands say how to get
-the server. Installed offline, in a
-fresh virtual environment, from wheels built in this run."""
+the server. Installed offline, in a fresh virtual environment, from wheels built in this
+run."""
 
 from __future__ import annotations
 
