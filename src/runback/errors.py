@@ -28,6 +28,7 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
     ├── TransportError              the client could not reach the server, or had no answer
     │                               in time (after its retries)
     ├── WaitTimeoutError            the client's ``wait`` saw no end of the run in time
+    ├── UnexpectedAnswerError       an answer not of the API's shape (another service there?)
     └── ApiError                    answered as {"code", "message", "errors"}; the client
         │                           raises the same classes, mapped from the answer's status
         ├── BadRequestError         400 BAD_REQUEST
@@ -175,6 +176,11 @@ class TransportError(RunbackError):
 
 class WaitTimeoutError(RunbackError, TimeoutError):
     """A run did not end within the time the client's ``wait`` was given."""
+
+
+class UnexpectedAnswerError(RunbackError):
+    """A successful answer the client cannot read as the API documents it: another service
+    at the URL, or a proxy's own page."""
 
 
 class ApiError(RunbackError):

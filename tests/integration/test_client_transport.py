@@ -18,6 +18,7 @@ from runback.errors import (
     NotFoundError,
     ServiceUnavailableError,
     TransportError,
+    UnexpectedAnswerError,
     ValidationFailedError,
 )
 from support.scripted import (
@@ -207,3 +208,20 @@ async def test_a_run_the_stream_does_not_know_is_not_polled(flavor: str) -> None
 
     assert raised.value.code == "RUN_NOT_FOUND"
     assert len(server.seen) == 1
+
+
+async def test_a_success_that_is_not_the_api_s_json_is_an_unexpected_answer(flavor: str) -> None:
+    page = Reply(200, b"<html>a login page</html>", {"Content-Type": "text/html"})
+    with ScriptedServer(in_turn([], page)) as server, pytest.raises(UnexpectedAnswerError):
+        await Api(flavor, server.url)("models", "list")
+
+    assert len(server.seen) == 1
+
+
+async def test_a_stream_failing_for_a_moment_is_asked_again(flavor: str) -> None:
+    script = in_turn([UNAVAILABLE, RESET], _sse(("run.completed", 1)))
+    with ScriptedServer(script) as server:
+        events = await Api(flavor, server.url)("runs", "events", RUN["id"])
+
+    assert [e.event for e in events] == ["run.completed"]
+    assert len(server.seen) == 3

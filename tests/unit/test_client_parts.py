@@ -17,6 +17,7 @@ from runback.errors import (
     ConflictError,
     NotFoundError,
     ServiceUnavailableError,
+    UnexpectedAnswerError,
     ValidationFailedError,
 )
 
@@ -40,9 +41,19 @@ def test_a_record_ignores_keys_it_does_not_know() -> None:
     assert not run.ended
 
 
-def test_a_record_without_a_required_key_says_which() -> None:
-    with pytest.raises(KeyError, match="model"):
-        Run.from_json({key: value for key, value in RUN.items() if key != "model"})
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {key: value for key, value in RUN.items() if key != "model"},  # a required key missing
+        {**RUN, "status_code": "sleeping"},  # no such status
+        {**RUN, "created_at": "yesterday"},  # not a datetime
+        {**RUN, "callback": []},  # not an object
+        "<html>",  # another service's page
+    ],
+)
+def test_an_answer_not_of_the_api_s_shape_is_one_error(answer: object) -> None:
+    with pytest.raises(UnexpectedAnswerError, match="answer is not a"):
+        Run.from_json(answer)
 
 
 def test_a_delivery_keeps_its_payload_bytes_and_attempts() -> None:

@@ -9,11 +9,12 @@ every ``*_at`` field is a ``datetime``; the JSON a run carries (``input``, ``out
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
 from runback.core.states import BatchStatus, DeliveryStatus, RunStatus
+from runback.errors import UnexpectedAnswerError
 
 TERMINAL_EVENTS = frozenset(
     {"run.completed", "run.failed", "run.cancelled", "run.partial_succeeded"}
@@ -29,27 +30,58 @@ def _datetime(value: str) -> datetime:
 
 def read(
     cls: type[R],
-    data: Mapping[str, Any],
+    data: object,
     *,
     convert: Mapping[str, Callable[[Any], Any]] | None = None,
     renamed: Mapping[str, str] | None = None,
 ) -> R:
     """A ``cls`` from an answer's JSON object: each field from its key (``renamed`` maps a
     field to another key), through ``convert`` (or ``datetime`` for ``*_at``) unless null;
-    a missing key takes the field's default, and is a ``KeyError`` without one."""
+    a missing key takes the field's default. ``UnexpectedAnswerError`` if it cannot."""
+    try:
+        return cls(**_values(cls, data, convert or {}, renamed or {}))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise UnexpectedAnswerError(
+            f"the server's answer is not a {cls.__name__} ({exc!r}): is base_url runback's?"
+        ) from exc
+
+
+def _values(
+    cls: type[Any],
+    data: object,
+    convert: Mapping[str, Callable[[Any], Any]],
+    renamed: Mapping[str, str],
+) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{type(data).__name__} instead of an object")
     values: dict[str, Any] = {}
-    for item in fields(cls):  # type: ignore[arg-type]
-        key = (renamed or {}).get(item.name, item.name)
+    for item in fields(cls):
+        key = renamed.get(item.name, item.name)
         if key not in data:
             if item.default is MISSING and item.default_factory is MISSING:
                 raise KeyError(key)
             continue
         value = data[key]
-        change = (convert or {}).get(item.name)
+        change = convert.get(item.name)
         if change is None and item.name.endswith("_at"):
             change = _datetime
         values[item.name] = value if value is None or change is None else change(value)
-    return cls(**values)
+    return values
+
+
+def items_of(page: object) -> list[Any]:
+    """The ``items`` of a listing's answer (``{"items", "next"}``)."""
+    items = page.get("items") if isinstance(page, Mapping) else None
+    if not isinstance(items, list):
+        raise UnexpectedAnswerError("the server's answer is not a listing: is base_url runback's?")
+    return items
+
+
+def array_of(answer: object) -> list[Any]:
+    """A bare array answer (a run's deliveries)."""
+    if not isinstance(answer, list):
+        raise UnexpectedAnswerError("the server's answer is not an array: is base_url runback's?")
+    return answer
 
 
 @dataclass(frozen=True)
@@ -63,11 +95,11 @@ class CallbackSummary:
     delivered_at: datetime | None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CallbackSummary:
+    def from_json(cls, data: object) -> CallbackSummary:
         return read(cls, data, convert={"status_code": DeliveryStatus})
 
 
-def _summary(value: Mapping[str, Any]) -> CallbackSummary:
+def _summary(value: object) -> CallbackSummary:
     return CallbackSummary.from_json(value)
 
 
@@ -103,7 +135,7 @@ class Run:
         return self.status_code.is_terminal
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Run:
+    def from_json(cls, data: object) -> Run:
         return read(
             cls, data, convert={"status_code": RunStatus, "events": tuple, "callback": _summary}
         )
@@ -124,11 +156,11 @@ class BatchItem:
     completed_at: datetime | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> BatchItem:
+    def from_json(cls, data: object) -> BatchItem:
         return read(cls, data, convert={"status_code": RunStatus})
 
 
-def _items(value: list[Mapping[str, Any]]) -> tuple[BatchItem, ...]:
+def _items(value: list[Any]) -> tuple[BatchItem, ...]:
     return tuple(BatchItem.from_json(item) for item in value)
 
 
@@ -158,7 +190,7 @@ class Batch:
         return self.status_code.is_terminal
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Batch:
+    def from_json(cls, data: object) -> Batch:
         return read(
             cls,
             data,
@@ -183,11 +215,11 @@ class Attempt:
     refused_reason: str | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Attempt:
+    def from_json(cls, data: object) -> Attempt:
         return read(cls, data)
 
 
-def _attempts(value: list[Mapping[str, Any]]) -> tuple[Attempt, ...]:
+def _attempts(value: list[Any]) -> tuple[Attempt, ...]:
     return tuple(Attempt.from_json(item) for item in value)
 
 
@@ -218,7 +250,7 @@ class Delivery:
     attempts: tuple[Attempt, ...] = ()
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Delivery:
+    def from_json(cls, data: object) -> Delivery:
         return read(
             cls,
             data,
@@ -246,7 +278,7 @@ class Recovery:
     failed: int = 0
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Recovery:
+    def from_json(cls, data: object) -> Recovery:
         return read(
             cls, data, convert={"from_": _datetime, "to": _datetime}, renamed={"from_": "from"}
         )
@@ -270,7 +302,7 @@ class Secret:
     updated_at: datetime | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Secret:
+    def from_json(cls, data: object) -> Secret:
         return read(cls, data)
 
 
@@ -287,7 +319,7 @@ class Model:
     input_schema: Any = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Model:
+    def from_json(cls, data: object) -> Model:
         return read(cls, data)
 
 
@@ -298,7 +330,7 @@ class RunEvent:
 
     event: str
     sequence: int
-    data: Any = field(default=None)
+    data: Any = None
 
     @property
     def is_terminal(self) -> bool:

@@ -14,7 +14,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from runback.client.records import Batch, BatchItem, Delivery, Model, Recovery, Secret
+from runback.client.records import (
+    Batch,
+    BatchItem,
+    Delivery,
+    Model,
+    Recovery,
+    Secret,
+    array_of,
+    items_of,
+)
 from runback.client.runs import model_path, run_path
 from runback.client.transport import Transport
 
@@ -23,8 +32,8 @@ def _path(prefix: str, item_id: str, *rest: str) -> str:
     return "/".join((prefix, quote(item_id, safe=""), *rest))
 
 
-def _deliveries(answer: list[Mapping[str, Any]]) -> list[Delivery]:
-    return [Delivery.from_json(item) for item in answer]
+def _deliveries(answer: object) -> list[Delivery]:
+    return [Delivery.from_json(item) for item in array_of(answer)]
 
 
 class Batches:
@@ -148,7 +157,7 @@ class Secrets:
     async def list(self) -> list[Secret]:
         """Every secret, oldest first, disabled ones included."""
         answer = await self._transport.call("GET", "/v1/callback-secrets")
-        return [Secret.from_json(item) for item in answer["items"]]
+        return [Secret.from_json(item) for item in items_of(answer)]
 
     async def get(self, secret_id: str) -> Secret:
         path = _path("/v1/callback-secrets", secret_id)
@@ -180,4 +189,4 @@ class Models:
     async def list(self) -> list[Model]:
         """Every model the server runs."""
         answer = await self._transport.call("GET", "/v1/models")
-        return [Model.from_json(item) for item in answer["items"]]
+        return [Model.from_json(item) for item in items_of(answer)]

@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from runback.client.records import Run, RunEvent
-from runback.client.sse import Decoder
+from runback.client.sse import Decoder, Message
 from runback.client.transport import Backoff, Transport
-from runback.errors import ApiError, TransportError, WaitTimeoutError
+from runback.errors import ApiError, TransportError, UnexpectedAnswerError, WaitTimeoutError
 
 POLL = Backoff(base=0.2, cap=5.0, jitter=0.2)
 """How ``wait`` polls when it cannot follow the stream."""
@@ -34,10 +34,23 @@ def run_path(run_id: str, *rest: str) -> str:
     return "/".join(("/v1/runs", quote(run_id, safe=""), *rest))
 
 
+def _event(message: Message) -> RunEvent:
+    try:
+        return RunEvent(message.event, int(message.id or ""), json.loads(message.data))
+    except ValueError as exc:
+        raise UnexpectedAnswerError(f"a stream message that is not a run's event: {exc}") from exc
+
+
 def _no_stream(error: ApiError) -> bool:
     """Whether an error answered to the stream means this server has none (a route it does
     not know) rather than a problem with the run (``RUN_NOT_FOUND``)."""
     return (error.status == 404 and error.code == "NOT_FOUND") or error.status in (405, 501)
+
+
+def _resumable(error: TransportError | ApiError) -> bool:
+    """Whether a stream that failed so is worth asking for again: the connection went, or
+    the server failed for a moment (not a ``501``: it has no stream)."""
+    return isinstance(error, TransportError) or (error.status >= 500 and error.status != 501)
 
 
 class Runs:
@@ -121,8 +134,8 @@ class Runs:
                     yield event
                     if event.is_terminal:
                         return
-            except TransportError:
-                if failures >= self._transport.retries:
+            except (TransportError, ApiError) as error:
+                if not _resumable(error) or failures >= self._transport.retries:
                     raise
             await self._transport.pause(failures)
             failures += 1
@@ -136,8 +149,7 @@ class Runs:
             async for line in response.aiter_lines():
                 message = decoder.feed(line)
                 if message is not None and message.id is not None:
-                    data = json.loads(message.data)
-                    yield RunEvent(event=message.event, sequence=int(message.id), data=data)
+                    yield _event(message)
 
     async def wait(
         self,

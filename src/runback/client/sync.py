@@ -8,14 +8,15 @@ two cannot drift apart.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from runback.client.asyncclient import AsyncClient
+from runback.client.asyncclient import DEFAULT_RETRIES, AsyncClient
 from runback.client.records import (
     Batch,
     BatchItem,
@@ -26,6 +27,7 @@ from runback.client.records import (
     RunEvent,
     Secret,
 )
+from runback.client.transport import Backoff, Timeouts
 
 T = TypeVar("T")
 
@@ -42,7 +44,11 @@ class _Loop:
 
     def run(self, call: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(call, self._loop)
-        return future.result()
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # interrupted (Ctrl-C): the call stops too
+            raise
 
     def iterate(self, items: AsyncIterator[T]) -> Iterator[T]:
         try:
@@ -75,9 +81,27 @@ class Client:
     """runback's API, synchronously: the same calls as ``AsyncClient``, the same
     arguments, the same answers and errors. Use it as a context manager, or ``close()``."""
 
-    def __init__(self, base_url: str, api_key: str, **options: Any) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float | Timeouts = Timeouts(),
+        retries: int = DEFAULT_RETRIES,
+        backoff: Backoff = Backoff(),
+        organization_id: str | None = None,
+        chance: Callable[[], float] = random.random,
+    ) -> None:
+        self._async = AsyncClient(
+            base_url,
+            api_key,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            organization_id=organization_id,
+            chance=chance,
+        )
         self._loop = _Loop()
-        self._async = AsyncClient(base_url, api_key, **options)
         self.runs = _Runs(self._async, self._loop)
         self.batches = _Batches(self._async, self._loop)
         self.deliveries = _Deliveries(self._async, self._loop)

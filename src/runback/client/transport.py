@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from runback.errors import ApiError, TransportError
+from runback.client.records import items_of
+from runback.errors import ApiError, TransportError, UnexpectedAnswerError
 
 Params = Mapping[str, str | list[str]]
 
@@ -63,6 +64,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _decoded(response: httpx.Response) -> Any:
+    """The answer's JSON; None for an empty body or one that is not JSON."""
     try:
         return json.loads(response.content) if response.content else None
     except ValueError:
@@ -73,6 +75,16 @@ def raise_for_answer(response: httpx.Response) -> None:
     """The API error an answer that is not a ``2xx`` stands for."""
     if not response.is_success:
         raise ApiError.from_answer(response.status_code, _decoded(response))
+
+
+def _answer(response: httpx.Response) -> Any:
+    raise_for_answer(response)
+    decoded = _decoded(response)
+    if decoded is None:
+        raise UnexpectedAnswerError(
+            f"HTTP {response.status_code} without a JSON body: is base_url runback's?"
+        )
+    return decoded
 
 
 class Transport:
@@ -133,8 +145,7 @@ class Transport:
                 if response.is_server_error and not last:
                     await self.pause(attempt, _retry_after(response))
                 else:
-                    raise_for_answer(response)
-                    return _decoded(response)
+                    return _answer(response)
             attempt += 1
 
     async def pause(self, attempt: int, at_least: float | None = None) -> None:
@@ -147,10 +158,10 @@ class Transport:
         cursor: str | None = None
         while True:
             page = await self.call("GET", path, params={**params, **_cursor(cursor)})
-            for item in page["items"]:
+            for item in items_of(page):
                 yield item
             cursor = page.get("next")
-            if cursor is None:
+            if not isinstance(cursor, str):
                 return
 
     @asynccontextmanager
