@@ -225,3 +225,14 @@ async def test_a_stream_failing_for_a_moment_is_asked_again(flavor: str) -> None
 
     assert [e.event for e in events] == ["run.completed"]
     assert len(server.seen) == 3
+
+
+async def test_wait_polls_when_the_stream_keeps_closing_early(flavor: str) -> None:
+    def script(seen: Seen) -> Reply:
+        return _sse() if seen.path.endswith("/stream") else json_reply(200, RUN)
+
+    with ScriptedServer(script) as server:
+        run = await Api(flavor, server.url, retries=2)("runs", "wait", RUN["id"], timeout=10)
+
+    assert run.status_code == "succeeded"
+    assert [p.rsplit("/", 1)[-1] for p in server.paths()] == ["stream"] * 3 + [RUN["id"]]

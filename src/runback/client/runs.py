@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -19,7 +20,13 @@ from urllib.parse import quote
 from runback.client.records import Run, RunEvent
 from runback.client.sse import Decoder, Message
 from runback.client.transport import Backoff, Transport
-from runback.errors import ApiError, TransportError, UnexpectedAnswerError, WaitTimeoutError
+from runback.errors import (
+    ApiError,
+    RunbackError,
+    TransportError,
+    UnexpectedAnswerError,
+    WaitTimeoutError,
+)
 
 POLL = Backoff(base=0.2, cap=5.0, jitter=0.2)
 """How ``wait`` polls when it cannot follow the stream."""
@@ -121,9 +128,12 @@ class Runs:
         """Cancel the run (an ended run is answered unchanged)."""
         return Run.from_json(await self._transport.call("POST", run_path(run_id, "cancel")))
 
-    async def events(self, run_id: str, *, after: int | None = None) -> AsyncIterator[RunEvent]:
+    async def events(
+        self, run_id: str, *, after: int | None = None
+    ) -> AsyncGenerator[RunEvent, None]:
         """The run's events as they happen (after sequence ``after``), ending with its
-        terminal event; a dropped connection is resumed where it stopped."""
+        terminal event; a dropped connection is resumed where it stopped, up to ``retries``
+        times in a row without a new event."""
         last = None if after is None else str(after)
         failures = 0
         while True:
@@ -134,9 +144,13 @@ class Runs:
                     yield event
                     if event.is_terminal:
                         return
+                failed: RunbackError = TransportError(f"the stream of run {run_id} closed early")
             except (TransportError, ApiError) as error:
-                if not _resumable(error) or failures >= self._transport.retries:
+                if not _resumable(error):
                     raise
+                failed = error
+            if failures >= self._transport.retries:
+                raise failed
             await self._transport.pause(failures)
             failures += 1
 
@@ -166,15 +180,21 @@ class Runs:
                     return await self.get(run_id)
                 return await self._polled(run_id)
         except TimeoutError:
+            if timeout is None:
+                raise
             raise WaitTimeoutError(f"run {run_id} did not end within {timeout:g} s") from None
 
     async def _followed(self, run_id: str) -> bool:
-        """Follow the stream to the run's end; False when the server has no stream."""
+        """Follow the stream to the run's end; False when the server has none, or it keeps
+        failing (polling then says whether the server is there at all)."""
         try:
-            async for _ in self.events(run_id):
-                pass
+            async with aclosing(self.events(run_id)) as events:
+                async for _ in events:
+                    pass
+        except TransportError:
+            return False
         except ApiError as error:
-            if _no_stream(error):
+            if _resumable(error) or _no_stream(error):
                 return False
             raise
         return True
