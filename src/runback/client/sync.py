@@ -58,13 +58,21 @@ class _Loop:
                 except StopAsyncIteration:
                     return
         finally:
-            if self._loop.is_running():
+            # Left unfinished: close it (its connection) now, unless the client is closed or
+            # this runs on the loop's own thread, where the loop finalizes it.
+            if self._loop.is_running() and threading.current_thread() is not self._thread:
                 self.run(_aclose(items))
 
     def stop(self) -> None:
+        if self._loop.is_closed():
+            return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+    @property
+    def stopped(self) -> bool:
+        return self._loop.is_closed()
 
 
 async def _next(items: AsyncIterator[T]) -> T:
@@ -109,9 +117,10 @@ class Client:
         self.models = _Models(self._async, self._loop)
 
     def close(self) -> None:
-        """Close the connections and stop the loop's thread."""
-        self._loop.run(self._async.aclose())
-        self._loop.stop()
+        """Close the connections and stop the loop's thread (once; again does nothing)."""
+        if not self._loop.stopped:
+            self._loop.run(self._async.aclose())
+            self._loop.stop()
 
     def __enter__(self) -> Self:
         return self
