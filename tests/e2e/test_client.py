@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,8 +26,8 @@ from runback.errors import (
     WaitTimeoutError,
 )
 from support.process import ServeProcess, cli
-from support.scripted import ScriptedServer, in_turn, json_reply
-from support.waiting import eventually
+from support.scripted import Reply, ScriptedServer, in_turn, json_reply
+from support.waiting import eventually, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +239,8 @@ async def test_deliveries_are_listed_read_redelivered_and_recovered(
     first = await api("deliveries", "get", listed[0].id)
     again = await api("deliveries", "redeliver", made.id)
     started = await api("deliveries", "redeliver", made.id, sequence=1)
+    with pytest.raises(NotFoundError) as unknown:
+        await api("deliveries", "redeliver", made.id, result_id=str(uuid.uuid4()))
     now = datetime.now(UTC)
     recovery = await api("deliveries", "recover", now - timedelta(hours=1), now)
     progress = await api("deliveries", "recovery", recovery.id)
@@ -248,6 +251,7 @@ async def test_deliveries_are_listed_read_redelivered_and_recovered(
     assert again.run_id == made.id
     assert not again.is_automatic
     assert started.event_key == "event:1"
+    assert unknown.value.code == "RESULT_NOT_FOUND"
     assert progress.id == recovery.id
     assert progress.from_ == recovery.from_
 
@@ -350,3 +354,21 @@ def test_an_example_of_the_client_page_runs(name: str, server: tuple[ServeProces
         assert last[0].split()[:2] == ["1", "run.started"]
         assert last[-1].startswith("succeeded {'slept': 1} ")
     assert (EXAMPLES / name).read_text() in (DOCS / "client.md").read_text()  # shown verbatim
+
+
+async def test_a_redelivery_while_one_is_in_flight_is_the_contract_s_422_conflict(
+    api: Api,
+) -> None:
+    release = threading.Event()
+    with ScriptedServer(in_turn([], Reply(hold=release))) as holding:
+        try:
+            made = await api("runs", "create", "runback/echo", {}, callback_url=holding.url)
+            await api("runs", "wait", made.id, timeout=30)
+            await wait_for(lambda: len(holding.seen) == 1, 30, what="the attempt held")
+            with pytest.raises(ValidationFailedError) as in_flight:
+                await api("deliveries", "redeliver", made.id)
+        finally:
+            release.set()
+
+    assert in_flight.value.code == "CONFLICT"
+    assert in_flight.value.status == 422
