@@ -4,9 +4,9 @@ Verifying stays as cheap as it was; only a mismatch comes here, with a way to as
 body verify?" and "would the body verify with a secret held, used in this wrong form?". The
 answer is one ``SignatureMismatchError`` whose ``cause`` says what was found, in this order:
 
-1. ``body_reserialised``: a usual re-serialisation of the received body verifies (JSON dumped
-   compact or spaced, non-ASCII escaped or not, keys sorted; a trailing newline added or
-   removed; line ends changed; a byte order mark dropped). The error's ``difference`` gives
+1. ``body_reserialised``: a usual re-serialisation of the received body verifies (a trailing
+   newline added or removed, line ends changed, a byte order mark dropped; JSON dumped
+   compact or spaced, non-ASCII escaped or not, keys sorted). The error's ``difference`` gives
    the first differing byte and an excerpt of each body around it.
 2. ``secret_format``: the signature was made with a secret held, keyed the wrong way (the
    whole ``whsec_`` string where the scheme keys with its decoded bytes, or the reverse).
@@ -84,7 +84,7 @@ def reserialisations(body: bytes) -> Iterator[tuple[str, bytes]]:
     """The usual forms ``body`` had before a receiver changed it, each named, each once,
     none equal to ``body``."""
     seen = {body}
-    for form, candidate in (*_json_forms(body), *_byte_forms(body)):
+    for form, candidate in (*_byte_forms(body), *_json_forms(body)):
         if candidate not in seen:
             seen.add(candidate)
             yield form, candidate
