@@ -19,7 +19,15 @@ from uuid import UUID
 from runback.core.destinations import destination_of
 from runback.core.ids import webhook_id
 from runback.core.payload import run_callback_body
-from runback.core.records import TERMINAL_EVENT, Batch, Delivery, JsonText, Run
+from runback.core.records import (
+    TERMINAL_EVENT,
+    Batch,
+    CallbackSecret,
+    Delivery,
+    JsonText,
+    Run,
+    SecretType,
+)
 from runback.core.retry import Random, RetryPolicy
 from runback.core.signing import signature_headers
 from runback.core.states import DeliveryStatus
@@ -242,6 +250,12 @@ def attempt_headers(
     headers["Content-Type"] = "application/json"
     headers["Runflow-Request-Id"] = str(delivery_id)
     return headers
+
+
+def current_hmac(secrets: Sequence[CallbackSecret]) -> CallbackSecret | None:
+    """The secret that signs ``Runflow-Signature``: the current HMAC one (an Ed25519 key may
+    be current too, among its own kind)."""
+    return next((s for s in secrets if s.is_current and s.type is SecretType.HMAC), None)
 
 
 def after_attempt(

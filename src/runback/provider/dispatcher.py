@@ -26,9 +26,10 @@ from runback.core.delivery import (
     SendResult,
     after_attempt,
     attempt_headers,
+    current_hmac,
 )
 from runback.core.ids import new_id
-from runback.core.records import Attempt, CallbackSecret, Delivery, SecretType
+from runback.core.records import Attempt, CallbackSecret, Delivery
 from runback.core.retry import Random
 from runback.core.states import DeliveryStatus
 from runback.errors import UrlRefusedError
@@ -228,8 +229,7 @@ class Dispatcher(WorkLoop):
 
     async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
         started = self._clock.now()
-        # Runflow-Signature is HMAC: an Ed25519 key may be current too, among its own kind.
-        current = next((s for s in secrets if s.is_current and s.type is SecretType.HMAC), None)
+        current = current_hmac(secrets)
         result = await self._send(delivery, secrets, current, started)
         finished = self._clock.now()
         number = delivery.attempt_count + 1

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from runback.provider.api import (
     batches,
     callback_secrets,
+    callback_tests,
     callbacks,
     files,
     headshots,
@@ -29,6 +30,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)
+    app.include_router(callback_tests.router)
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(headshots.router)
