@@ -119,13 +119,24 @@ def test_an_inbox_event_is_verified_as_of_its_arrival(tmp_path: Path) -> None:
     assert from_env.returncode == 0, from_env.stderr
 
 
-def test_an_unknown_event_and_mixed_inputs_are_usage_errors(tmp_path: Path) -> None:
-    unknown = cli("verify", "--event", str(new_id()), "--data-dir", str(tmp_path / "d"),
+def test_an_unknown_event_a_missing_inbox_and_mixed_inputs_are_usage_errors(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "receive"
+    data_dir.mkdir()
+    asyncio.run(_keep(data_dir, BODY, signed()))
+    unknown = cli("verify", "--event", str(new_id()), "--data-dir", str(data_dir),
+                  "--secret", SECRET)  # fmt: skip
+    nowhere = cli("verify", "--event", str(new_id()), "--data-dir", str(tmp_path / "none"),
                   "--secret", SECRET)  # fmt: skip
     mixed = cli("verify", "--event", str(new_id()), "--secret", SECRET,
                 *_files(tmp_path, BODY, signed()))  # fmt: skip
+    not_an_id = cli("verify", "--event", "nope", "--secret", SECRET)
 
-    for refused in (unknown, mixed):
+    for refused in (unknown, nowhere, mixed, not_an_id):
         assert refused.returncode == 2
         assert refused.stderr.count("\n") == 1, refused.stderr
     assert "there is no event" in unknown.stderr
+    assert "there is no runback receive database" in nowhere.stderr
+    assert not (tmp_path / "none").exists()  # looking made nothing
+    assert "not an event id" in not_an_id.stderr

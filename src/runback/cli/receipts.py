@@ -20,7 +20,7 @@ from runback.core.inbox import InboxEvent, Receipt
 from runback.errors import RunbackError
 from runback.receiver.config import load_receive_config
 from runback.settings import load_settings
-from runback.store import Store
+from runback.store import DATABASE_FILE, Store
 
 
 def read_receipt(options: EventOptions) -> StoredReceipt:
@@ -35,6 +35,13 @@ def read_receipt(options: EventOptions) -> StoredReceipt:
         settings = load_settings(
             receive_data_dir=options.data_dir, database_url=options.database_url
         )
+        database = settings.receive_data_dir / DATABASE_FILE
+        if settings.database_url is None and not database.is_file():
+            # Opening it would make an empty one: say where we looked instead.
+            raise UsageError(
+                f"there is no runback receive database at {database}: give the receiver's "
+                "--data-dir (or RUNBACK_RECEIVE_DATA_DIR), or --database-url"
+            )
         found = uvloop.run(with_store(settings, _reader(event_id), receiving=True))
         config = load_receive_config(
             settings.receive_config, global_secrets=settings.receive_secrets
