@@ -9,7 +9,11 @@ answer is one ``SignatureMismatchError`` whose ``cause`` says what was found, in
    compact or spaced, non-ASCII escaped or not, keys sorted). The error's ``difference`` gives
    the first differing byte and an excerpt of each body around it.
 2. ``secret_format``: the signature was made with a secret held, keyed the wrong way (the
-   whole ``whsec_`` string where the scheme keys with its decoded bytes, or the reverse).
+   whole ``whsec_`` string where the scheme keys with its decoded bytes, or the reverse):
+   ``runflow_misuses`` and ``standard_misuses`` list the ways tried.
+
+Before all of these, ``scheme_mismatch`` says when no secret held could check the signature
+at all (``v1a`` with only ``whsec_`` secrets, ...).
 3. ``body_changed``: the body is not what runback sends (compact UTF-8 JSON), so it was
    changed after it was signed in a way not recognised.
 4. ``wrong_secret``: the body looks as sent; no secret held made the signature.
@@ -20,11 +24,14 @@ at most a dozen candidate forms. Standard library only (the light install).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
+from runback.core.signing import SECRET_PREFIX
 from runback.errors import BodyDifference, SignatureMismatchError, VerificationCause
 
 MAX_DIAGNOSED_BODY: Final = 256 * 1024
@@ -36,6 +43,12 @@ EXCERPT_BYTES: Final = 12
 _BOM: Final = b"\xef\xbb\xbf"
 _STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BLANK: Final = re.compile(rb"[ \t\r\n]")
+
+_RUNFLOW: Final = "Runflow-Signature"
+_STANDARD: Final = "webhook-signature"
+
+HmacSecrets = Sequence[tuple[str, bytes]]
+"""Each HMAC secret held: its whole ``whsec_`` string and its decoded key."""
 
 Verifies = Callable[[bytes], bool]
 """Whether a candidate body verifies with one of the secrets held."""
@@ -80,6 +93,76 @@ def diagnose_mismatch(
         "rotation: during a rotation, configure the old and the new secret); compare its "
         "prefix with the sender's secrets",
         cause=VerificationCause.WRONG_SECRET,
+    )
+
+
+def runflow_misuses(held: HmacSecrets, body: bytes, value: str) -> list[Misuse]:
+    """The wrong ways to key ``Runflow-Signature`` (hex ``value``) with the secrets held."""
+
+    def holds(keys: list[bytes]) -> Callable[[], bool]:
+        return lambda: any(
+            hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), value)
+            for key in keys
+        )
+
+    return [
+        (
+            f"keyed with the base64-decoded bytes after {SECRET_PREFIX} (the Standard Webhooks "
+            f"way), where {_RUNFLOW} keys with the whole {SECRET_PREFIX} string",
+            holds([key for _, key in held]),
+        ),
+        (
+            f"keyed with the text after {SECRET_PREFIX}, where {_RUNFLOW} keys with the whole "
+            f"{SECRET_PREFIX} string, prefix included",
+            holds([_unprefixed(secret) for secret, _ in held]),
+        ),
+    ]
+
+
+def standard_misuses(held: HmacSecrets, signed: bytes, signatures: Sequence[bytes]) -> list[Misuse]:
+    """The wrong ways to key ``v1`` entries (``signatures``, over ``signed``) with the
+    secrets held."""
+
+    def holds(keys: list[bytes]) -> Callable[[], bool]:
+        return lambda: any(
+            hmac.compare_digest(hmac.new(key, signed, hashlib.sha256).digest(), raw)
+            for key in keys
+            for raw in signatures
+        )
+
+    return [
+        (
+            f"keyed with the whole {SECRET_PREFIX} string (the {_RUNFLOW} way), where v1 keys "
+            f"with the base64-decoded bytes after {SECRET_PREFIX}",
+            holds([secret.encode() for secret, _ in held]),
+        ),
+        (
+            f"keyed with the base64 text after {SECRET_PREFIX}, not decoded, where v1 keys with "
+            "the decoded bytes",
+            holds([_unprefixed(secret) for secret, _ in held]),
+        ),
+    ]
+
+
+def scheme_mismatch(
+    *, hmacs: bool, ed25519s: bool, hmac_held: bool, public_held: bool
+) -> str | None:
+    """Why no secret held can check ``webhook-signature``'s entries (``hmacs``: it has ``v1``
+    ones, ``ed25519s``: ``v1a`` ones) at all; None when one could."""
+    if not hmacs and not ed25519s:
+        return f"{_STANDARD} holds no v1 or v1a entry: nothing this verifier can check"
+    if (hmacs and hmac_held) or (ed25519s and public_held):
+        return None
+    if hmacs:
+        return (
+            f"the request is signed with v1 (HMAC) only, and no {SECRET_PREFIX} secret is "
+            "configured (a whpk_ key checks v1a, Ed25519): configure the sender's "
+            f"{SECRET_PREFIX} secret"
+        )
+    return (
+        "the request is signed with v1a (Ed25519) only, and no whpk_ or whsk_ key is "
+        f"configured (a {SECRET_PREFIX} secret checks v1, HMAC): configure the sender's whpk_ "
+        "public key"
     )
 
 
@@ -137,6 +220,10 @@ def _reserialised(header: str, body: bytes, candidate: bytes, form: str) -> Sign
 
 
 _UNPARSED: Final = object()
+
+
+def _unprefixed(secret: str) -> bytes:
+    return secret.removeprefix(SECRET_PREFIX).encode()
 
 
 def _parsed(body: bytes) -> Any:

@@ -35,12 +35,17 @@ import hashlib
 import hmac
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Literal
 
-from runback.core.diagnosis import Misuse, diagnose_mismatch
+from runback.core.diagnosis import (
+    diagnose_mismatch,
+    runflow_misuses,
+    scheme_mismatch,
+    standard_misuses,
+)
 from runback.core.keys import PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX, load_public_key
 from runback.core.signing import SECRET_PREFIX, runflow_signature, secret_key
 from runback.errors import (
@@ -173,37 +178,21 @@ class Verifier:
         raise self._runflow_mismatch(body, value)
 
     def _runflow_mismatch(self, body: bytes, value: str) -> SignatureMismatchError:
-        held = self._hmac
-        if not held:
+        if not self._hmac:
             return SignatureMismatchError(
                 f"{RUNFLOW_HEADER} is an HMAC signature and only Ed25519 keys (whpk_, whsk_) "
                 "are configured: configure the sender's whsec_ secret",
                 cause=VerificationCause.SCHEME_MISMATCH,
             )
-
-        def holds(key: Callable[[_HmacSecret], bytes], candidate: bytes) -> bool:
-            return any(
-                hmac.compare_digest(hmac.new(key(s), candidate, hashlib.sha256).hexdigest(), value)
-                for s in held
-            )
-
-        misuses: list[Misuse] = [
-            (
-                f"keyed with the base64-decoded bytes after {SECRET_PREFIX} (the Standard "
-                f"Webhooks way), where {RUNFLOW_HEADER} keys with the whole {SECRET_PREFIX} string",
-                lambda: holds(lambda s: s.key, body),
-            ),
-            (
-                f"keyed with the text after {SECRET_PREFIX}, where {RUNFLOW_HEADER} keys with "
-                f"the whole {SECRET_PREFIX} string, prefix included",
-                lambda: holds(_unprefixed, body),
-            ),
-        ]
+        held = [(s.secret, s.key) for s in self._hmac]
         return diagnose_mismatch(
             body,
             header=RUNFLOW_HEADER,
-            verifies=lambda candidate: holds(_whole, candidate),
-            misuses=misuses,
+            verifies=lambda candidate: any(
+                hmac.compare_digest(runflow_signature(secret, candidate), value)
+                for secret, _ in held
+            ),
+            misuses=runflow_misuses(held, body, value),
         )
 
     def _verify_standard(
@@ -252,42 +241,20 @@ class Verifier:
         self, entries: list[tuple[str, bytes]], prefix: bytes, body: bytes
     ) -> SignatureMismatchError:
         hmacs = [raw for version, raw in entries if version == "v1"]
-        ed25519s = [raw for version, raw in entries if version == "v1a"]
-        unmatched = _scheme_mismatch(hmacs, ed25519s, self._hmac, self._public)
+        unmatched = scheme_mismatch(
+            hmacs=bool(hmacs),
+            ed25519s=any(version == "v1a" for version, _ in entries),
+            hmac_held=bool(self._hmac),
+            public_held=bool(self._public),
+        )
         if unmatched is not None:
             return SignatureMismatchError(unmatched, cause=VerificationCause.SCHEME_MISMATCH)
-
-        def holds(key: Callable[[_HmacSecret], bytes]) -> Callable[[], bool]:
-            def check() -> bool:
-                return any(
-                    hmac.compare_digest(
-                        hmac.new(key(s), prefix + body, hashlib.sha256).digest(), raw
-                    )
-                    for s in self._hmac
-                    for raw in hmacs
-                )
-
-            return check
-
-        misuses: list[Misuse] = []
-        if hmacs and self._hmac:
-            misuses = [
-                (
-                    f"keyed with the whole {SECRET_PREFIX} string (the {RUNFLOW_HEADER} way), "
-                    f"where v1 keys with the base64-decoded bytes after {SECRET_PREFIX}",
-                    holds(_whole),
-                ),
-                (
-                    f"keyed with the base64 text after {SECRET_PREFIX}, not decoded, where v1 "
-                    "keys with the decoded bytes",
-                    holds(_unprefixed),
-                ),
-            ]
+        held = [(s.secret, s.key) for s in self._hmac]
         return diagnose_mismatch(
             body,
             header=SIGNATURE_HEADER,
             verifies=lambda candidate: self._match(entries, prefix + candidate) is not None,
-            misuses=misuses,
+            misuses=standard_misuses(held, prefix + body, hmacs),
         )
 
 
@@ -371,36 +338,6 @@ def _check_tolerance(timestamp: int, now: datetime | None, tolerance: timedelta)
         ),
         cause=VerificationCause.TIMESTAMP_STALE if past else VerificationCause.TIMESTAMP_FUTURE,
     )
-
-
-def _scheme_mismatch(
-    hmacs: list[bytes],
-    ed25519s: list[bytes],
-    held_hmac: Sequence[_HmacSecret],
-    held_public: Sequence[_PublicKey],
-) -> str | None:
-    """Why no secret held can check these entries at all; None when one could."""
-    if not hmacs and not ed25519s:
-        return f"{SIGNATURE_HEADER} holds no v1 or v1a entry: nothing this verifier can check"
-    if (hmacs and held_hmac) or (ed25519s and held_public):
-        return None
-    if hmacs:
-        return (
-            "the request is signed with v1 (HMAC) only, and no whsec_ secret is configured "
-            "(a whpk_ key checks v1a, Ed25519): configure the sender's whsec_ secret"
-        )
-    return (
-        "the request is signed with v1a (Ed25519) only, and no whpk_ or whsk_ key is "
-        "configured (a whsec_ secret checks v1, HMAC): configure the sender's whpk_ public key"
-    )
-
-
-def _whole(secret: _HmacSecret) -> bytes:
-    return secret.secret.encode()
-
-
-def _unprefixed(secret: _HmacSecret) -> bytes:
-    return secret.secret.removeprefix(SECRET_PREFIX).encode()
 
 
 def _describe(value: str) -> str:
