@@ -99,9 +99,15 @@ class BlobStore:
         )
 
     async def put(
-        self, key: str, data: bytes | AsyncIterable[bytes], *, max_bytes: int | None = None
+        self,
+        key: str,
+        data: bytes | AsyncIterable[bytes],
+        *,
+        max_bytes: int | None = None,
+        content_type: str | None = None,
     ) -> StoredBlob:
-        """Write ``data`` under ``key``, whole or not at all."""
+        """Write ``data`` under ``key``, whole or not at all; a bucket keeps ``content_type``
+        (what its presigned URLs answer with), a directory has nowhere to."""
         digest = hashlib.sha256()
         size = 0
 
@@ -115,8 +121,11 @@ class BlobStore:
                 digest.update(chunk)
                 yield chunk
 
+        options: dict[str, Any] = {}
+        if content_type is not None and not isinstance(self._store, LocalStore):
+            options["attributes"] = {"Content-Type": content_type}
         try:
-            await obstore.put_async(self._store, key, counted())
+            await obstore.put_async(self._store, key, counted(), **options)
         except ObstoreError as exc:
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, BlobTooLargeError):

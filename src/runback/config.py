@@ -16,7 +16,9 @@ from typing import Literal
 from runback.core.destinations import BreakerPolicy
 from runback.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from runback.core.sealing import MasterKeys
+from runback.core.thin import DEFAULT_MAX_CALLBACK_BYTES, MIN_MAX_CALLBACK_BYTES
 from runback.core.urlpolicy import UrlPolicy
+from runback.errors import ConfigError
 
 SqliteSync = Literal["normal", "full"]
 
@@ -55,6 +57,15 @@ class DeliveryConfig:
     """Where ``delivery.exhausted`` and the destination events go, if anywhere."""
     lease_seconds: float = 60.0
     poll_interval: float = 1.0
+    callback_max_bytes: int = DEFAULT_MAX_CALLBACK_BYTES
+    """A callback body longer than this is sent thin (``runback.core.thin``)."""
+
+    def __post_init__(self) -> None:
+        if self.callback_max_bytes < MIN_MAX_CALLBACK_BYTES:
+            raise ConfigError(
+                f"callback_max_bytes must be at least {MIN_MAX_CALLBACK_BYTES} bytes "
+                f"(4 KiB), not {self.callback_max_bytes}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,8 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
         ├── PayloadTooLargeError    413 PAYLOAD_TOO_LARGE
         ├── UnsupportedMediaError   415 UNSUPPORTED_MEDIA_TYPE
         ├── RateLimitedError        429 RATE_LIMITED
+        ├── ThinBodyError           502 THIN_BODY_UNAVAILABLE: a thin callback's full body
+        │                           could not be fetched, or is not the callback's
         └── ValidationFailedError   422 VALIDATION_ERROR, with field-level ``errors``
 """
 
@@ -281,6 +283,14 @@ class UnsupportedMediaError(ApiError):
 class RateLimitedError(ApiError):
     status_code = 429
     code = "RATE_LIMITED"
+
+
+class ThinBodyError(ApiError):
+    """A verified thin callback whose full body (at its ``output_url``) could not be
+    fetched, or is not the body of the same event: answered ``502``, so the sender retries."""
+
+    status_code = 502
+    code = "THIN_BODY_UNAVAILABLE"
 
 
 class ServiceUnavailableError(ApiError):

@@ -29,6 +29,7 @@ from runback.config import (
 from runback.core.destinations import BreakerPolicy
 from runback.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from runback.core.sealing import MasterKeys
+from runback.core.thin import DEFAULT_MAX_CALLBACK_BYTES, MIN_MAX_CALLBACK_BYTES
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import ConfigError
 from runback.store import DATABASE_FILE, sqlite_url
@@ -100,6 +101,11 @@ class Settings(BaseSettings):
     """Where to send ``delivery.exhausted``, ``destination.disabled`` and
     ``destination.recovered``, signed like every callback."""
     max_in_flight_deliveries: int = Field(default=256, ge=1, le=100_000)
+    callback_max_bytes: int = Field(
+        default=DEFAULT_MAX_CALLBACK_BYTES, ge=MIN_MAX_CALLBACK_BYTES, le=2**40
+    )
+    """A callback body longer than this is sent thin: ``output`` null and an ``output_url``
+    serving the full bytes (at least 4 KiB)."""
     max_concurrent_runs: int = Field(default=64, ge=1, le=100_000)
     unserved_run_timeout: float = Field(default=3600.0, gt=0)
     """Seconds a queued run may wait when no live worker serves its model (a worker pool is
@@ -275,6 +281,7 @@ class Settings(BaseSettings):
                 operations_url=self.operations_callback_url,
                 lease_seconds=self.lease_seconds,
                 poll_interval=self.poll_interval,
+                callback_max_bytes=self.callback_max_bytes,
             ),
             execution=ExecutionConfig(
                 max_concurrent_runs=self.max_concurrent_runs,

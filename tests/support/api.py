@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from runback.blobs import BlobStore
+from runback.core.thin import DEFAULT_MAX_CALLBACK_BYTES
 from runback.models import register_builtins
 from runback.outbound.sender import OutboundRequest
 from runback.provider.api.app import create_app
@@ -82,6 +83,7 @@ async def api_client(
     registry: ModelRegistry | None = None,
     handler: Handler | None = None,
     blobs: BlobStore | None = None,
+    callback_max_bytes: int = DEFAULT_MAX_CALLBACK_BYTES,
 ) -> AsyncIterator[Api]:
     """An ``Api`` over a fresh harness; its key belongs to the default organization.
     ``handler`` answers the callbacks (200 by default)."""
@@ -93,6 +95,7 @@ async def api_client(
         handler=handler or (lambda _request: respond(200)),
         callback_allow=("127.0.0.0/8",),
         blobs=blobs,
+        callback_max_bytes=callback_max_bytes,
     )
     key = await store.accounts.create_api_key([harness.organization_id], now=clock.now())
     woken: list[bool] = []

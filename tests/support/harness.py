@@ -13,6 +13,7 @@ from runback.config import DeliveryConfig, ExecutionConfig
 from runback.core.destinations import BreakerPolicy
 from runback.core.records import Attempt, Delivery, Run
 from runback.core.retry import Random, RetryPolicy
+from runback.core.thin import DEFAULT_MAX_CALLBACK_BYTES
 from runback.core.urlpolicy import UrlPolicy
 from runback.models import register_builtins
 from runback.provider.dispatcher import Dispatcher
@@ -87,6 +88,7 @@ async def make_harness(
     per_destination: int = 16,
     disable_after: float = 24 * 3600.0,
     operations_url: str | None = None,
+    callback_max_bytes: int = DEFAULT_MAX_CALLBACK_BYTES,
     event_interval: float = 0.5,
 ) -> Harness:
     """The serving half over twins. The circuit breaker is out of the way unless a test
@@ -107,6 +109,7 @@ async def make_harness(
         max_in_flight=64,
         per_destination=per_destination,
         operations_url=operations_url,
+        callback_max_bytes=callback_max_bytes,
     )
     runtime = await assemble(
         delivery=delivery,

@@ -22,6 +22,7 @@ from runback.receiver.config import ReceiveConfig
 from runback.receiver.handlers import HandlerRegistry
 from runback.receiving.app import ReceiveDeps, create_receive_app
 from runback.receiving.copier import Copier
+from runback.receiving.full_bodies import body_fetcher
 from runback.receiving.handling import HandlerRunner
 from runback.store import Store
 from runback.testing import ManualClock
@@ -165,6 +166,9 @@ async def inbox_client(
                 url_ttl=URL_TTL,
                 on_received=lambda copies, handler: woken.append(True),
                 verifiers={},
+                fetch_body=body_fetcher(
+                    session, url_policy=UrlPolicy.from_allow_list(["127.0.0.0/8"])
+                ),
             )
         )
         transport = httpx.ASGITransport(app=app)

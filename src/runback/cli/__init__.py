@@ -15,7 +15,7 @@ LIGHT_HELP = """usage: runback verify --secret SECRET (--headers FILE --body FIL
 
 Long-running jobs that call back. This is the light install: 'runback verify' checks a
 callback's signature. The server's commands (serve, api, worker, migrate, receive, keys,
-orgs, inbox, destinations) need: pip install 'runback[server]'"""
+orgs, inbox, destinations, ordered) need: pip install 'runback[server]'"""
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import typer
 
 from runback.cli.accounts import keys_app, orgs_app
 from runback.cli.destinations import destinations_app
+from runback.cli.ordered import ordered_app
 from runback.cli.receipts import read_receipt
 from runback.cli.receive import inbox_app, receive
 from runback.cli.serve import api, migrate, serve, worker
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(destinations_app, name="destinations")
+app.add_typer(ordered_app, name="ordered")
 
 
 @app.command(

@@ -61,6 +61,7 @@ class FailureReason(StrEnum):
     GONE = "gone"  # 410: final
     BLOCKED_URL = "blocked_url"  # final
     EXHAUSTED = "exhausted"  # final: every attempt of the policy failed
+    RELEASED = "released"  # final: an operator gave up an ordered URL's stuck head
 
 
 _FINAL_REASONS = frozenset({FailureReason.GONE, FailureReason.BLOCKED_URL})
@@ -253,9 +254,25 @@ def attempt_headers(
 
 
 def current_hmac(secrets: Sequence[CallbackSecret]) -> CallbackSecret | None:
-    """The secret that signs ``Runflow-Signature``: the current HMAC one (an Ed25519 key may
-    be current too, among its own kind)."""
+    """The secret that makes ``Runflow-Signature`` (HMAC only: an Ed25519 key may be
+    current too, among its own kind)."""
     return next((s for s in secrets if s.is_current and s.type is SecretType.HMAC), None)
+
+
+def delivery_headers(
+    delivery: Delivery, secrets: Sequence[CallbackSecret], *, timestamp: int
+) -> dict[str, str]:
+    """The headers of an attempt of ``delivery`` at ``timestamp``, signed with ``secrets``
+    (its organization's active ones) as the dispatcher signs them."""
+    current = current_hmac(secrets)
+    return attempt_headers(
+        body=delivery.payload_bytes,
+        webhook_id=delivery.webhook_id,
+        delivery_id=delivery.id,
+        timestamp=timestamp,
+        current=None if current is None else current.secret,
+        active=[secret.secret for secret in secrets],
+    )
 
 
 def after_attempt(

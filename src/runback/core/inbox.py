@@ -68,7 +68,7 @@ class InboxEvent:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """One arrival of a callback, kept as it came."""
+    """One arrival of a callback, kept as it came (a thin one with its full body)."""
 
     id: UUID
     event_id: UUID | None

@@ -127,6 +127,10 @@ class Delivery:
     """Which of its subject's events it carries: ``terminal`` (the run's or batch's end),
     ``result:<id>`` (one result of a run that sends each as it exists), or ``event:<sequence>``
     (one of a run's progress events)."""
+    ordered: bool = False
+    """Its organization had ordered delivery on for its callback URL when it was made
+    (the store decides, at the insert): it is sent only once every older ordered one to
+    that URL has succeeded or failed."""
 
     @property
     def max_attempts(self) -> int:
@@ -226,6 +230,16 @@ class RunEvent:
     sequence: int
     event: str
     body: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderedCallback:
+    """A callback URL of an organization whose callbacks go out one at a time, in the
+    order they were made."""
+
+    organization_id: UUID
+    callback_url: str
     created_at: datetime
 
 

@@ -25,8 +25,8 @@ from runback.core.delivery import (
     SendError,
     SendResult,
     after_attempt,
-    attempt_headers,
     current_hmac,
+    delivery_headers,
 )
 from runback.core.ids import new_id
 from runback.core.records import Attempt, CallbackSecret, Delivery
@@ -152,11 +152,13 @@ class Dispatcher(WorkLoop):
             )
 
     async def _upkeep(self) -> None:
-        """Take back the deliveries of dead workers (expired leases), a few times per lease."""
+        """Take back the deliveries of dead workers (expired leases), and make due the
+        ordered ones whose turn came unseen, a few times per lease."""
         now = self._clock.now()
         if now >= self._next_upkeep:
             self._next_upkeep = now + self._lease / 3
             await self._store.deliveries.release_lapsed(now=now)
+            await self._store.ordering.unpark_stranded(now=now)
 
     async def _round(self) -> float:
         await self._upkeep()
@@ -201,7 +203,6 @@ class Dispatcher(WorkLoop):
         self,
         delivery: Delivery,
         secrets: Sequence[CallbackSecret],
-        current: CallbackSecret | None,
         started: datetime,
     ) -> SendResult:
         """One attempt on the wire, signed with ``secrets``; a URL the policy refuses now
@@ -210,14 +211,7 @@ class Dispatcher(WorkLoop):
             self._url_policy.check(delivery.callback_url)
         except UrlRefusedError as exc:
             return SendResult(None, None, 0, SendError.BLOCKED_URL, str(exc))
-        headers = attempt_headers(
-            body=delivery.payload_bytes,
-            webhook_id=delivery.webhook_id,
-            delivery_id=delivery.id,
-            timestamp=int(started.timestamp()),
-            current=current.secret if current else None,
-            active=[s.secret for s in secrets],
-        )
+        headers = delivery_headers(delivery, secrets, timestamp=int(started.timestamp()))
         return await self._sender.send(
             OutboundRequest(
                 url=delivery.callback_url,
@@ -229,8 +223,7 @@ class Dispatcher(WorkLoop):
 
     async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
         started = self._clock.now()
-        current = current_hmac(secrets)
-        result = await self._send(delivery, secrets, current, started)
+        result = await self._send(delivery, secrets, started)
         finished = self._clock.now()
         number = delivery.attempt_count + 1
         step = after_attempt(
@@ -249,13 +242,18 @@ class Dispatcher(WorkLoop):
             response_time_ms=result.elapsed_ms,
             error_message=result.describe(),
             failure_reason_code=result.failure_reason,
-            signing_secret_id=current.id if current else None,
+            signing_secret_id=_id_of(current_hmac(secrets)),
             created_at=started,
         )
         try:
             refused = await self._recorder.submit(
                 AttemptOutcome(
-                    delivery.organization_id, attempt, step, finished, delivery.destination
+                    delivery.organization_id,
+                    attempt,
+                    step,
+                    finished,
+                    delivery.destination,
+                    delivery.callback_url if delivery.ordered else None,
                 )
             )
         finally:
@@ -275,8 +273,10 @@ class Dispatcher(WorkLoop):
             return
         if step.status is not DeliveryStatus.SUCCEEDED:
             _log_failed(delivery, number, step)
-        if step.status is DeliveryStatus.PENDING:
-            self.wake()  # its retry may be due before the loop would look again
+        if step.status is DeliveryStatus.PENDING or delivery.ordered:
+            # Its retry may be due before the loop would look again; an ordered one's
+            # end makes the next one to its URL due.
+            self.wake()
         metrics.attempt(result.failure_reason)
         if step.status is DeliveryStatus.FAILED:
             metrics.delivery_failed(step.failure_reason_code)
@@ -311,3 +311,7 @@ def _log_failed(delivery: Delivery, number: int, step: NextStep) -> None:
         step.failure_detail,
         then,
     )
+
+
+def _id_of(secret: CallbackSecret | None) -> UUID | None:
+    return None if secret is None else secret.id

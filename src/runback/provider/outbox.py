@@ -39,7 +39,9 @@ from runback.core.runs import Ending, end_run
 from runback.core.states import DeliveryStatus
 from runback.errors import ConflictError, DeliveryInFlightError, NotFoundError
 from runback.provider.dispatcher import Handoff
+from runback.provider.ordering import Ordering
 from runback.provider.outputs import Outputs
+from runback.provider.payloads import Payloads
 from runback.provider.registry import Model
 from runback.store import Store
 
@@ -54,19 +56,23 @@ class Outbox:
         *,
         store: Store,
         outputs: Outputs,
+        payloads: Payloads,
         clock: Clock,
         retry_policy: RetryPolicy,
         on_delivery: Callable[[], None],
         take: Callable[[Delivery], Handoff | None] | None = None,
         model_of: Callable[[str], Model | None] = lambda _name: None,
+        ordering: Ordering | None = None,
     ) -> None:
         self._store = store
         self._model_of = model_of
         self._outputs = outputs
+        self._payloads = payloads
         self._clock = clock
         self._retry_policy = retry_policy
         self._on_delivery = on_delivery
         self._take = take
+        self._ordering = ordering
 
     def _policy(self, run: Run) -> RetryPolicy:
         model = self._model_of(run.model)
@@ -86,7 +92,7 @@ class Outbox:
             body = model.callback(run, output)
             if body is None:
                 return None
-        return new_delivery(
+        made = new_delivery(
             run,
             delivery_id=new_id(),
             now=self._clock.now(),
@@ -95,6 +101,7 @@ class Outbox:
             output=output,
             body=body,
         )
+        return await self._payloads.fit(made, run=run)
 
     async def end(self, run: Run, ending: Ending, *, files: bool = True) -> Run | None:
         """End ``run`` if it is still as read (its status, and the worker holding it);
@@ -103,7 +110,7 @@ class Outbox:
         sparing their look-up."""
         done = end_run(run, ending, now=self._clock.now())
         delivery, event = await self._ending(done, files=files)
-        delivery, handoff = self._hand_over(delivery)
+        delivery, handoff = await self._hand_over(delivery)
         try:
             refused = await self._store.outbox.end(
                 run,
@@ -161,7 +168,7 @@ class Outbox:
         event = self._event(run, name, body)
         delivery = None
         if run.callback_url is not None:
-            delivery = self._event_delivery(run, event, is_automatic=True)
+            delivery = await self._event_delivery(run, event, is_automatic=True)
         assert run.claimed_by is not None, "only the worker running a run makes its events"
         if not await self._store.outbox.add_event(event, delivery, worker=run.claimed_by):
             return False
@@ -169,8 +176,8 @@ class Outbox:
             self._on_delivery()
         return True
 
-    def _event_delivery(self, run: Run, event: RunEvent, *, is_automatic: bool) -> Delivery:
-        return new_event_delivery(
+    async def _event_delivery(self, run: Run, event: RunEvent, *, is_automatic: bool) -> Delivery:
+        made = new_event_delivery(
             run,
             event_key=event_key(event.sequence),
             webhook_id=event_webhook_id(run.id, event.sequence),
@@ -180,6 +187,7 @@ class Outbox:
             policy=self._policy(run),
             is_automatic=is_automatic,
         )
+        return await self._payloads.fit(made, run=run)
 
     async def redeliver_event(
         self, run: Run, sequence: int, *, recovery_id: UUID | None = None
@@ -196,7 +204,7 @@ class Outbox:
                 f"run {run.id} made no progress event {sequence}", code="EVENT_NOT_FOUND"
             )
         delivery = replace(
-            self._event_delivery(run, event, is_automatic=False), recovery_id=recovery_id
+            await self._event_delivery(run, event, is_automatic=False), recovery_id=recovery_id
         )
         await self._store.outbox.add(delivery)
         self._on_delivery()
@@ -247,7 +255,7 @@ class Outbox:
             body = model.result_callback(run, result, data)
         else:
             body = result_callback_body(run, result, data=data)
-        return new_event_delivery(
+        made = new_event_delivery(
             run,
             event_key=result.event_key,
             webhook_id=webhook_id(result.id),
@@ -257,6 +265,7 @@ class Outbox:
             policy=self._policy(run),
             is_automatic=is_automatic,
         )
+        return await self._payloads.fit(made, run=run)
 
     async def redeliver_result(
         self, run: Run, result_id: UUID, *, recovery_id: UUID | None = None
@@ -291,7 +300,7 @@ class Outbox:
     async def _batch_delivery(self, batch: Batch, *, is_automatic: bool) -> Delivery:
         items = await self._store.batches.items(batch.id)
         body = batch_callback_body(batch, items, await self._outputs.render(items))
-        return new_batch_delivery(
+        made = new_batch_delivery(
             batch,
             body=body,
             delivery_id=new_id(),
@@ -299,6 +308,7 @@ class Outbox:
             policy=self._retry_policy,
             is_automatic=is_automatic,
         )
+        return await self._payloads.fit(made)
 
     async def redeliver_batch(self, batch: Batch) -> Delivery:
         """A new delivery of an ended batch's callback, built from its items now."""
@@ -316,10 +326,15 @@ class Outbox:
         self._on_delivery()
         return delivery
 
-    def _hand_over(self, delivery: Delivery | None) -> tuple[Delivery | None, Handoff | None]:
+    async def _hand_over(self, delivery: Delivery | None) -> tuple[Delivery | None, Handoff | None]:
         """Offer a new delivery to this process's dispatcher: answer the delivery as it is
-        to be stored (claimed by the dispatcher's worker when taken) and the handoff."""
+        to be stored (claimed by the dispatcher's worker when taken) and the handoff. An
+        ordered one is never offered: only a claim knows whether it is its turn."""
         if delivery is None or self._take is None:
+            return delivery, None
+        if self._ordering is not None and await self._ordering.is_ordered(
+            delivery.organization_id, delivery.callback_url
+        ):
             return delivery, None
         handoff = self._take(delivery)
         if handoff is None:

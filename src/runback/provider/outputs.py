@@ -135,14 +135,23 @@ class Outputs:
                 return timedelta(seconds=seconds)
         return self._default_ttl
 
+    @property
+    def default_lifetime(self) -> timedelta:
+        """How long URLs stay valid when nothing says otherwise."""
+        return self._default_ttl
+
     async def url(self, output: OutputFile, *, expires_at: datetime) -> str:
+        return await self.sign(output.key, expires_at=expires_at)
+
+    async def sign(self, key: str, *, expires_at: datetime) -> str:
+        """A URL serving the blob under ``key`` until ``expires_at``."""
         # Signed from the whole second (as an S3 presign dates itself), so a URL expiring at
         # a whole ``expires_at`` stops working at that very instant.
         signed_at = self._clock.now().replace(microsecond=0)
-        presigned = await self._blobs.presigned_url(output.key, expires_at - signed_at)
+        presigned = await self._blobs.presigned_url(key, expires_at - signed_at)
         return presigned or sign_file_url(
             base_url=self._public_url,
-            key=output.key,
+            key=key,
             expires_at=expires_at,
             secret=self._file_secret,
         )
@@ -168,7 +177,11 @@ class Outputs:
         """When URLs of ``run``'s files signed now stop working: in whole seconds, as the
         URLs carry it (the stated expiry is the instant the URL stops working), rounded
         up: a URL must outlive the window it was sized for."""
-        return _whole_second_up(self._clock.now() + self.lifetime(run))
+        return self.expires_after(self.lifetime(run))
+
+    def expires_after(self, lifetime: timedelta) -> datetime:
+        """When a URL signed now for ``lifetime`` stops working (whole seconds, up)."""
+        return _whole_second_up(self._clock.now() + lifetime)
 
     async def entry(self, output: OutputFile, *, expires_at: datetime) -> dict[str, Any]:
         """A file's entry in an output (``outputs[]``), its URL signed now."""

@@ -25,8 +25,10 @@ from runback.provider.context import Fetcher
 from runback.provider.dispatcher import Dispatcher
 from runback.provider.executor import Executor
 from runback.provider.operations import Operations
+from runback.provider.ordering import Ordering
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
+from runback.provider.payloads import Payloads
 from runback.provider.registry import ModelRegistry
 from runback.store import DELIVERIES, RUNS, Store
 
@@ -141,14 +143,17 @@ async def assemble(
             policy=delivery.retry,
             on_delivery=lambda: hints.send(DELIVERIES),
         )
+    ordering = Ordering(store=store, clock=clock, on_delivery=lambda: hints.send(DELIVERIES))
     outbox = Outbox(
         store=store,
         outputs=outputs,
+        payloads=Payloads(blobs=blobs, outputs=outputs, max_bytes=delivery.callback_max_bytes),
         clock=clock,
         retry_policy=delivery.retry,
         on_delivery=lambda: hints.send(DELIVERIES),
         take=dispatcher.take,
         model_of=registry.get,
+        ordering=ordering,
     )
     executor = Executor(
         store=store,
@@ -173,6 +178,7 @@ async def assemble(
         max_body_bytes=max_body_bytes,
         on_run_created=lambda: hints.send(RUNS),
         cancel_running=executor.cancel,
+        ordering=ordering,
         worker_lease=timedelta(seconds=execution.lease_seconds),
         unserved_after=timedelta(seconds=execution.unserved_after),
         ping_timeout=delivery.test_timeout,

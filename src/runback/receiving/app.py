@@ -2,13 +2,16 @@
 
 A callback is verified on its raw bytes before anything else, persisted (receipt, event,
 copies) in one transaction, and only then answered ``200``: nothing is acknowledged before
-it is durable. Copies and handlers run later, in the background, never in the request.
+it is durable. Copies and handlers run later, in the background, never in the request. The
+one fetch made in the request is a thin callback's full body (``runback.receiver.thin``):
+the event is stored whole, as if it had come so, or the request answered ``502`` for the
+sender to try again.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Annotated, Any
@@ -30,6 +33,7 @@ from runback.errors import (
 from runback.receiver.config import ReceiveConfig, SourceConfig, valid_source_name
 from runback.receiver.events import event_keys, output_refs, ref_expiry
 from runback.receiver.handlers import HandlerRegistry
+from runback.receiver.thin import full_payload, thin_url
 from runback.store import CopyDraft, EventDraft, Store
 from runback.web.app import base_app
 from runback.web.auth import Bearer, key_organizations, uuid_or_none
@@ -53,6 +57,8 @@ class ReceiveDeps:
     on_received: Callable[[bool, bool], None]
     """Called once a callback is committed: whether it has copies, whether a handler."""
     verifiers: dict[str, Verifier]
+    fetch_body: Callable[[str], Awaitable[bytes]]
+    """Fetches a thin callback's full body (guarded, bounded); ``ThinBodyError`` else."""
 
 
 async def _deps(request: Request) -> ReceiveDeps:
@@ -120,6 +126,11 @@ async def receive(source: str, request: Request, deps: Deps) -> Response:
     except orjson.JSONDecodeError as exc:
         await deps.store.inbox.reject(replace(receipt, rejected_reason=f"malformed JSON: {exc}"))
         raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    if scheme != "none" and (url := thin_url(payload)) is not None:
+        body = await deps.fetch_body(url)
+        full_payload(payload, body)  # the same event, or ThinBodyError
+        payload = orjson.loads(body)
+        receipt = replace(receipt, body=body)
     keys = event_keys(payload, webhook_id=webhook_id, body=body)
     draft = EventDraft(
         source=source,

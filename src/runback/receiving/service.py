@@ -25,6 +25,7 @@ from runback.receiver.config import ReceiveConfig
 from runback.receiver.handlers import HandlerRegistry
 from runback.receiving.app import ReceiveDeps, create_receive_app
 from runback.receiving.copier import Copier
+from runback.receiving.full_bodies import body_fetcher
 from runback.receiving.handling import HandlerRunner
 from runback.store import Store
 
@@ -119,6 +120,7 @@ async def receive(
                     url_ttl=receiving.url_ttl,
                     on_received=wake,
                     verifiers=checked,
+                    fetch_body=body_fetcher(client.session, url_policy=receiving.url_policy),
                 )
             )
             prune = pruners(config.retention, store=store, blobs=blobs, clock=clock, what="inbox")

@@ -16,10 +16,12 @@ from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
 from runback.store.destinations import DestinationStore
 from runback.store.dispatch import DispatchStore, Round
 from runback.store.events import EventStore
+from runback.store.feed import DeliveryFeed
 from runback.store.idempotency import Idempotency
 from runback.store.inbox import InboxStore
 from runback.store.migrate import check_schema, head_revision, migrate
 from runback.store.moves import Refusal
+from runback.store.ordering import OrderedUrl, OrderingStore
 from runback.store.outbox import OutboxStore
 from runback.store.outputs import OutputStore
 from runback.store.retention import Retention
@@ -39,10 +41,12 @@ class Store:
         self.deliveries = DeliveryStore(database)
         self.outbox = OutboxStore(database)
         self.destinations = DestinationStore(database)
+        self.ordering = OrderingStore(database)
         self.secrets = SecretStore(database, master_keys)
         self.dispatch = DispatchStore(database, self.secrets)
         self.outputs = OutputStore(database)
         self.events = EventStore(database)
+        self.feed = DeliveryFeed(database)
         self.inbox = InboxStore(database)
         self.retention = Retention(database)
         self.workers = WorkerStore(database)
@@ -101,6 +105,7 @@ __all__ = [
     "Database",
     "EventDraft",
     "Idempotency",
+    "OrderedUrl",
     "Recorded",
     "Refusal",
     "Round",

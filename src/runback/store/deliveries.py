@@ -13,10 +13,9 @@ from sqlalchemy import Select, bindparam, func, not_, select, tuple_, update
 from runback.core.delivery import NextStep
 from runback.core.destinations import BreakerPolicy, Destination, Transition
 from runback.core.records import Attempt, Delivery, Recovery
-from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.store.database import Database
-from runback.store.destinations import apply_outcomes
+from runback.store.destinations import HELD, apply_outcomes
 from runback.store.moves import (
     DELIVERIES,
     MAX_SCAN,
@@ -26,7 +25,8 @@ from runback.store.moves import (
     fitting,
     transition,
 )
-from runback.store.rows import to_record
+from runback.store.ordering import promote_next, waiting_turn
+from runback.store.rows import delivery_of, to_record
 from runback.store.schema import callback_secrets, deliveries, delivery_attempts, recoveries
 from runback.store.sql import Connection, Row, any_of, prepared
 
@@ -40,15 +40,8 @@ class AttemptOutcome:
     step: NextStep
     now: datetime
     destination: str = ""
-
-
-def _delivery(row: Row) -> Delivery:
-    return to_record(
-        Delivery,
-        row,
-        status=DeliveryStatus(row.status),
-        retry_policy=RetryPolicy.parse(row.retry_policy),
-    )
+    ordered_url: str | None = None
+    """The delivery's callback URL when it is ordered: its end makes the next one due."""
 
 
 def _attempt(row: Row) -> Attempt:
@@ -128,6 +121,7 @@ _DUE = prepared(
         deliveries.c.status == DeliveryStatus.PENDING.value,
         deliveries.c.next_attempt_at <= bindparam("now"),
         not_(any_of(deliveries.c.destination, "skip")),
+        not_(waiting_turn()),
     )
     .order_by(deliveries.c.next_attempt_at)
     .limit(bindparam("scan"))
@@ -135,10 +129,19 @@ _DUE = prepared(
 )
 _TAKE = _CLAIM.claiming(*deliveries.c)
 _NEXT_DUE = prepared(
-    select(func.min(deliveries.c.next_attempt_at)).where(
+    # The first in the due index's order rather than min(): SQLite gives up the early stop
+    # of min() for a WHERE with a correlated subquery, and would read every pending row.
+    select(deliveries.c.next_attempt_at)
+    .where(
         deliveries.c.status == DeliveryStatus.PENDING.value,
+        # Not those parked: their turn comes with a wake-up.
+        deliveries.c.next_attempt_at <= HELD,
         not_(any_of(deliveries.c.destination, "skip")),
+        # A delivery waiting its turn is not due: counted, the loop would spin.
+        not_(waiting_turn()),
     )
+    .order_by(deliveries.c.next_attempt_at)
+    .limit(1)
 )
 _ATTEMPT = prepared(delivery_attempts.insert())
 _SECRETS_USED = prepared(
@@ -174,7 +177,7 @@ async def claim_due(
     rows = await conn.execute(
         _TAKE, {"ids": chosen, "worker": worker, "lease_until": lease_until, "now": now}
     )
-    claimed = [_delivery(row) for row in rows]
+    claimed = [delivery_of(row) for row in rows]
     return sorted(claimed, key=lambda d: (d.next_attempt_at or now, d.id))
 
 
@@ -267,6 +270,9 @@ class DeliveryStore:
                 _ATTEMPT, [_attempt_row(o, r) for o, r in zip(outcomes, refused, strict=True)]
             )
             counted = [o for o, r in zip(outcomes, refused, strict=True) if r is None]
+            ends = [(o.organization_id, o.ordered_url) for o in counted
+                    if o.ordered_url is not None and o.step.status.is_final]  # fmt: skip
+            await promote_next(conn, ends, now=max(o.now for o in outcomes))
             used = {o.attempt.signing_secret_id for o in counted} - {None}
             if used:
                 await conn.execute(
@@ -283,7 +289,7 @@ class DeliveryStore:
 
     async def next_due_at(self, *, skip_destinations: Collection[str] = ()) -> datetime | None:
         """When the earliest pending delivery is due, none to ``skip_destinations``; None
-        when none is pending."""
+        when none is pending but those waiting their turn."""
         async with self._db.read() as conn:
             return await next_due_at(conn, skip_destinations=skip_destinations)
 
@@ -323,7 +329,7 @@ class DeliveryStore:
             query = query.where(tuple_(deliveries.c.created_at, deliveries.c.id) > tuple_(*after))
         query = query.order_by(deliveries.c.created_at, deliveries.c.id).limit(limit)
         async with self._db.read() as conn:
-            found = [_delivery(row) for row in await conn.execute(query)]
+            found = [delivery_of(row) for row in await conn.execute(query)]
         if len(found) < limit:
             return found, None
         return found, (found[-1].created_at, found[-1].id)
@@ -394,7 +400,7 @@ class DeliveryStore:
 
     async def _with_attempts(self, query: Select[Any]) -> list[tuple[Delivery, list[Attempt]]]:
         async with self._db.read() as conn:
-            found = [_delivery(row) for row in await conn.execute(query)]
+            found = [delivery_of(row) for row in await conn.execute(query)]
             if not found:
                 return []
             attempt_rows = await conn.execute(

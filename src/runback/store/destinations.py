@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, not_, select, update
 
 from runback.core.destinations import (
     BreakerPolicy,
@@ -28,6 +28,7 @@ from runback.core.destinations import (
 )
 from runback.core.states import DeliveryStatus
 from runback.store.database import Database
+from runback.store.ordering import waiting_turn
 from runback.store.rows import to_record
 from runback.store.schema import deliveries, destinations
 from runback.store.sql import Connection, Row, any_of, prepared
@@ -133,6 +134,8 @@ async def _probe(conn: Connection, host: str, *, at: datetime) -> None:
             deliveries.c.destination == host,
             deliveries.c.status == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at == HELD,
+            # One waiting its turn could not be claimed: the circuit would never close.
+            not_(waiting_turn()),
         )
         .order_by(
             # The one whose ladder time it is; those passed were covered by earlier attempts.
@@ -160,6 +163,8 @@ async def _release(conn: Connection, host: str, *, now: datetime) -> None:
             deliveries.c.destination == host,
             deliveries.c.status == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at > now,
+            # Those waiting their turn stay parked: it comes when the one before them ends.
+            deliveries.c.next_attempt_at <= HELD,
         )
         .values(next_attempt_at=now, held_due_at=None)
     )

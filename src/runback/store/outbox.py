@@ -26,6 +26,7 @@ from runback.store.batches import CALLBACK_COMMITTED, count_endings
 from runback.store.database import Database
 from runback.store.events import ADVANCE, INSERT_EVENT, event_row
 from runback.store.moves import RUNS, Refusal, Step, transition
+from runback.store.ordering import ORDERED_AT_INSERT, PARKED_AT_INSERT
 from runback.store.schema import deliveries, run_results
 from runback.store.sql import IntegrityError, prepared
 
@@ -45,7 +46,18 @@ _END = (
 )
 
 
-_INSERT = prepared(deliveries.insert())
+_INSERT = prepared(
+    deliveries.insert().values(
+        {
+            column.name: bindparam(column.name, type_=column.type, required=False)
+            for column in deliveries.c
+            if column.name not in ("ordered", "next_attempt_at")
+        }
+        # Decided by the database, in the same statement: whether it is ordered, and
+        # whether it waits its turn (parked out of the due index).
+        | {"ordered": ORDERED_AT_INSERT, "next_attempt_at": PARKED_AT_INSERT}
+    )
+)
 _INSERT_RESULT = prepared(run_results.insert())
 _IN_FLIGHT_NAMES = ("_in_flight", "deliveries.run_id", "deliveries.batch_id")
 """How either database names a broken one-in-flight index."""
@@ -73,6 +85,10 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "created_at": delivery.created_at,
         "updated_at": delivery.updated_at,
         "event_key": delivery.event_key,
+        # Whether it is ordered: decided by the insert, from ``ordered_callbacks``.
+        "o_organization_id": delivery.organization_id,
+        "o_callback_url": delivery.callback_url,
+        "o_status": delivery.status.value,
     }
 
 

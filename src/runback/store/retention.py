@@ -3,7 +3,9 @@
 Each call is one short transaction over at most ``limit`` runs (or events) and everything
 hanging off them, so pruning never holds locks for long; the caller loops until a batch
 comes back short. Rows are deleted before their blobs (answered to the caller): a crash in
-between leaves an orphaned file, never a row pointing at a missing one.
+between leaves an orphaned file, never a row pointing at a missing one. The blobs of a run
+are its output files, its uploads and the full bodies of its thin callbacks
+(``runback.core.thin``); a batch's, the full bodies of its thin callbacks.
 
 Work in flight is never touched: a run is pruned only once it is terminal and none of its
 deliveries is pending or delivering; an inbox event only once its handler is not pending or
@@ -20,10 +22,11 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, exists, not_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, exists, func, not_, select
 
 from runback.core.inbox import CopyState, HandlerState
 from runback.core.states import IN_FLIGHT_DELIVERY_STATUSES, TERMINAL_RUN_STATUSES
+from runback.core.thin import OUTPUT_URL, full_body_key
 from runback.store.database import Database
 from runback.store.schema import (
     batches,
@@ -43,6 +46,17 @@ _IN_FLIGHT = sorted(status.value for status in IN_FLIGHT_DELIVERY_STATUSES)
 _TERMINAL = sorted(status.value for status in TERMINAL_RUN_STATUSES)
 _BUSY_HANDLER = (HandlerState.PENDING.value, HandlerState.RUNNING.value)
 _BUSY_COPY = (CopyState.PENDING.value, CopyState.COPYING.value)
+# What every thin body holds (its last key); a whole body holding it too only costs the
+# deletion of a blob that is not there.
+_THIN_MARK = f'"{OUTPUT_URL}":"'.encode()
+
+
+def _maybe_thin(database: Database) -> ColumnElement[bool]:
+    """Whether a delivery's bytes hold the mark: SQLite's LIKE does not read a blob, and
+    PostgreSQL has no ``instr``."""
+    if database.is_sqlite:
+        return func.instr(deliveries.c.payload_bytes, _THIN_MARK) > 0
+    return deliveries.c.payload_bytes.op("LIKE")(b"%" + _THIN_MARK + b"%")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +99,9 @@ class Retention:
                 select(run_outputs.c.key).where(run_outputs.c.run_id.in_(ids))
             )
             found = (*keys.scalars(), *await _upload_keys(conn, ids))
-            await _delete_deliveries(conn, deliveries.c.run_id.in_(ids))
+            found += await _delete_deliveries(
+                conn, deliveries.c.run_id.in_(ids), _maybe_thin(self._db)
+            )
             await conn.execute(delete(run_outputs).where(run_outputs.c.run_id.in_(ids)))
             await conn.execute(delete(run_results).where(run_results.c.run_id.in_(ids)))
             await conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))
@@ -111,15 +127,17 @@ class Retention:
             ids = await _locked_ids(conn, chosen, of=batches)
             if not ids:
                 return Pruned(0)
-            await _delete_deliveries(
-                conn, and_(deliveries.c.batch_id.in_(ids), deliveries.c.run_id.is_(None))
+            found = await _delete_deliveries(
+                conn,
+                and_(deliveries.c.batch_id.in_(ids), deliveries.c.run_id.is_(None)),
+                _maybe_thin(self._db),
             )
             await conn.execute(delete(batches).where(batches.c.id.in_(ids)))
-        return Pruned(len(ids))
+        return Pruned(len(ids), found)
 
     async def prune_deliveries(self, before: datetime, *, limit: int) -> Pruned:
         """Delete up to ``limit`` ended deliveries that belong to no run (operational
-        callbacks) and ended before ``before``, with their attempts."""
+        callbacks, batches' callbacks) and ended before ``before``, with their attempts."""
         chosen = (
             select(deliveries.c.id)
             .where(
@@ -132,9 +150,11 @@ class Retention:
         )
         async with self._db.write() as conn:
             ids = await _locked_ids(conn, chosen, of=deliveries)
+            found: tuple[str, ...] = ()
             if ids:
-                await _delete_deliveries(conn, deliveries.c.id.in_(ids))
-        return Pruned(len(ids))
+                which = deliveries.c.id.in_(ids)
+                found = await _delete_deliveries(conn, which, _maybe_thin(self._db))
+        return Pruned(len(ids), found)
 
     async def prune_inbox(self, before: datetime, *, limit: int) -> Pruned:
         """Delete up to ``limit`` inbox events last received before ``before`` (none with
@@ -185,15 +205,26 @@ async def _locked_ids(conn: Connection, chosen: Select[Any], *, of: Table) -> li
     return list(rows.scalars())
 
 
-async def _delete_deliveries(conn: Connection, which: ColumnElement[bool]) -> None:
-    """Delete the ended deliveries ``which`` selects, attempts first."""
+async def _delete_deliveries(
+    conn: Connection, which: ColumnElement[bool], thin_mark: ColumnElement[bool]
+) -> tuple[str, ...]:
+    """Delete the ended deliveries ``which`` selects, attempts first; answers the keys of
+    the full bodies of those that were sent thin."""
     ended = and_(which, deliveries.c.status.not_in(_IN_FLIGHT))
+    thin = await conn.execute(
+        select(deliveries.c.id, deliveries.c.run_id, deliveries.c.batch_id).where(ended, thin_mark)
+    )
+    keys = tuple(
+        full_body_key(delivery_id=delivery_id, run_id=run_id, batch_id=batch_id)
+        for delivery_id, run_id, batch_id in thin
+    )
     await conn.execute(
         delete(delivery_attempts).where(
             delivery_attempts.c.delivery_id.in_(select(deliveries.c.id).where(ended))
         )
     )
     await conn.execute(delete(deliveries).where(ended))
+    return keys
 
 
 async def _upload_keys(conn: Connection, ids: list[UUID]) -> list[str]:

@@ -29,6 +29,9 @@ from runback.store.types import UtcDateTime
 
 metadata = MetaData()
 
+ORDERED_IN_FLIGHT = "ordered AND status IN ('pending', 'delivering')"
+"""The partial index of ordered deliveries in flight, and the condition that uses it."""
+
 organizations = Table(
     "organizations",
     metadata,
@@ -236,7 +239,10 @@ deliveries = Table(
     Column("lease_until", UtcDateTime),
     # Which of its subject's events: 'terminal', or 'result:<id>' for a run's results.
     Column("event_key", Text, nullable=False, server_default=text("'terminal'")),
+    # Set at the insert from ``ordered_callbacks``: it waits for the older ordered ones.
+    Column("ordered", Boolean, nullable=False, server_default=text("false")),
     Index("ix_deliveries_run", "run_id"),
+    Index("ix_deliveries_org_created", "organization_id", "created_at", "id"),
     Index(
         "ix_deliveries_batch",
         "batch_id",
@@ -257,6 +263,16 @@ deliveries = Table(
         "next_attempt_at",
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
+    ),
+    # Ordered deliveries in flight, oldest first per URL: whether one waits its turn.
+    Index(
+        "ix_deliveries_ordered_in_flight",
+        "organization_id",
+        "callback_url",
+        "created_at",
+        "id",
+        sqlite_where=text(ORDERED_IN_FLIGHT),
+        postgresql_where=text(ORDERED_IN_FLIGHT),
     ),
     Index(
         "ix_deliveries_claimed_lease",
@@ -285,6 +301,15 @@ deliveries = Table(
             "status IN ('pending', 'delivering') AND batch_id IS NOT NULL AND run_id IS NULL"
         ),
     ),
+)
+
+# Callback URLs whose organization wants their callbacks one at a time, in order.
+ordered_callbacks = Table(
+    "ordered_callbacks",
+    metadata,
+    Column("organization_id", Uuid, ForeignKey("organizations.id"), primary_key=True),
+    Column("callback_url", Text, primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 delivery_attempts = Table(

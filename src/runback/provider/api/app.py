@@ -11,7 +11,9 @@ from runback.provider.api import (
     callbacks,
     files,
     headshots,
+    listening,
     models,
+    ordered_callbacks,
     runs,
     runware,
     streams,
@@ -28,9 +30,11 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(streams.router)
     app.include_router(batches.router)
+    app.include_router(listening.router)  # before callbacks: /stream is not a delivery id
     app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)
     app.include_router(callback_tests.router)
+    app.include_router(ordered_callbacks.router)
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(headshots.router)

@@ -17,6 +17,7 @@ from runback.core.clock import Clock
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import BadRequestError, PermissionDeniedError, RateLimitedError
 from runback.outbound.sender import Sender
+from runback.provider.ordering import Ordering
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
@@ -68,6 +69,8 @@ class ApiDeps:
     on_run_created: Callable[[], None]
     cancel_running: Callable[[UUID], asyncio.Task[Any] | None]
     """Cancel a run this process's executor holds; answers the task to await, if any."""
+    ordering: Ordering
+    """Ordered callback URLs: switched here, and known to this process's outbox."""
     worker_lease: timedelta = timedelta(seconds=60)
     """A worker not seen for this long is gone (``workers`` rows)."""
     unserved_after: timedelta = timedelta(hours=1)

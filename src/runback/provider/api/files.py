@@ -1,10 +1,12 @@
 """``GET``/``HEAD /files/{key}``: the output files runback serves itself.
 
 Outside ``/v1`` and without an API key: the URL's signature is the authorisation (see
-``runback.core.file_urls``). An expired or altered URL is a ``403``; a signed key with no
-recorded file or no blob is a ``404``. One byte range is honoured (``206``, or ``416`` past the
-end); several ranges, or a ``Range`` header we cannot read, get the whole file, as RFC 9110
-allows. Bytes are streamed from blob storage, never held whole.
+``runback.core.file_urls``). Besides output files, it serves the full bodies of thin
+callbacks (``runback.core.thin``), as ``application/json``. An expired or altered URL is a
+``403``; a signed key with no recorded file or no blob is a ``404``. One byte range is
+honoured (``206``, or ``416`` past the end); several ranges, or a ``Range`` header we cannot
+read, get the whole file, as RFC 9110 allows. Bytes are streamed from blob storage, never
+held whole.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from runback.core.file_urls import FileUrlError, check_file_url
-from runback.core.records import OutputFile
+from runback.core.thin import is_full_body_key
 from runback.errors import NotFoundError, PermissionDeniedError, RunbackError
 from runback.provider.api.deps import ApiDeps, Deps
 from runback.web.responses import json_response
@@ -63,9 +65,10 @@ def requested_span(header: str | None, size: int) -> Span | None:
 
 @dataclass(frozen=True, slots=True)
 class _Signed:
-    """A file a signed URL names: its record, its blob's size, the URL's seconds left."""
+    """A file a signed URL names: its type and tag, its blob's size, the URL's seconds left."""
 
-    output: OutputFile
+    content_type: str
+    etag: str
     size: int
     max_age: int
 
@@ -80,21 +83,27 @@ async def _signed_file(
         )
     except FileUrlError as exc:
         raise PermissionDeniedError(str(exc), code="FILE_URL_INVALID") from exc
+    # The check passed, so ``expires`` is digits and still ahead of now.
+    max_age = int(int(expires or 0) - now.timestamp())
+    if is_full_body_key(key):  # a thin callback's body: written once, never changed
+        size = await deps.blobs.size(key)
+        if size is not None:
+            return _Signed("application/json", key.rsplit("/", 1)[-1], size, max_age)
+        raise NotFoundError(f"there is no file {key}", code="FILE_NOT_FOUND")
     output = await deps.store.outputs.by_key(key)
     size = None if output is None else await deps.blobs.size(key)
     if output is None or size is None:
         raise NotFoundError(f"there is no file {key}", code="FILE_NOT_FOUND")
-    # The check passed, so ``expires`` is digits and still ahead of now.
-    return _Signed(output, size, int(int(expires or 0) - now.timestamp()))
+    return _Signed(output.content_type, output.sha256, size, max_age)
 
 
-def _headers(output: OutputFile, length: int, max_age: int) -> dict[str, str]:
+def _headers(signed: _Signed, length: int) -> dict[str, str]:
     return {
-        "Content-Type": output.content_type,
+        "Content-Type": signed.content_type,
         "Content-Length": str(length),
         "Accept-Ranges": "bytes",
-        "ETag": f'"{output.sha256}"',
-        "Cache-Control": f"private, max-age={max_age}",
+        "ETag": f'"{signed.etag}"',
+        "Cache-Control": f"private, max-age={signed.max_age}",
     }
 
 
@@ -125,7 +134,7 @@ async def serve_file(
         return _unsatisfiable(size)
     whole = span is None
     span = span or Span(0, size)
-    headers = _headers(signed.output, span.end - span.start, signed.max_age)
+    headers = _headers(signed, span.end - span.start)
     if not whole:
         headers["Content-Range"] = f"bytes {span.start}-{span.end - 1}/{size}"
     status = 200 if whole else 206

@@ -8,8 +8,6 @@ A run that asked for no events has one: its end (id 1), in its callback's shape.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -20,20 +18,11 @@ from runback.core.records import Run
 from runback.errors import ValidationFailedError
 from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
 from runback.provider.api.runs import run_of
+from runback.web.sse import DOCUMENTED, sse_message, sse_response
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
-POLL_SECONDS = 0.25
-"""How often a stream looks for new events."""
-KEEPALIVE_SECONDS = 15.0
-"""A comment line this often keeps proxies from closing a quiet stream."""
-RECONNECT_MS = 1000
 PAGE = 100
-
-
-def sse_message(event: str, sequence: int, data: bytes) -> bytes:
-    """One Server-Sent Events message. Compact JSON has no line breaks: one ``data`` line."""
-    return b"event: %s\nid: %d\ndata: %s\n\n" % (event.encode(), sequence, data)
 
 
 def _resume_after(value: str | None) -> int:
@@ -46,11 +35,7 @@ def _resume_after(value: str | None) -> int:
     return int(value)
 
 
-@router.get(
-    "/runs/{run_id}/stream",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
+@router.get("/runs/{run_id}/stream", response_class=StreamingResponse, responses=DOCUMENTED)
 async def stream_run(
     run_id: str,
     request: Request,
@@ -60,51 +45,32 @@ async def stream_run(
 ) -> StreamingResponse:
     """The run's events as Server-Sent Events, until its terminal event; reconnect with
     ``Last-Event-ID`` to go on after the last one received."""
-    run = await run_of(deps, caller, run_id)
-    after = _resume_after(last_event_id)
-    return StreamingResponse(
-        _messages(deps, run, after, request),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return sse_response(
+        _RunEvents(deps, await run_of(deps, caller, run_id), _resume_after(last_event_id)),
+        request,
     )
 
 
-async def _messages(deps: ApiDeps, run: Run, after: int, request: Request) -> AsyncIterator[bytes]:
-    yield b"retry: %d\n\n" % RECONNECT_MS
-    loop = asyncio.get_running_loop()
-    quiet_since = loop.time()
-    while True:
+class _RunEvents:
+    """What is new on a run's stream, each time it is asked."""
+
+    def __init__(self, deps: ApiDeps, run: Run, after: int) -> None:
+        self._deps = deps
+        self._run = run
+        self._after = after
+
+    async def __call__(self) -> tuple[list[bytes], bool]:
         # The run first: its end commits with its last event, so once it reads ended,
         # the events read next include that one.
-        current = await deps.store.runs.get(run.id) or run
-        sent = 0
-        async for message in _new_messages(deps, current, after):
-            after, chunk = message
-            sent += 1
-            yield chunk
-        if current.status.is_terminal and after >= _last(current):
-            return
-        if sent:
-            quiet_since = loop.time()
-            continue
-        if await request.is_disconnected():
-            return
-        if loop.time() - quiet_since >= KEEPALIVE_SECONDS:
-            quiet_since = loop.time()
-            yield b": keepalive\n\n"
-        await asyncio.sleep(POLL_SECONDS)
-
-
-def _last(run: Run) -> int:
-    """The sequence of an ended run's last event (a run without events has its end, 1)."""
-    return run.event_sequence if run.events is not None else 1
-
-
-async def _new_messages(deps: ApiDeps, run: Run, after: int) -> AsyncIterator[tuple[int, bytes]]:
-    if run.events is None:
-        if run.status.is_terminal and after < 1:
-            body = await deps.outbox.end_body(run)
-            yield 1, sse_message(callback_event(run.status), 1, body)
-        return
-    for event in await deps.store.events.after(run.id, after, limit=PAGE):
-        yield event.sequence, sse_message(event.event, event.sequence, event.body)
+        run = await self._deps.store.runs.get(self._run.id) or self._run
+        if run.events is None:  # one event: its end, in its callback's shape
+            if not run.status.is_terminal or self._after >= 1:
+                return [], run.status.is_terminal
+            self._after = 1
+            body = await self._deps.outbox.end_body(run)
+            return [sse_message(callback_event(run.status), 1, body)], True
+        found = await self._deps.store.events.after(run.id, self._after, limit=PAGE)
+        if found:
+            self._after = found[-1].sequence
+        done = run.status.is_terminal and self._after >= run.event_sequence
+        return [sse_message(e.event, e.sequence, e.body) for e in found], done

@@ -1,5 +1,7 @@
 """A run's events while it works: which it asked for, the sequence of its latest, each event
-kept for its stream; on the receiving side, each event's sequence and whether it came stale.
+kept for its stream; an organization's deliveries in the order they were made (what
+``runback listen`` follows); on the receiving side, each event's sequence and whether it
+came stale.
 
 Revision ID: 0011
 Revises: 0010
@@ -34,6 +36,9 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary, nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
     )
+    op.create_index(
+        "ix_deliveries_org_created", "deliveries", ["organization_id", "created_at", "id"]
+    )
     op.add_column("inbox_events", sa.Column("sequence", sa.BigInteger))
     op.add_column(
         "inbox_events",
@@ -54,6 +59,7 @@ def downgrade() -> None:
         table.drop_column("stale")
         table.drop_column("sequence")
     op.drop_table("run_events")
+    op.drop_index("ix_deliveries_org_created", table_name="deliveries")
     with op.batch_alter_table("runs") as table:
         table.drop_column("event_sequence")
         table.drop_column("events")
