@@ -5,7 +5,8 @@ background and delivers a signed JSON callback when it ends: durably, with retri
 attempt log. This module holds the public names; everything else is private to the package.
 
 Importing it stays light (no web framework, database driver or server code), so a consumer
-with ``pip install runback`` can use ``runback.verify`` or ``runback.receiver`` alone. The
+with ``pip install runback`` can use ``runback.verify`` or ``runback.receiver`` alone, and the
+API client (``runback.Client``, ``runback.AsyncClient``) loads httpx only when first used. The
 names of the serving half (``pip install 'runback[server]'``) load on first use; the
 settings of a server are ``runback.settings.Settings``.
 """
@@ -26,15 +27,19 @@ from runback.errors import (
     RunbackError,
     SchemaTooNewError,
     StoreError,
+    TransportError,
     UrlRefusedError,
     VerificationError,
 )
 
 if TYPE_CHECKING:
+    from runback.client import AsyncClient, Client
     from runback.provider.context import RunContext, SyncRunContext
     from runback.provider.registry import Model, ModelRegistry
 
 _LAZY = {
+    "AsyncClient": "runback.client",
+    "Client": "runback.client",
     "Model": "runback.provider.registry",
     "ModelRegistry": "runback.provider.registry",
     "RunContext": "runback.provider.context",
@@ -61,6 +66,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_RETRY_POLICY",
     "ApiError",
+    "AsyncClient",
+    "Client",
     "ConfigError",
     "DeliveryStatus",
     "Model",
@@ -73,6 +80,7 @@ __all__ = [
     "SchemaTooNewError",
     "StoreError",
     "SyncRunContext",
+    "TransportError",
     "UrlPolicy",
     "UrlRefusedError",
     "VerificationError",

@@ -26,7 +26,12 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
     │   ├── SignatureMismatchError  no secret matches: raw body? right secret?
     │   └── TimestampOutsideToleranceError  clock skew, or a replayed request
     ├── ModelError                raised by a model to fail its run with a chosen code
-    └── ApiError                    answered as {"code", "message", "errors"}
+    ├── TransportError              the client could not reach the server, or had no answer
+    │                               in time (after its retries)
+    ├── WaitTimeoutError            the client's ``wait`` saw no end of the run in time
+    ├── UnexpectedAnswerError       an answer not of the API's shape (another service there?)
+    └── ApiError                    answered as {"code", "message", "errors"}; the client
+        │                           raises the same classes, mapped from the answer's status
         ├── BadRequestError         400 BAD_REQUEST
         ├── UnauthorizedError       401 UNAUTHORIZED
         ├── PermissionDeniedError   403 PERMISSION_DENIED
@@ -37,11 +42,13 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
         ├── RateLimitedError        429 RATE_LIMITED
         ├── ThinBodyError           502 THIN_BODY_UNAVAILABLE: a thin callback's full body
         │                           could not be fetched, or is not the callback's
-        └── ValidationFailedError   422 VALIDATION_ERROR, with field-level ``errors``
+        ├── ValidationFailedError   422 VALIDATION_ERROR, with field-level ``errors``
+        └── ServiceUnavailableError 503 SERVICE_UNAVAILABLE: nothing committed, retry
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, TypedDict
@@ -221,8 +228,26 @@ class ModelError(RunbackError):
         self.partial = partial
 
 
+class TransportError(RunbackError):
+    """The client reached no server, lost the connection, or had no answer within its
+    timeout, on every attempt it was allowed."""
+
+
+class WaitTimeoutError(RunbackError, TimeoutError):
+    """A run did not end within the time the client's ``wait`` was given."""
+
+
+class UnexpectedAnswerError(RunbackError):
+    """A successful answer the client cannot read as the API documents it: another service
+    at the URL, or a proxy's own page."""
+
+
 class ApiError(RunbackError):
-    """An error answered over HTTP with the contract's envelope."""
+    """An error answered over HTTP with the contract's envelope.
+
+    ``status`` is the HTTP status it was answered with: the class's ``status_code``, or, for
+    an error the client read from a status without a class of its own, that status.
+    """
 
     status_code: ClassVar[int] = 500
     code: str = "INTERNAL"
@@ -233,16 +258,43 @@ class ApiError(RunbackError):
         *,
         code: str | None = None,
         errors: list[FieldError] | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.errors = errors
+        self.status = self.status_code if status is None else status
 
     def envelope(self) -> dict[str, Any]:
         """The JSON body of this error."""
         return {"code": self.code, "message": self.message, "errors": self.errors}
+
+    @classmethod
+    def from_answer(cls, status: int, body: object) -> ApiError:
+        """The error an answer with ``status`` and ``body`` (the envelope, or anything a
+        proxy said instead) stands for, of the class of that status when it has one."""
+        envelope: Mapping[str, Any] = body if isinstance(body, Mapping) else {}
+        message = envelope.get("message")
+        code = envelope.get("code")
+        found = _BY_STATUS.get(status, ApiError)
+        return found(
+            message if isinstance(message, str) else f"the server answered HTTP {status}",
+            code=code if isinstance(code, str) else None,
+            errors=_field_errors(envelope.get("errors")),
+            status=status,
+        )
+
+
+def _field_errors(value: object) -> list[FieldError] | None:
+    if not isinstance(value, list):
+        return None
+    return [
+        FieldError(field=str(item.get("field", "")), message=str(item.get("message", "")))
+        for item in value
+        if isinstance(item, Mapping)
+    ]
 
 
 class BadRequestError(ApiError):
@@ -306,3 +358,21 @@ class ValidationFailedError(ApiError):
     def for_field(cls, field: str, message: str) -> ValidationFailedError:
         """A 422 naming one field and its problem."""
         return cls(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    error.status_code: error
+    for error in (
+        BadRequestError,
+        UnauthorizedError,
+        PermissionDeniedError,
+        NotFoundError,
+        ConflictError,
+        PayloadTooLargeError,
+        UnsupportedMediaError,
+        RateLimitedError,
+        ValidationFailedError,
+        ServiceUnavailableError,
+    )
+}
+"""The class the client raises for each status the API answers with an envelope."""

@@ -1,6 +1,7 @@
 """``pip install runback`` is the light part: verify a callback, use a framework adapter, run
-``runback verify``; the server commands say how to get the server. Installed offline, in a
-fresh virtual environment, from wheels built in this run."""
+``runback verify``, call the API with ``runback.Client``; the server commands say how to get
+the server. Installed offline, in a fresh virtual environment, from wheels built in this
+run."""
 
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ def light(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     _ok(_run(*pip, "wheel", "-q", "--no-deps", "-w", wheels, ROOT))
     # The light part's dependencies and FastAPI, as the lock pins them (from the machine's
     # indexes and cache: built here, then installed with the network shut).
-    _ok(_run(*pip, "wheel", "-q", "-c", LOCK, "-w", wheels, "idna", "uuid-utils", "fastapi"))
+    _ok(_run(*pip, "wheel", "-q", "-c", LOCK, "-w", wheels, "httpx", "idna", "uuid-utils",
+             "fastapi"))  # fmt: skip
     _ok(_run(sys.executable, "-m", "venv", venv))
     python = venv / "bin" / "python"
     _ok(_run(python, "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels, "runback"))
@@ -134,6 +136,40 @@ def test_the_light_install_has_no_server_dependency(light: tuple[Path, Path]) ->
     for name in SERVER_ONLY:
         done = _run(python, "-c", f"import {name}")
         assert "ModuleNotFoundError" in done.stderr, name
+
+
+CLIENT = """
+import asyncio
+
+import runback
+from runback.errors import TransportError
+
+# Nothing listens on port 1: the call is made, and refused, without any server code.
+with runback.Client("http://127.0.0.1:1", "rb_key", retries=0) as client:
+    try:
+        client.models.list()
+    except TransportError as exc:
+        print("sync:", type(exc).__name__)
+
+
+async def main() -> None:
+    async with runback.AsyncClient("http://127.0.0.1:1", "rb_key", retries=0) as client:
+        try:
+            await client.runs.get("r1")
+        except TransportError as exc:
+            print("async:", type(exc).__name__)
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_light_install_has_the_api_client(light: tuple[Path, Path]) -> None:
+    python, _ = light
+
+    said = _ok(_run(python, "-c", CLIENT))
+
+    assert said.splitlines() == ["sync: TransportError", "async: TransportError"]
 
 
 def test_the_light_install_verifies_a_callback(light: tuple[Path, Path]) -> None:

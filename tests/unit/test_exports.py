@@ -9,6 +9,8 @@ def test_the_public_names_are_pinned() -> None:
     assert set(runback.__all__) == {
         "DEFAULT_RETRY_POLICY",
         "ApiError",
+        "AsyncClient",
+        "Client",
         "ConfigError",
         "DeliveryStatus",
         "Model",
@@ -21,6 +23,7 @@ def test_the_public_names_are_pinned() -> None:
         "SchemaTooNewError",
         "StoreError",
         "SyncRunContext",
+        "TransportError",
         "UrlPolicy",
         "UrlRefusedError",
         "VerificationError",

@@ -68,6 +68,32 @@ def test_verifying_a_callback_imports_no_server_database_or_framework() -> None:
     assert not modules & ADAPTERS
 
 
+CLIENT = """
+import json, sys
+
+import runback
+
+with runback.Client("http://127.0.0.1:1", "rb_key", retries=0) as client:
+    assert client.runs is not None
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_api_client_imports_no_server_database_or_framework() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = set(json.loads(done.stdout))
+
+    assert "httpx" in modules
+    assert not {name for name in modules if name.split(".")[0] in (*HEAVY, "orjson", "pydantic")}
+    assert not {
+        name
+        for name in modules
+        if name.startswith(("runback.store", "runback.provider", "runback.receiving"))
+    }
+
+
 def test_receiver_public_names_are_pinned() -> None:
     assert set(runback.receiver.__all__) == {
         "DEFAULT_TOLERANCE",

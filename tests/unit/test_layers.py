@@ -1,8 +1,8 @@
 """The layout's arrows, read from the source: the core imports nothing of runback but itself
-and the errors; the light part (the core, the receiver library, ``runback verify``) nothing
-of the server; the shared packages and the receiving service never reach into the serving
-half; and nothing below the edge sees ``Settings``: components take their group of
-``runback.config``. (What verifying loads at run time is ``test_import_boundary``'s
+and the errors; the light part (the core, the receiver library, ``runback verify``, the API
+client) nothing of the server; the shared packages and the receiving service never reach
+into the serving half; and nothing below the edge sees ``Settings``: components take their
+group of ``runback.config``. (What verifying loads at run time is ``test_import_boundary``'s
 concern.)"""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ ONLY = {
     "runback.config": ("runback.core", "runback.errors"),
     "runback.receiver": LIGHT,
     "runback.cli.verify": LIGHT,
+    "runback.client": (*LIGHT, "runback.client"),
 }
 """A package and the only runback modules it may import."""
 
