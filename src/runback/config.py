@@ -49,6 +49,8 @@ class DeliveryConfig:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     url_policy: UrlPolicy = field(default_factory=UrlPolicy)
     attempt_timeout: float = 10.0
+    test_timeout: float = 5.0
+    """Seconds a test ping (``POST /v1/callback-tests``) waits for its answer."""
     max_in_flight: int = 256
     per_destination: int = 16
     operations_url: str | None = None

@@ -18,7 +18,8 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
     │   └── NotFoundInStoreError    no such organization or key
     ├── InvalidTransitionError      a status change the transition tables forbid: a bug
     ├── UrlRefusedError             an outbound URL fails the URL policy
-    ├── VerificationError           a received callback is not authentic: 401 INVALID_SIGNATURE
+    ├── VerificationError           a received callback is not authentic: 401 INVALID_SIGNATURE;
+    │   │                           ``cause`` (a ``VerificationCause``) says why
     │   ├── MissingSignatureError   no signature header (or only Runflow-Signature where the
     │   │                           Standard Webhooks headers are required)
     │   ├── MalformedSignatureError a signature header that does not parse
@@ -38,6 +39,7 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
         ├── ConflictError           409 CONFLICT
         ├── PayloadTooLargeError    413 PAYLOAD_TOO_LARGE
         ├── UnsupportedMediaError   415 UNSUPPORTED_MEDIA_TYPE
+        ├── RateLimitedError        429 RATE_LIMITED
         ├── ThinBodyError           502 THIN_BODY_UNAVAILABLE: a thin callback's full body
         │                           could not be fetched, or is not the callback's
         ├── ValidationFailedError   422 VALIDATION_ERROR, with field-level ``errors``
@@ -47,6 +49,8 @@ and what to do about it. Errors that cross the HTTP boundary carry ``status_code
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar, TypedDict
 
 
@@ -123,15 +127,58 @@ class UrlRefusedError(RunbackError):
         self.reason = reason
 
 
+class VerificationCause(StrEnum):
+    """Why a callback failed verification: a stable value for programs (and for the exit
+    status of ``runback verify``); the error's message says it in words."""
+
+    BODY_CHANGED = "body_changed"  # the body is not as signed, and no usual re-serialisation is
+    BODY_RESERIALISED = "body_reserialised"  # a usual re-serialisation of the body verifies
+    WRONG_SECRET = "wrong_secret"  # the body looks as sent; no secret held made the signature
+    SECRET_FORMAT = "secret_format"  # the right secret, used in the wrong form
+    TIMESTAMP_STALE = "timestamp_stale"  # genuine, signed too long ago: skew or a replay
+    TIMESTAMP_FUTURE = "timestamp_future"  # genuine, signed ahead of now: clock skew
+    MALFORMED_HEADER = "malformed_header"
+    MISSING_HEADER = "missing_header"
+    SCHEME_MISMATCH = "scheme_mismatch"  # signed in a scheme no secret held can check
+
+
+@dataclass(frozen=True, slots=True)
+class BodyDifference:
+    """Where a received body first differs from the body that verifies.
+
+    ``offset`` is the first differing byte; ``given`` and ``signed`` are short excerpts of
+    each around it, escaped to one printable line; ``form`` names the re-serialisation that
+    verified (e.g. ``compact JSON``).
+    """
+
+    offset: int
+    given: str
+    signed: str
+    form: str
+
+
 class VerificationError(RunbackError):
     """A received callback failed verification: answer ``401``, do not process it.
 
     The message says what to check; it is safe to send back to the sender. ``status_code`` and
-    ``code`` are what the receiver adapters answer, in the contract's envelope.
+    ``code`` are what the receiver adapters answer, in the contract's envelope. ``cause`` says
+    why as a stable value; ``difference`` is set when a re-serialised body verifies.
     """
 
     status_code: ClassVar[int] = 401
     code: ClassVar[str] = "INVALID_SIGNATURE"
+    default_cause: ClassVar[VerificationCause] = VerificationCause.WRONG_SECRET
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: VerificationCause | None = None,
+        difference: BodyDifference | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.cause = cause or self.default_cause
+        self.difference = difference
 
     def envelope(self) -> dict[str, Any]:
         """The JSON body of the ``401``."""
@@ -139,11 +186,16 @@ class VerificationError(RunbackError):
 
 
 class MissingSignatureError(VerificationError):
-    """No signature header, or only ``Runflow-Signature`` where Standard Webhooks is required."""
+    """No signature header, or only ``Runflow-Signature`` where Standard Webhooks is required
+    (then ``cause`` is ``scheme_mismatch``)."""
+
+    default_cause = VerificationCause.MISSING_HEADER
 
 
 class MalformedSignatureError(VerificationError):
     """A signature header that does not parse; ``header`` names it."""
+
+    default_cause = VerificationCause.MALFORMED_HEADER
 
     def __init__(self, message: str, *, header: str) -> None:
         super().__init__(message)
@@ -151,11 +203,16 @@ class MalformedSignatureError(VerificationError):
 
 
 class SignatureMismatchError(VerificationError):
-    """Well-formed signatures, but none made by any of the secrets held."""
+    """Well-formed signatures, but none made by any of the secrets held; ``cause`` says
+    what the diagnosis found: the body changed or re-serialised, the wrong secret, the right
+    secret in the wrong form, or a scheme no secret held can check."""
 
 
 class TimestampOutsideToleranceError(VerificationError):
-    """A genuine signature whose ``webhook-timestamp`` is too far from now."""
+    """A genuine signature whose ``webhook-timestamp`` is too far from now (``cause``:
+    ``timestamp_stale`` or ``timestamp_future``)."""
+
+    default_cause = VerificationCause.TIMESTAMP_STALE
 
 
 class ModelError(RunbackError):
@@ -275,6 +332,11 @@ class UnsupportedMediaError(ApiError):
     code = "UNSUPPORTED_MEDIA_TYPE"
 
 
+class RateLimitedError(ApiError):
+    status_code = 429
+    code = "RATE_LIMITED"
+
+
 class ThinBodyError(ApiError):
     """A verified thin callback whose full body (at its ``output_url``) could not be
     fetched, or is not the body of the same event: answered ``502``, so the sender retries."""
@@ -308,6 +370,7 @@ _BY_STATUS: dict[int, type[ApiError]] = {
         ConflictError,
         PayloadTooLargeError,
         UnsupportedMediaError,
+        RateLimitedError,
         ValidationFailedError,
         ServiceUnavailableError,
     )

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     """CIDRs and host names that outbound URLs may reach although they are internal."""
 
     attempt_timeout: float = Field(default=10.0, gt=0, le=300)
+    callback_test_timeout: float = Field(default=5.0, gt=0, le=30)
+    """Seconds ``POST /v1/callback-tests`` waits for the receiver: it answers within the
+    request, so it is bounded apart from ``attempt_timeout``."""
     retry_delays: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_POLICY.delays
     """The waits between a callback's attempts, comma-separated (``250ms,1s,5m,2h``); each
     new delivery keeps the ladder it started with."""
@@ -272,6 +275,7 @@ class Settings(BaseSettings):
                 ),
                 url_policy=self._url_policy(),
                 attempt_timeout=self.attempt_timeout,
+                test_timeout=self.callback_test_timeout,
                 max_in_flight=self.max_in_flight_deliveries,
                 per_destination=self.max_in_flight_per_destination,
                 operations_url=self.operations_callback_url,

@@ -198,12 +198,15 @@ def test_runback_verify_works_and_a_server_command_says_how_to_get_the_server(
                    tmp_path / "headers.json", "--body", tmp_path / "changed")  # fmt: skip
     served = _run(runback, "serve", "--port", "0")
     keys = _run(runback, "keys", "create")
+    inbox = _run(
+        runback, "verify", "--secret", secret, "--event", "0193b7e4-0000-7000-8000-000000000000"
+    )
 
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith("valid: v1 signature of msg_r1")
     assert changed.returncode == 1
-    assert changed.stderr.startswith("invalid: webhook-signature matches no secret")
-    for refused in (served, keys):
+    assert changed.stderr.startswith("invalid (wrong_secret): webhook-signature matches no secret")
+    for refused in (served, keys, inbox):
         assert refused.returncode == 2
         assert refused.stderr.count("\n") == 1, refused.stderr
         assert "pip install 'runback[server]'" in refused.stderr

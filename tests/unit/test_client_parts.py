@@ -16,6 +16,7 @@ from runback.errors import (
     ApiError,
     ConflictError,
     NotFoundError,
+    RateLimitedError,
     ServiceUnavailableError,
     UnexpectedAnswerError,
     ValidationFailedError,
@@ -112,6 +113,7 @@ def test_the_backoff_doubles_to_its_cap_with_jitter(
         # the redelivery's one exception: a conflict answered 422
         (422, {"code": "CONFLICT", "message": "in flight"}, ValidationFailedError, "CONFLICT"),
         (409, {"code": "RUN_NOT_TERMINAL", "message": "wait"}, ConflictError, "RUN_NOT_TERMINAL"),
+        (429, {"code": "RATE_LIMITED", "message": "wait"}, RateLimitedError, "RATE_LIMITED"),
         (503, None, ServiceUnavailableError, "SERVICE_UNAVAILABLE"),  # a proxy's own page
         (502, "<html>", ApiError, "INTERNAL"),
     ],

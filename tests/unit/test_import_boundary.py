@@ -97,12 +97,14 @@ def test_the_api_client_imports_no_server_database_or_framework() -> None:
 def test_receiver_public_names_are_pinned() -> None:
     assert set(runback.receiver.__all__) == {
         "DEFAULT_TOLERANCE",
+        "BodyDifference",
         "InvalidSecretError",
         "LatestSequences",
         "MalformedSignatureError",
         "MissingSignatureError",
         "SignatureMismatchError",
         "TimestampOutsideToleranceError",
+        "VerificationCause",
         "VerificationError",
         "Verified",
         "Verifier",

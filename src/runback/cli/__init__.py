@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from runback.cli.verify import verify_main
+from runback.cli.verify import EventOptions, StoredReceipt, UsageError, verify_main
 
-LIGHT_HELP = """usage: runback verify --secret SECRET --headers FILE --body FILE
+LIGHT_HELP = """usage: runback verify --secret SECRET (--headers FILE --body FILE | --event ID)
 
 Long-running jobs that call back. This is the light install: 'runback verify' checks a
 callback's signature. The server's commands (serve, api, worker, migrate, receive, keys,
@@ -22,7 +22,7 @@ def main() -> None:
     """The console script's entry point."""
     args = sys.argv[1:]
     if args[:1] == ["verify"]:
-        sys.exit(verify_main(args[1:]))
+        sys.exit(verify_main(args[1:], read_receipt=read_receipt))
     try:
         from runback.cli.app import app
     except ModuleNotFoundError as exc:
@@ -39,3 +39,19 @@ def main() -> None:
         )
         sys.exit(2)
     app()
+
+
+def read_receipt(options: EventOptions) -> StoredReceipt:
+    """``runback verify --event``'s reading of the inbox: the server's, loaded only when
+    asked for, so the light install says in one line what it lacks."""
+    try:
+        from runback.cli.receipts import read_receipt as read
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing in ("", "runback"):
+            raise
+        raise UsageError(
+            f"--event reads runback receive's inbox, part of the server, which needs "
+            f"{missing}: pip install 'runback[server]'"
+        ) from None
+    return read(options)

@@ -11,6 +11,7 @@ import typer
 from runback.cli.accounts import keys_app, orgs_app
 from runback.cli.destinations import destinations_app
 from runback.cli.ordered import ordered_app
+from runback.cli.receipts import read_receipt
 from runback.cli.receive import inbox_app, receive
 from runback.cli.serve import api, migrate, serve, worker
 from runback.cli.verify import HELP as VERIFY_HELP
@@ -39,4 +40,4 @@ app.add_typer(ordered_app, name="ordered")
 )
 def verify(ctx: typer.Context) -> None:
     # Listed here for --help; ``runback.cli.main`` runs it before Typer loads (it is light).
-    raise typer.Exit(verify_main(ctx.args))
+    raise typer.Exit(verify_main(ctx.args, read_receipt=read_receipt))

@@ -19,6 +19,10 @@ one ``VerificationError`` subclass whose message says what to check. The rules:
 * **Total**: every malformed header raises ``MalformedSignatureError`` naming the header and
   the form expected; nothing else (``ValueError``, ``binascii.Error``, ``UnicodeError``)
   escapes from the request's input. Secrets are checked once, in ``Verifier()``.
+* **Diagnosed**: every error carries a ``cause`` (``runback.errors.VerificationCause``). A
+  mismatch is searched for its cause only once it has failed (``runback.core.diagnosis``): a
+  re-serialised body, a secret used in the wrong form, a changed body, the wrong secret; the
+  success path does no more work than before.
 
 Ed25519 needs the ``cryptography`` package, imported only when a ``whpk_``/``whsk_`` key is
 configured; the key formats are ``runback.core.keys``'s, shared with the sender.
@@ -36,6 +40,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Literal
 
+from runback.core.diagnosis import (
+    diagnose_mismatch,
+    runflow_misuses,
+    scheme_mismatch,
+    standard_misuses,
+)
 from runback.core.keys import PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX, load_public_key
 from runback.core.signing import SECRET_PREFIX, runflow_signature, secret_key
 from runback.errors import (
@@ -45,6 +55,7 @@ from runback.errors import (
     MissingSignatureError,
     SignatureMismatchError,
     TimestampOutsideToleranceError,
+    VerificationCause,
 )
 
 if TYPE_CHECKING:
@@ -72,11 +83,7 @@ _MAX_ENTRIES: Final = 32  # bounds the Ed25519 work one request can ask for
 _PREFIX_CHARS: Final = 10
 
 _ENTRIES_FORM: Final = "space-separated 'v1,<base64>' or 'v1a,<base64>' entries"
-_RAW_BODY_HINT: Final = (
-    "check that you verify the raw request body exactly as received (not JSON parsed and "
-    "serialised again, which changes spacing, key order and escapes) and that the secret is "
-    "right and still active (during a rotation, configure the old and the new secret)"
-)
+_MILLISECONDS_DIGITS: Final = 13
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,8 @@ class Verifier:
         if RUNFLOW_HEADER in found and self.require_standard:
             raise MissingSignatureError(
                 f"this receiver requires the Standard Webhooks headers ({_STANDARD}): "
-                f"{RUNFLOW_HEADER} alone has no timestamp, so it could be a replayed request"
+                f"{RUNFLOW_HEADER} alone has no timestamp, so it could be a replayed request",
+                cause=VerificationCause.SCHEME_MISMATCH,
             )
         if RUNFLOW_HEADER in found:
             return self._verify_runflow(bytes(body), found[RUNFLOW_HEADER])
@@ -167,8 +175,25 @@ class Verifier:
         for secret in self._hmac:
             if hmac.compare_digest(runflow_signature(secret.secret, body), value):
                 return Verified("runflow", None, None, secret.label)
-        held = "" if self._hmac else " (no whsec_ secret is configured: it is an HMAC signature)"
-        raise SignatureMismatchError(f"{RUNFLOW_HEADER} matches no secret{held}: {_RAW_BODY_HINT}")
+        raise self._runflow_mismatch(body, value)
+
+    def _runflow_mismatch(self, body: bytes, value: str) -> SignatureMismatchError:
+        if not self._hmac:
+            return SignatureMismatchError(
+                f"{RUNFLOW_HEADER} is an HMAC signature and only Ed25519 keys (whpk_, whsk_) "
+                "are configured: configure the sender's whsec_ secret",
+                cause=VerificationCause.SCHEME_MISMATCH,
+            )
+        held = [(s.secret, s.key) for s in self._hmac]
+        return diagnose_mismatch(
+            body,
+            header=RUNFLOW_HEADER,
+            verifies=lambda candidate: any(
+                hmac.compare_digest(runflow_signature(secret, candidate), value)
+                for secret, _ in held
+            ),
+            misuses=runflow_misuses(held, body, value),
+        )
 
     def _verify_standard(
         self, body: bytes, found: dict[str, str], now: datetime | None
@@ -184,19 +209,22 @@ class Verifier:
                 header=ID_HEADER,
             )
         if not _TIMESTAMP_FORM.fullmatch(stamp):
+            millis = stamp.isdigit() and len(stamp) == _MILLISECONDS_DIGITS
             raise MalformedSignatureError(
                 f"{TIMESTAMP_HEADER} must be unix seconds in decimal digits, not "
-                f"{_describe(stamp)}",
+                f"{_describe(stamp)}" + (" (milliseconds, it seems)" if millis else ""),
                 header=TIMESTAMP_HEADER,
             )
         entries = _parse_entries(found[SIGNATURE_HEADER])
         # Both headers matched ASCII-only patterns: encoding cannot fail.
-        signed = b"%s.%s.%s" % (msg_id.encode(), stamp.encode(), body)
-        scheme, label = self._match(entries, signed)
+        prefix = b"%s.%s." % (msg_id.encode(), stamp.encode())
+        matched = self._match(entries, prefix + body)
+        if matched is None:
+            raise self._standard_mismatch(entries, prefix, body)
         _check_tolerance(int(stamp), now, self.tolerance)
-        return Verified(scheme, msg_id, int(stamp), label)
+        return Verified(matched[0], msg_id, int(stamp), matched[1])
 
-    def _match(self, entries: list[tuple[str, bytes]], signed: bytes) -> tuple[Scheme, str]:
+    def _match(self, entries: list[tuple[str, bytes]], signed: bytes) -> tuple[Scheme, str] | None:
         hmacs = [raw for version, raw in entries if version == "v1"]
         if hmacs:
             for secret in self._hmac:
@@ -207,7 +235,27 @@ class Verifier:
         for public in self._public:
             if any(_ed25519_verifies(public.key, raw, signed) for raw in ed25519s):
                 return "v1a", public.label
-        raise SignatureMismatchError(_mismatch_message(hmacs, ed25519s, self._hmac, self._public))
+        return None
+
+    def _standard_mismatch(
+        self, entries: list[tuple[str, bytes]], prefix: bytes, body: bytes
+    ) -> SignatureMismatchError:
+        hmacs = [raw for version, raw in entries if version == "v1"]
+        unmatched = scheme_mismatch(
+            hmacs=bool(hmacs),
+            ed25519s=any(version == "v1a" for version, _ in entries),
+            hmac_held=bool(self._hmac),
+            public_held=bool(self._public),
+        )
+        if unmatched is not None:
+            return SignatureMismatchError(unmatched, cause=VerificationCause.SCHEME_MISMATCH)
+        held = [(s.secret, s.key) for s in self._hmac]
+        return diagnose_mismatch(
+            body,
+            header=SIGNATURE_HEADER,
+            verifies=lambda candidate: self._match(entries, prefix + candidate) is not None,
+            misuses=standard_misuses(held, prefix + body, hmacs),
+        )
 
 
 def verify(
@@ -277,26 +325,19 @@ def _check_tolerance(timestamp: int, now: datetime | None, tolerance: timedelta)
     offset = timestamp - (now or datetime.now(UTC)).timestamp()
     if abs(offset) <= tolerance.total_seconds():
         return
-    direction = "in the past" if offset < 0 else "in the future"
+    past = offset < 0
     raise TimestampOutsideToleranceError(
-        f"{TIMESTAMP_HEADER} is {math.ceil(abs(offset))} s {direction}, beyond the tolerance "
-        f"of {tolerance.total_seconds():g} s either way: check the sender's and the receiver's "
-        "clocks (NTP), or this is a replayed request"
+        f"{TIMESTAMP_HEADER} is {math.ceil(abs(offset))} s "
+        f"{'in the past' if past else 'in the future'}, beyond the tolerance of "
+        f"{tolerance.total_seconds():g} s either way: "
+        + (
+            "a replayed request, a callback verified long after it came (verify it as of its "
+            "arrival), or a sender's clock behind (NTP)"
+            if past
+            else "the sender's clock is ahead of the receiver's: check both (NTP)"
+        ),
+        cause=VerificationCause.TIMESTAMP_STALE if past else VerificationCause.TIMESTAMP_FUTURE,
     )
-
-
-def _mismatch_message(
-    hmacs: list[bytes],
-    ed25519s: list[bytes],
-    held_hmac: Sequence[_HmacSecret],
-    held_public: Sequence[_PublicKey],
-) -> str:
-    if not hmacs and not ed25519s:
-        return f"{SIGNATURE_HEADER} holds no v1 or v1a entry: nothing this verifier can check"
-    if not (hmacs and held_hmac) and not (ed25519s and held_public):
-        kinds = "v1 (HMAC, whsec_ secrets)" if hmacs else "v1a (Ed25519, whpk_ or whsk_ keys)"
-        return f"the request is signed with {kinds} only, and no such secret is configured"
-    return f"{SIGNATURE_HEADER} matches no secret: {_RAW_BODY_HINT}"
 
 
 def _describe(value: str) -> str:

@@ -174,12 +174,14 @@ async def assemble(
         registry=registry,
         clock=clock,
         url_policy=delivery.url_policy,
+        sender=sender,
         max_body_bytes=max_body_bytes,
         on_run_created=lambda: hints.send(RUNS),
         cancel_running=executor.cancel,
         ordering=ordering,
         worker_lease=timedelta(seconds=execution.lease_seconds),
         unserved_after=timedelta(seconds=execution.unserved_after),
+        ping_timeout=delivery.test_timeout,
     )
     hints.local.update({RUNS: executor.wake, DELIVERIES: dispatcher.wake})
     return Runtime(outputs, outbox, executor, dispatcher, api, hints)

@@ -8,23 +8,27 @@ only when imported themselves: ``runback.receiver.starlette`` (FastAPI, Starlett
 
 from runback.core.verification import DEFAULT_TOLERANCE, Verified, Verifier, verify
 from runback.errors import (
+    BodyDifference,
     InvalidSecretError,
     MalformedSignatureError,
     MissingSignatureError,
     SignatureMismatchError,
     TimestampOutsideToleranceError,
+    VerificationCause,
     VerificationError,
 )
 from runback.receiver.freshness import LatestSequences
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "BodyDifference",
     "InvalidSecretError",
     "LatestSequences",
     "MalformedSignatureError",
     "MissingSignatureError",
     "SignatureMismatchError",
     "TimestampOutsideToleranceError",
+    "VerificationCause",
     "VerificationError",
     "Verified",
     "Verifier",

@@ -1,5 +1,5 @@
 """The app base: every error answered with the contract's envelope, ``/healthz``,
-``/readyz`` and ``/metrics``."""
+``/readyz``, ``/metrics``, and the API's pages ``/docs`` and ``/redoc`` (``web.docs``)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from runback.errors import (
     StoreError,
 )
 from runback.web.bodies import validation_error
+from runback.web.docs import add_docs
 from runback.web.responses import json_response
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,9 @@ def base_app(title: str, *, ready: Readiness | None = None) -> FastAPI:
     # No redirects for a trailing slash: a bare 307 (which many clients do not follow for a
     # POST) helps no one; the 404 envelope says what to drop.
     app = FastAPI(
-        title=title, version="0.1.0", docs_url="/docs", redoc_url=None, redirect_slashes=False
+        title=title, version="0.1.0", docs_url=None, redoc_url=None, redirect_slashes=False
     )
+    add_docs(app)  # /docs and /redoc, their assets served here rather than from a CDN
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StoreError, _store_refused)
     app.add_exception_handler(RequestValidationError, _request_invalid)

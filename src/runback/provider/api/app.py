@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from runback.provider.api import (
     batches,
     callback_secrets,
+    callback_tests,
     callbacks,
     files,
     headshots,
@@ -32,6 +33,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(listening.router)  # before callbacks: /stream is not a delivery id
     app.include_router(callbacks.router)
     app.include_router(callback_secrets.router)
+    app.include_router(callback_tests.router)
     app.include_router(ordered_callbacks.router)
     app.include_router(models.router)
     app.include_router(files.router)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -14,13 +15,40 @@ from fastapi import Depends, Request
 from runback.blobs import BlobStore
 from runback.core.clock import Clock
 from runback.core.urlpolicy import UrlPolicy
-from runback.errors import BadRequestError, PermissionDeniedError
+from runback.errors import BadRequestError, PermissionDeniedError, RateLimitedError
+from runback.outbound.sender import Sender
 from runback.provider.ordering import Ordering
 from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
 from runback.store import Store
 from runback.web.auth import Bearer, key_organizations
+
+
+class PingSlots:
+    """At most ``per_organization`` test pings in flight for one organization: each holds a
+    request and a connection for up to its timeout, so a loop of them is refused early."""
+
+    def __init__(self, per_organization: int = 2) -> None:
+        self._limit = per_organization
+        self._held: dict[UUID, int] = {}
+
+    @contextmanager
+    def slot(self, organization_id: UUID) -> Iterator[None]:
+        """Hold one slot of ``organization_id``; ``429`` when none is free."""
+        held = self._held.get(organization_id, 0)
+        if held >= self._limit:
+            raise RateLimitedError(
+                f"{held} test pings of this organization are in flight already: wait for "
+                "their answers"
+            )
+        self._held[organization_id] = held + 1
+        try:
+            yield
+        finally:
+            left = self._held.pop(organization_id) - 1
+            if left:
+                self._held[organization_id] = left
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +63,8 @@ class ApiDeps:
     registry: ModelRegistry
     clock: Clock
     url_policy: UrlPolicy
+    sender: Sender
+    """The one sender of callbacks, for test pings."""
     max_body_bytes: int
     on_run_created: Callable[[], None]
     cancel_running: Callable[[UUID], asyncio.Task[Any] | None]
@@ -45,6 +75,10 @@ class ApiDeps:
     """A worker not seen for this long is gone (``workers`` rows)."""
     unserved_after: timedelta = timedelta(hours=1)
     """How long a queued run waits for a worker that serves its model, then fails."""
+    ping_timeout: float = 5.0
+    """Seconds a test ping waits for its answer."""
+    pings: PingSlots = field(default_factory=PingSlots)
+    """Test pings in flight, per organization."""
 
 
 @dataclass(frozen=True, slots=True)
