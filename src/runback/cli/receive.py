@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -67,7 +68,9 @@ def receive(
     registry = HandlerRegistry()
     try:
         sources = load_receive_config(
-            settings.receive_config, global_secrets=settings.receive_secrets
+            settings.receive_config,
+            global_secrets=settings.receive_secrets,
+            environ=os.environ,  # the edge: sender_key_env names are read here, once
         )
         load_handlers(registry, settings.receive_handlers)
     except RunbackError as exc:
