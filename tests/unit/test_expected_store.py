@@ -96,7 +96,8 @@ async def test_only_the_run_s_end_from_its_source_settles_it(
     await callback(store, "run_1", event=event)
 
     found = await store.expected.get(source, "run_1")
-    assert found is not None and found.state is ExpectedState.WAITING
+    assert found is not None
+    assert found.state is ExpectedState.WAITING
 
 
 async def test_the_due_are_claimed_earliest_first_and_held_by_a_lease(store: Store) -> None:
@@ -151,7 +152,8 @@ async def test_a_poll_that_did_not_see_the_end_plans_the_next_or_gives_up(store:
         await store.expected.get("mine", "run_1"),
         await store.expected.get("mine", "run_2"),
     )
-    assert going is not None and gone is not None
+    assert going is not None
+    assert gone is not None
     assert (going.state, going.attempts, going.last_error, going.next_poll_at) == (
         ExpectedState.WAITING,
         1,
@@ -175,7 +177,8 @@ async def test_a_reconciled_end_is_an_event_a_late_callback_only_repeats(store: 
 
     found = await store.expected.get("mine", "run_1")
     event = await store.inbox.event(event_id)
-    assert not duplicate and late_id == event_id
+    assert not duplicate
+    assert late_id == event_id
     assert found is not None
     assert (found.state, found.event_id, found.attempts) == (
         ExpectedState.RECONCILED,
@@ -183,7 +186,8 @@ async def test_a_reconciled_end_is_an_event_a_late_callback_only_repeats(store: 
         1,
     )
     assert event is not None
-    assert event[0].reconciled and event[0].receipt_count == 2
+    assert event[0].reconciled
+    assert event[0].receipt_count == 2
     assert [r.scheme for r in event[1]] == ["reconciled", "v1"]
 
 
@@ -199,9 +203,12 @@ async def test_a_callback_that_beat_the_poll_makes_the_reconciled_end_a_duplicat
 
     found = await store.expected.get("mine", "run_1")
     event = await store.inbox.event(event_id)
-    assert duplicate and again == event_id
-    assert found is not None and found.state is ExpectedState.ARRIVED
-    assert event is not None and not event[0].reconciled
+    assert duplicate
+    assert again == event_id
+    assert found is not None
+    assert found.state is ExpectedState.ARRIVED
+    assert event is not None
+    assert not event[0].reconciled
 
 
 async def test_expectations_are_listed_newest_first_by_state(store: Store) -> None:

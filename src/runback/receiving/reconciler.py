@@ -90,17 +90,30 @@ class Reconciler(WorkLoop):
         self._client_for = client_for or _client
         self._clients: dict[Sender, AsyncClient] = {}
 
+    async def reconcile_due(self) -> int:
+        """Poll every expectation due now and wait for the polls (for tests and tools)."""
+        polled = 0
+        while started := await self._start_due():
+            polled += started
+            await self._settle()
+        return polled
+
     async def _round(self) -> float:
-        now = self._clock.now()
+        await self._start_due()
+        if self.room <= 0:
+            return self._poll_interval  # a poll ending wakes the loop (waiting for room)
+        return _until(await self._store.expected.next_due_at(), self._clock.now())
+
+    async def _start_due(self) -> int:
         room = self.room
-        if room > 0:
-            due = await self._store.expected.claim_due(now=now, limit=room, lease_until=now + LEASE)
-            for item in due:
-                self._spawn(self._poll(item), name=f"reconcile {item.source}/{item.run_id}")
-            self._waiting_for_room = len(due) == room
-            if len(due) < room:
-                return _until(await self._store.expected.next_due_at(), now)
-        return self._poll_interval
+        if room <= 0:
+            return 0
+        now = self._clock.now()
+        due = await self._store.expected.claim_due(now=now, limit=room, lease_until=now + LEASE)
+        for item in due:
+            self._spawn(self._poll(item), name=f"reconcile {item.source}/{item.run_id}")
+        self._waiting_for_room = len(due) == room
+        return len(due)
 
     async def _poll(self, item: ExpectedRun) -> None:
         attempts = item.attempts + 1
