@@ -3,6 +3,7 @@ comes before or after, claimed when due, polled, given up, and reconciled into t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -225,3 +226,21 @@ async def test_expectations_are_listed_newest_first_by_state(store: Store) -> No
 
     assert [e.run_id for e in waiting + rest] == ["run_2", "run_0"]
     assert end is None
+
+
+async def test_expectations_made_at_once_by_two_receivers_are_one(
+    store_pair: tuple[Store, Store],
+) -> None:
+    first, second = store_pair
+
+    made = await asyncio.gather(
+        *(
+            (first if n % 2 else second).expected.expect(
+                "mine", "run_1", expected_by=LATER, now=NOW
+            )
+            for n in range(6)
+        )
+    )
+
+    assert sorted(created for _, created in made) == [False] * 5 + [True]
+    assert len({found for found, _ in made}) == 1
