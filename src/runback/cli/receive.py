@@ -99,6 +99,7 @@ def inbox_ls(
         typer.echo(
             f"{event.id}  {when(event.first_received_at)}  {event.source:<12} "
             f"{event.event or '-':<22} x{event.receipt_count}  handler {event.handler_state}"
+            + ("  reconciled" if event.reconciled else "")
         )
 
 
