@@ -24,9 +24,10 @@ A *source* is a name the user gives each sender (``POST /webhooks/<source>``): 1
 
 Rules:
 
-- ``[defaults]`` takes ``require_standard`` and ``output_paths``; a source takes those and
-  ``secrets`` and ``token``. Any other key is refused. A key a source sets replaces the
-  default; it is not merged with it.
+- ``[defaults]`` takes ``require_standard``, ``output_paths`` and ``reconcile_after``; a
+  source takes those and ``secrets``, ``token``, ``sender_url``, ``sender_key`` and
+  ``sender_key_env``. Any other key is refused. A key a source sets replaces the default;
+  it is not merged with it.
 - A source without ``secrets`` uses the global secrets, unless it has a ``token``: a
   token-only source checks no signature (Runware signs nothing).
 - ``require_standard`` asks for Standard Webhooks headers, so it only means something where

@@ -52,7 +52,6 @@ def test_no_poll_is_planned_past_the_give_up_horizon() -> None:
     [
         (("completed",), 0, None),  # the default: the end in its original bytes
         (("start", "completed"), 3, 3),  # numbered events: the end says its number
-        (("logs", "completed"), 0, 0),
     ],
 )
 def test_the_end_says_a_sequence_only_when_events_were_chosen(
