@@ -140,6 +140,10 @@ class ReceivingConfig:
     """How long an output URL is taken to live when neither the payload nor the URL says."""
     insecure: bool = False
     poll_interval: float = 1.0
+    reconcile_after: timedelta = timedelta(minutes=10)
+    """How long an expected run may go without its callback before its sender is polled."""
+    reconcile_give_up: timedelta = timedelta(days=7)
+    """How long past its deadline an expected run is polled before giving up."""
 
 
 @dataclass(frozen=True, slots=True)

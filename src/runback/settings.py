@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     """Seconds one copy of an output file may take."""
     receive_url_ttl: float = Field(default=24 * 3600.0, gt=0)
     """How long an output URL is taken to live when neither the payload nor the URL says."""
+    receive_reconcile_after: float = Field(default=600.0, gt=0)
+    """Seconds an expected run may go without its callback before the sender is polled
+    (a source's ``reconcile_after`` in the receive config replaces it)."""
+    receive_reconcile_give_up: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """Seconds past an expected run's deadline after which polling it stops (``gave_up``)."""
     master_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     """Keys sealing callback secrets at rest, ``<id>:<base64 of 32 bytes>``, comma-separated:
     the first seals, the others only open (a rotation). Empty: secrets are stored plain."""
@@ -320,6 +325,8 @@ class Settings(BaseSettings):
                 url_ttl=timedelta(seconds=self.receive_url_ttl),
                 insecure=self.receive_insecure,
                 poll_interval=self.poll_interval,
+                reconcile_after=timedelta(seconds=self.receive_reconcile_after),
+                reconcile_give_up=timedelta(seconds=self.receive_reconcile_give_up),
             ),
             retention=self._retention(),
         )

@@ -24,12 +24,15 @@ from runback.receiving.app import ReceiveDeps, create_receive_app
 from runback.receiving.copier import Copier
 from runback.receiving.full_bodies import body_fetcher
 from runback.receiving.handling import HandlerRunner
+from runback.receiving.reconciler import Reconciler
 from runback.store import Store
 from runback.testing import ManualClock
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_COPY_BYTES = 16 * 1024 * 1024
 URL_TTL = timedelta(hours=24)
+RECONCILE_AFTER = timedelta(minutes=10)
+GIVE_UP_AFTER = timedelta(days=7)
 FIXED_RANDOM = 0.5  # jitter in the middle: every retry delay is the schedule's x 1.1
 
 
@@ -68,6 +71,7 @@ class Inbox:
     copier: Copier
     runner: HandlerRunner
     woken: list[bool] = field(default_factory=list)
+    reconciler: Reconciler | None = None
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -156,6 +160,17 @@ async def inbox_client(
             poll_interval=0.05,
         )
         woken: list[bool] = []
+        reconciler = Reconciler(
+            store=store,
+            sources=config,
+            handlers=handlers,
+            clock=clock,
+            random=lambda: FIXED_RANDOM,
+            give_up_after=GIVE_UP_AFTER,
+            url_ttl=URL_TTL,
+            on_recorded=lambda copies, handler: woken.append(True),
+            poll_interval=0.05,
+        )
         app = create_receive_app(
             ReceiveDeps(
                 store=store,
@@ -169,6 +184,7 @@ async def inbox_client(
                 fetch_body=body_fetcher(
                     session, url_policy=UrlPolicy.from_allow_list(["127.0.0.0/8"])
                 ),
+                reconcile_after=RECONCILE_AFTER,
             )
         )
         transport = httpx.ASGITransport(app=app)
@@ -176,7 +192,8 @@ async def inbox_client(
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://receiver.test"
             ) as client:
-                yield Inbox(client, store, clock, blobs, key, copier, runner, woken)
+                yield Inbox(client, store, clock, blobs, key, copier, runner, woken, reconciler)
         finally:
             await copier.close()
             await runner.close()
+            await reconciler.close()

@@ -452,3 +452,21 @@ async def test_the_copier_waits_for_copies_only_not_for_a_due_handler(
     await _accept(store, clock, "copied", copies=1)
 
     assert await store.inbox.next_copy_at() == clock.now()
+
+
+async def test_settled_expectations_are_pruned_waiting_ones_stay(
+    store: Store, clock: ManualClock
+) -> None:
+    by = clock.now() + timedelta(minutes=10)
+    await store.expected.expect("mine", "old", expected_by=by, now=clock.now())
+    await store.expected.expect("mine", "still", expected_by=by, now=clock.now())
+    await store.expected.polled(
+        "mine", "old", attempts=1, error=None, next_poll_at=None, now=clock.now()
+    )
+    clock.advance(31 * DAY)
+
+    pruned = await store.retention.prune_inbox(clock.now() - RETENTION, limit=10)
+
+    assert pruned.rows == 1
+    assert await store.expected.get("mine", "old") is None
+    assert await store.expected.get("mine", "still") is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -67,7 +68,9 @@ def receive(
     registry = HandlerRegistry()
     try:
         sources = load_receive_config(
-            settings.receive_config, global_secrets=settings.receive_secrets
+            settings.receive_config,
+            global_secrets=settings.receive_secrets,
+            environ=os.environ,  # the edge: sender_key_env names are read here, once
         )
         load_handlers(registry, settings.receive_handlers)
     except RunbackError as exc:
@@ -96,6 +99,7 @@ def inbox_ls(
         typer.echo(
             f"{event.id}  {when(event.first_received_at)}  {event.source:<12} "
             f"{event.event or '-':<22} x{event.receipt_count}  handler {event.handler_state}"
+            + ("  reconciled" if event.reconciled else "")
         )
 
 

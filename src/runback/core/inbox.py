@@ -64,6 +64,8 @@ class InboxEvent:
     stale: bool = False
     """A later event of its run (a higher ``sequence``) had come first: this snapshot is
     older than one already received."""
+    reconciled: bool = False
+    """Recorded by the reconciler from the run polled from its sender: no callback came."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,18 +67,41 @@ def run_callback_body(run: Run, *, output: JsonText | None = None) -> bytes:
     (``runback.core.events``) also says its terminal event's ``sequence``, last."""
     if run.completed_at is None:
         raise ValueError(f"run {run.id} has not completed")
+    return run_end_body(
+        run_id=str(run.id),
+        status=run.status,
+        output=output or run.output,
+        created_at=run.created_at,
+        completed_at=run.completed_at,
+        metadata=run.metadata,
+        sequence=None if run.events is None else run.event_sequence,
+    )
+
+
+def run_end_body(
+    *,
+    run_id: str,
+    status: RunStatus,
+    output: JsonText | None,
+    created_at: datetime,
+    completed_at: datetime,
+    metadata: JsonText | None,
+    sequence: int | None,
+) -> bytes:
+    """The callback body of a run's end, from its parts: the one place its shape is written,
+    for the sender's outbox and for a receiver that polled the run instead (reconciled)."""
     body = {
-        "event": callback_event(run.status),
-        "run_id": str(run.id),
-        "status": run.status.value,
-        "output": None if run.status is RunStatus.CANCELED else raw(output or run.output),
-        "duration_ms": whole_ms(run.created_at, run.completed_at),
-        "created_at": isoformat(run.created_at),
-        "completed_at": isoformat(run.completed_at),
-        "metadata": raw(run.metadata),
+        "event": callback_event(status),
+        "run_id": run_id,
+        "status": status.value,
+        "output": None if status is RunStatus.CANCELED else raw(output),
+        "duration_ms": whole_ms(created_at, completed_at),
+        "created_at": isoformat(created_at),
+        "completed_at": isoformat(completed_at),
+        "metadata": raw(metadata),
     }
-    if run.events is not None:
-        body["sequence"] = run.event_sequence
+    if sequence is not None:
+        body["sequence"] = sequence
     return orjson.dumps(body)
 
 

@@ -16,11 +16,18 @@ A *source* is a name the user gives each sender (``POST /webhooks/<source>``): 1
     token = "s3cr3t"                 # Runware-style: authenticate by ?token= only (no signature)
     output_paths = ["result.files[].href"]
 
+    [sources.mine]                   # a runback sender the reconciler may poll
+    secrets = ["whsec_..."]
+    sender_url = "https://runback.example.com"   # its API's base URL
+    sender_key_env = "MINE_API_KEY"  # the environment variable holding its API key
+    reconcile_after = 300            # seconds without a callback before polling
+
 Rules:
 
-- ``[defaults]`` takes ``require_standard`` and ``output_paths``; a source takes those and
-  ``secrets`` and ``token``. Any other key is refused. A key a source sets replaces the
-  default; it is not merged with it.
+- ``[defaults]`` takes ``require_standard``, ``output_paths`` and ``reconcile_after``; a
+  source takes those and ``secrets``, ``token``, ``sender_url``, ``sender_key`` and
+  ``sender_key_env``. Any other key is refused. A key a source sets replaces the default;
+  it is not merged with it.
 - A source without ``secrets`` uses the global secrets, unless it has a ``token``: a
   token-only source checks no signature (Runware signs nothing).
 - ``require_standard`` asks for Standard Webhooks headers, so it only means something where
@@ -28,6 +35,11 @@ Rules:
   error.
 - ``output_paths`` use the path syntax of ``runback.receiver.events`` (``[]`` for every
   element of a list); paths through ``metadata`` are refused.
+- ``sender_url`` (an ``http(s)`` base URL) and its API key, given as ``sender_key`` or, so
+  the file holds no secret, as ``sender_key_env`` (an environment variable's name, read when
+  the file is), let the reconciler poll the source's runs; one without the other is an
+  error. ``reconcile_after`` (seconds, in ``[defaults]`` or a source) replaces the global
+  ``RUNBACK_RECONCILE_AFTER``.
 - A source with neither secrets nor token is *open* (``SourceConfig.is_open``): whether that
   is allowed (``--insecure``) is the service's decision, not this module's.
 
@@ -39,7 +51,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -48,8 +60,25 @@ from runback.receiver.events import parse_output_path
 
 SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _TOP_KEYS: Final = ("defaults", "sources")
-_DEFAULT_KEYS: Final = ("require_standard", "output_paths")
-_SOURCE_KEYS: Final = ("secrets", "token", "require_standard", "output_paths")
+_DEFAULT_KEYS: Final = ("require_standard", "output_paths", "reconcile_after")
+_SOURCE_KEYS: Final = (
+    "secrets",
+    "token",
+    "require_standard",
+    "output_paths",
+    "sender_url",
+    "sender_key",
+    "sender_key_env",
+    "reconcile_after",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """A runback API a source's callbacks come from: its base URL and an API key of it."""
+
+    url: str
+    api_key: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +90,10 @@ class SourceConfig:
     require_standard: bool = False
     token: str | None = None
     output_paths: tuple[str, ...] = ()
+    sender: Sender | None = None
+    """Where the reconciler polls this source's runs; None: it cannot."""
+    reconcile_after: float | None = None
+    """Seconds without a callback before polling; None: the receiver's default."""
 
     @property
     def is_open(self) -> bool:
@@ -76,6 +109,8 @@ class ReceiveConfig:
     require_standard: bool = False
     output_paths: tuple[str, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
+    reconcile_after: float | None = None
+    """``[defaults] reconcile_after``; None: the receiver's setting."""
 
     def source(self, name: str) -> SourceConfig:
         """The settings of ``name``; a name the file does not list gets the defaults."""
@@ -87,6 +122,7 @@ class ReceiveConfig:
             secrets=self.global_secrets,
             require_standard=self.require_standard and bool(self.global_secrets),
             output_paths=self.output_paths,
+            reconcile_after=self.reconcile_after,
         )
 
 
@@ -137,6 +173,36 @@ class _Section:
             raise self.error(key, "has an empty string or one with surrounding whitespace")
         return tuple(value)
 
+    def seconds(self, key: str) -> float | None:
+        value = self.table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise self.error(key, f"must be a positive number of seconds, not {value!r}")
+        return float(value)
+
+    def sender(self, environ: Mapping[str, str]) -> Sender | None:
+        url, key, env = (
+            self.word("sender_url"),
+            self.word("sender_key"),
+            self.word("sender_key_env"),
+        )
+        if url is not None and not url.lower().startswith(("http://", "https://")):
+            raise self.error("sender_url", "must be an http(s) URL (the sender's API base URL)")
+        if key is not None and env is not None:
+            raise self.error("sender_key", "give sender_key or sender_key_env, not both")
+        if env is not None:
+            key = environ.get(env) or None
+            if key is None:
+                raise self.error("sender_key_env", f"names {env}, which is not set or empty")
+        if url is None and key is None:
+            return None
+        if url is None:
+            raise self.error("sender_url", "is missing: a sender's key needs its URL")
+        if key is None:
+            raise self.error("sender_url", "needs sender_key or sender_key_env (its API key)")
+        return Sender(url.rstrip("/"), key)
+
     def paths(self, key: str) -> tuple[str, ...] | None:
         paths = self.words(key)
         for path in paths or ():
@@ -155,7 +221,12 @@ def _kind(value: object) -> str:
 
 
 def _source(
-    name: str, section: _Section, *, defaults: ReceiveConfig, global_secrets: tuple[str, ...]
+    name: str,
+    section: _Section,
+    *,
+    defaults: ReceiveConfig,
+    global_secrets: tuple[str, ...],
+    environ: Mapping[str, str],
 ) -> SourceConfig:
     secrets, token = section.words("secrets"), section.word("token")
     if secrets == ():
@@ -167,6 +238,7 @@ def _source(
         problem = "needs secrets: give `secrets` here"
         raise section.error("require_standard", problem + ("" if token else " or --secret"))
     paths = section.paths("output_paths")
+    reconcile_after = section.seconds("reconcile_after")
     return SourceConfig(
         name=name,
         secrets=secrets,
@@ -174,11 +246,20 @@ def _source(
         and (defaults.require_standard if require_standard is None else require_standard),
         token=token,
         output_paths=defaults.output_paths if paths is None else paths,
+        sender=section.sender(environ),
+        reconcile_after=defaults.reconcile_after if reconcile_after is None else reconcile_after,
     )
 
 
-def parse_receive_config(text: str, *, origin: str, global_secrets: Sequence[str]) -> ReceiveConfig:
-    """The settings in the TOML ``text``; ``origin`` names it in errors."""
+def parse_receive_config(
+    text: str,
+    *,
+    origin: str,
+    global_secrets: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+) -> ReceiveConfig:
+    """The settings in the TOML ``text``; ``origin`` names it in errors; ``environ``, where
+    ``sender_key_env`` names are looked up (none given: none is set)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -192,6 +273,7 @@ def parse_receive_config(text: str, *, origin: str, global_secrets: Sequence[str
         global_secrets=secrets,
         require_standard=bool(section.flag("require_standard")),
         output_paths=section.paths("output_paths") or (),
+        reconcile_after=section.seconds("reconcile_after"),
     )
     tables = data.get("sources", {})
     if not isinstance(tables, dict):
@@ -202,16 +284,24 @@ def parse_receive_config(text: str, *, origin: str, global_secrets: Sequence[str
             problem = "is not a source name: 1 to 64 of A-Z a-z 0-9 _ -"
             raise ConfigError(f"{origin}: [sources] {name!r}: {problem}")
         section = _Section(origin, f"sources.{name}", table, _SOURCE_KEYS)
-        sources.append(_source(name, section, defaults=defaults, global_secrets=secrets))
+        sources.append(
+            _source(name, section, defaults=defaults, global_secrets=secrets, environ=environ or {})
+        )
     return ReceiveConfig(
         global_secrets=secrets,
         require_standard=defaults.require_standard,
         output_paths=defaults.output_paths,
         sources=tuple(sources),
+        reconcile_after=defaults.reconcile_after,
     )
 
 
-def load_receive_config(path: Path | None, *, global_secrets: Sequence[str]) -> ReceiveConfig:
+def load_receive_config(
+    path: Path | None,
+    *,
+    global_secrets: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+) -> ReceiveConfig:
     """The settings in the TOML file at ``path``; with no path, the defaults."""
     if path is None:
         return ReceiveConfig(global_secrets=tuple(global_secrets))
@@ -225,4 +315,6 @@ def load_receive_config(path: Path | None, *, global_secrets: Sequence[str]) -> 
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text") from exc
-    return parse_receive_config(text, origin=str(path), global_secrets=global_secrets)
+    return parse_receive_config(
+        text, origin=str(path), global_secrets=global_secrets, environ=environ
+    )

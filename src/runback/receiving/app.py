@@ -11,15 +11,13 @@ sender to try again.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from datetime import timedelta
-from typing import Annotated, Any
+from dataclasses import replace
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
-from runback.core.clock import Clock, isoformat
+from runback.core.clock import isoformat
 from runback.core.ids import new_id
 from runback.core.inbox import Copy, InboxEvent, Receipt
 from runback.core.verification import Verifier
@@ -30,13 +28,14 @@ from runback.errors import (
     UnsupportedMediaError,
     VerificationError,
 )
-from runback.receiver.config import ReceiveConfig, SourceConfig, valid_source_name
-from runback.receiver.events import event_keys, output_refs, ref_expiry
-from runback.receiver.handlers import HandlerRegistry
+from runback.receiver.config import SourceConfig, valid_source_name
 from runback.receiver.thin import full_payload, thin_url
-from runback.store import CopyDraft, EventDraft, Store
+from runback.receiving.deps import Authorized, Deps
+from runback.receiving.deps import ReceiveDeps as ReceiveDeps
+from runback.receiving.expecting import expected
+from runback.receiving.recording import drafts
 from runback.web.app import base_app
-from runback.web.auth import Bearer, key_organizations, uuid_or_none
+from runback.web.auth import uuid_or_none
 from runback.web.bodies import read_body
 from runback.web.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from runback.web.responses import json_response
@@ -44,30 +43,6 @@ from runback.web.responses import json_response
 _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveDeps:
-    """What the receiver's routes work with."""
-
-    store: Store
-    config: ReceiveConfig
-    handlers: HandlerRegistry
-    clock: Clock
-    max_body_bytes: int
-    url_ttl: timedelta
-    on_received: Callable[[bool, bool], None]
-    """Called once a callback is committed: whether it has copies, whether a handler."""
-    verifiers: dict[str, Verifier]
-    fetch_body: Callable[[str], Awaitable[bytes]]
-    """Fetches a thin callback's full body (guarded, bounded); ``ThinBodyError`` else."""
-
-
-async def _deps(request: Request) -> ReceiveDeps:
-    # async: FastAPI runs a plain def dependency in a thread, a hop on every request.
-    deps: ReceiveDeps = request.app.state.receive
-    return deps
-
-
-Deps = Annotated[ReceiveDeps, Depends(_deps)]
 webhooks = APIRouter(tags=["webhooks"])
 inbox = APIRouter(prefix="/v1", tags=["inbox"])
 
@@ -131,36 +106,18 @@ async def receive(source: str, request: Request, deps: Deps) -> Response:
         full_payload(payload, body)  # the same event, or ThinBodyError
         payload = orjson.loads(body)
         receipt = replace(receipt, body=body)
-    keys = event_keys(payload, webhook_id=webhook_id, body=body)
-    draft = EventDraft(
-        source=source,
-        dedupe_key=keys.dedupe_key,
-        event=keys.event,
-        run_id=keys.run_id,
-        batch_id=keys.batch_id,
-        headshots_id=keys.headshots_id,
-        task_uuid=keys.task_uuid,
-        status=keys.status,
+    draft, copies = drafts(
+        payload,
+        body,
+        source=config,
         webhook_id=webhook_id,
-        wants_handler=bool(deps.handlers.for_event(keys.event)),
-        sequence=keys.sequence,
+        handlers=deps.handlers,
+        received_at=now,
+        url_ttl=deps.url_ttl,
     )
-    copies = [
-        CopyDraft(
-            ref.path, ref.url, ref_expiry(ref, received_at=now, default=deps.url_ttl), ref.sha256
-        )
-        for ref in output_refs(payload, extra_paths=config.output_paths)
-    ]
     event_id, duplicate = await deps.store.inbox.accept(receipt, draft, copies)
     deps.on_received(bool(copies), draft.wants_handler)
     return json_response({"received": True, "event_id": str(event_id), "duplicate": duplicate})
-
-
-async def _key(deps: Deps, credentials: Bearer) -> None:
-    await key_organizations(deps.store, credentials)
-
-
-Authorized = Annotated[None, Depends(_key)]
 
 
 def event_view(event: InboxEvent) -> dict[str, Any]:
@@ -178,6 +135,7 @@ def event_view(event: InboxEvent) -> dict[str, Any]:
         "receipt_count": event.receipt_count,
         "sequence": event.sequence,
         "stale": event.stale,
+        "reconciled": event.reconciled,
         "handler": {
             "state": event.handler_state.value,
             "attempts": event.handler_attempts,
@@ -256,4 +214,5 @@ def create_receive_app(deps: ReceiveDeps) -> FastAPI:
     app.state.receive = deps
     app.include_router(webhooks)
     app.include_router(inbox)
+    app.include_router(expected)
     return app

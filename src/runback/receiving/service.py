@@ -1,4 +1,5 @@
-"""``runback receive``: the receiver, its copier and its handlers in one process.
+"""``runback receive``: the receiver, its copier, its handlers and its reconciler in one
+process.
 
 Like ``serve``, it owns its data directory (its own database, keys and copied files) through
 an exclusive lock, so at start-up it hands back the claims of a predecessor that died: copies
@@ -27,6 +28,7 @@ from runback.receiving.app import ReceiveDeps, create_receive_app
 from runback.receiving.copier import Copier
 from runback.receiving.full_bodies import body_fetcher
 from runback.receiving.handling import HandlerRunner
+from runback.receiving.reconciler import Reconciler
 from runback.store import Store
 
 Print = Callable[[str], None]
@@ -110,6 +112,18 @@ async def receive(
                 if handler:
                     runner.wake()
 
+            reconciler = Reconciler(
+                store=store,
+                sources=sources,
+                handlers=handlers,
+                clock=clock,
+                random=random.random,
+                give_up_after=receiving.reconcile_give_up,
+                url_ttl=receiving.url_ttl,
+                on_recorded=wake,
+                poll_interval=receiving.poll_interval,
+            )
+
             app = create_receive_app(
                 ReceiveDeps(
                     store=store,
@@ -121,6 +135,8 @@ async def receive(
                     on_received=wake,
                     verifiers=checked,
                     fetch_body=body_fetcher(client.session, url_policy=receiving.url_policy),
+                    reconcile_after=receiving.reconcile_after,
+                    on_expected=reconciler.wake,
                 )
             )
             prune = pruners(config.retention, store=store, blobs=blobs, clock=clock, what="inbox")
@@ -130,7 +146,7 @@ async def receive(
 
             yield Parts(
                 app=app,
-                workers=[copier, runner, *prune],
+                workers=[copier, runner, reconciler, *prune],
                 take_back=lambda: store.inbox.release_claims(now=clock.now()),
                 greet=greet,
             )

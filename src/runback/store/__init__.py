@@ -16,6 +16,7 @@ from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
 from runback.store.destinations import DestinationStore
 from runback.store.dispatch import DispatchStore, Round
 from runback.store.events import EventStore
+from runback.store.expected import ExpectedStore
 from runback.store.feed import DeliveryFeed
 from runback.store.idempotency import Idempotency
 from runback.store.inbox import InboxStore
@@ -48,6 +49,7 @@ class Store:
         self.events = EventStore(database)
         self.feed = DeliveryFeed(database)
         self.inbox = InboxStore(database)
+        self.expected = ExpectedStore(database)
         self.retention = Retention(database)
         self.workers = WorkerStore(database)
 

@@ -13,10 +13,11 @@ from uuid import UUID
 
 from sqlalchemy import bindparam, select, update
 
+from runback.core.expected import END_EVENTS, ExpectedState
 from runback.core.ids import new_id
 from runback.core.inbox import Copy, CopyState, HandlerState, Receipt
 from runback.store.rows import to_record
-from runback.store.schema import inbox_copies, inbox_events, inbox_receipts
+from runback.store.schema import inbox_copies, inbox_events, inbox_expected, inbox_receipts
 from runback.store.sql import Connection, Row, prepared
 
 
@@ -35,6 +36,8 @@ class EventDraft:
     webhook_id: str | None
     wants_handler: bool
     sequence: int | None = None
+    reconciled: bool = False
+    """Built by the reconciler from a polled run, not received."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,21 @@ _LATER_OF_RUN = prepared(
     )
     .limit(1)
 )
+_ARRIVED = prepared(
+    update(inbox_expected)
+    .where(
+        inbox_expected.c.source == bindparam("b_source"),
+        inbox_expected.c.run_id == bindparam("b_run_id"),
+        inbox_expected.c.state == ExpectedState.WAITING.value,
+    )
+    .values(
+        state=ExpectedState.ARRIVED.value,
+        event_id=bindparam("b_event"),
+        next_poll_at=None,
+        updated_at=bindparam("b_now"),
+        settled_at=bindparam("b_now"),
+    )
+)
 _NEW_RECEIPT = prepared(inbox_receipts.insert())
 _COPIES_OF = prepared(select(inbox_copies).where(inbox_copies.c.event_id == bindparam("event")))
 _NEW_COPY = prepared(inbox_copies.insert())
@@ -113,6 +131,9 @@ async def accept_one(conn: Connection, item: Arrival) -> tuple[UUID, bool]:
     else:
         stale = draft.sequence is not None and await _later_came(conn, draft)
         await conn.execute(_NEW_EVENT, {**_new_event(event_id, draft, now), "stale": stale})
+        if draft.run_id is not None and draft.event in END_EVENTS and not draft.reconciled:
+            given = {"b_source": draft.source, "b_run_id": draft.run_id}
+            await conn.execute(_ARRIVED, {**given, "b_event": event_id, "b_now": now})
     await conn.execute(_NEW_RECEIPT, receipt_row(receipt, event_id))
     if item.copies:
         await _merge_copies(conn, event_id, item.copies, now, new=not duplicate)
@@ -138,6 +159,7 @@ def _new_event(event_id: UUID, draft: EventDraft, now: datetime) -> dict[str, An
         "status": draft.status,
         "webhook_id": draft.webhook_id,
         "sequence": draft.sequence,
+        "reconciled": draft.reconciled,
         "receipt_count": 1,
         "handler_state": (HandlerState.PENDING if draft.wants_handler else HandlerState.NONE).value,
         "handler_attempts": 0,

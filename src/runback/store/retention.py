@@ -1,4 +1,5 @@
-"""Retention: forgetting old runs and old inbox events, a small batch at a time.
+"""Retention: forgetting old runs and old inbox events (and settled expected runs), a small
+batch at a time.
 
 Each call is one short transaction over at most ``limit`` runs (or events) and everything
 hanging off them, so pruning never holds locks for long; the caller loops until a batch
@@ -22,7 +23,18 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, exists, func, not_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    not_,
+    select,
+    tuple_,
+)
 
 from runback.core.inbox import CopyState, HandlerState
 from runback.core.states import IN_FLIGHT_DELIVERY_STATUSES, TERMINAL_RUN_STATUSES
@@ -34,6 +46,7 @@ from runback.store.schema import (
     delivery_attempts,
     inbox_copies,
     inbox_events,
+    inbox_expected,
     inbox_receipts,
     run_events,
     run_outputs,
@@ -195,7 +208,8 @@ class Retention:
             stray = await _locked_ids(conn, rejected.limit(limit), of=inbox_receipts)
             if stray:
                 await conn.execute(delete(inbox_receipts).where(inbox_receipts.c.id.in_(stray)))
-        return Pruned(len(ids) + len(stray), found)
+            settled = await _prune_expected(conn, before, limit)
+        return Pruned(len(ids) + len(stray) + settled, found)
 
 
 async def _locked_ids(conn: Connection, chosen: Select[Any], *, of: Table) -> list[UUID]:
@@ -240,3 +254,16 @@ async def _upload_keys(conn: Connection, ids: list[UUID]) -> list[str]:
             mine = f"uploads/{run_id}/"
             found.extend(key for key in given if isinstance(key, str) and key.startswith(mine))
     return found
+
+
+async def _prune_expected(conn: Connection, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` expectations settled before ``before`` (a waiting one stays,
+    whatever its age: the reconciler gives it up in time)."""
+    old = (
+        select(inbox_expected.c.source, inbox_expected.c.run_id)
+        .where(inbox_expected.c.settled_at < before)
+        .limit(limit)
+    )
+    key = tuple_(inbox_expected.c.source, inbox_expected.c.run_id)
+    done = await conn.execute(delete(inbox_expected).where(key.in_(old)))
+    return int(done.rowcount)

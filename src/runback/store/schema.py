@@ -437,6 +437,8 @@ inbox_events = Table(
     # A run's event's sequence, and whether a later one of its run had come first.
     Column("sequence", BigInteger),
     Column("stale", Boolean, nullable=False, server_default=false()),
+    # Recorded by the reconciler from a polled run, not from a callback.
+    Column("reconciled", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("source", "dedupe_key", name="ux_inbox_events_dedupe"),
     Index(
         "ix_inbox_events_handler_due",
@@ -446,6 +448,7 @@ inbox_events = Table(
     ),
     Index("ix_inbox_events_received", "first_received_at"),
     Index("ix_inbox_events_last_received", "last_received_at"),
+    Index("ix_inbox_events_run", "source", "run_id"),
     Index(
         "ix_inbox_events_run_sequence",
         "source",
@@ -499,4 +502,28 @@ inbox_copies = Table(
         sqlite_where=text("state = 'pending'"),
         postgresql_where=text("state = 'pending'"),
     ),
+)
+
+inbox_expected = Table(
+    "inbox_expected",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("run_id", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("expected_by", UtcDateTime, nullable=False),
+    Column("next_poll_at", UtcDateTime),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    # No foreign key: retention deletes old events, and the expectation keeps its history.
+    Column("event_id", Uuid),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("settled_at", UtcDateTime),
+    Index(
+        "ix_inbox_expected_due",
+        "next_poll_at",
+        sqlite_where=text("state = 'waiting'"),
+        postgresql_where=text("state = 'waiting'"),
+    ),
+    Index("ix_inbox_expected_state", "state", "created_at"),
 )

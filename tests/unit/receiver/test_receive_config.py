@@ -9,6 +9,7 @@ import pytest
 from runback.errors import ConfigError
 from runback.receiver.config import (
     ReceiveConfig,
+    Sender,
     SourceConfig,
     load_receive_config,
     parse_receive_config,
@@ -231,3 +232,63 @@ def test_parse_names_its_origin_in_errors() -> None:
 )
 def test_source_names(name: str, valid: bool) -> None:
     assert valid_source_name(name) is valid
+
+
+# --- the sender the reconciler polls ------------------------------------------------------
+
+SENDERS = """
+[defaults]
+reconcile_after = 120
+
+[sources.from_env]
+sender_url = "http://127.0.0.1:8000/"
+sender_key_env = "MINE_KEY"
+
+[sources.inline]
+sender_url = "https://runback.example.com"
+sender_key = "rb_inline"
+reconcile_after = 5.5
+"""
+
+
+def test_a_sender_s_key_comes_from_the_variable_the_file_names() -> None:
+    config = parse_receive_config(
+        SENDERS, origin="r.toml", global_secrets=GLOBAL, environ={"MINE_KEY": "rb_from_env"}
+    )
+
+    from_env, inline = config.source("from_env"), config.source("inline")
+    assert from_env.sender == Sender("http://127.0.0.1:8000", "rb_from_env")
+    assert inline.sender == Sender("https://runback.example.com", "rb_inline")
+    assert (from_env.reconcile_after, inline.reconcile_after) == (120.0, 5.5)
+    assert config.source("unlisted").reconcile_after == 120.0
+    assert config.source("unlisted").sender is None
+    assert "rb_from_env" not in repr(from_env)  # the key stays out of logs
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "problem"),
+    [
+        ('sender_url = "http://x"', "sender_url", "needs sender_key"),
+        ('sender_key = "rb_x"', "sender_url", "is missing"),
+        ('sender_url = "ftp://x"\nsender_key = "k"', "sender_url", "http(s) URL"),
+        ('sender_url = "http://x"\nsender_key_env = "UNSET"', "sender_key_env", "UNSET"),
+        (
+            'sender_url = "http://x"\nsender_key = "k"\nsender_key_env = "MINE_KEY"',
+            "sender_key",
+            "not both",
+        ),
+        ("reconcile_after = 0", "reconcile_after", "positive number"),
+        ("reconcile_after = true", "reconcile_after", "positive number"),
+        ('reconcile_after = "10m"', "reconcile_after", "positive number"),
+    ],
+)
+def test_a_bad_sender_is_one_line_naming_its_key(table: str, key: str, problem: str) -> None:
+    text = f"[sources.mine]\n{table}\n"
+
+    with pytest.raises(ConfigError) as raised:
+        parse_receive_config(
+            text, origin="r.toml", global_secrets=GLOBAL, environ={"MINE_KEY": "rb_x"}
+        )
+
+    assert str(raised.value).startswith(f"r.toml: [sources.mine] {key}: ")
+    assert problem in str(raised.value)
