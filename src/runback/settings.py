@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runback.config import (
     BlobConfig,
+    ClientConfig,
     Config,
     DatabaseConfig,
     DeliveryConfig,
@@ -167,6 +168,11 @@ class Settings(BaseSettings):
     """Days ended runs, their files and deliveries, and inbox events are kept; 0 keeps all."""
     prune_batch: int = Field(default=500, ge=1, le=100_000)
     """Rows pruned per transaction."""
+    url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://\S+$")
+    """The runback API the client commands (``runs``, ``deliveries``, ``secrets``,
+    ``listen``) talk to."""
+    api_key: str | None = Field(default=None, repr=False)
+    """The API key the client commands act with (from ``runback keys create``)."""
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -319,6 +325,10 @@ class Settings(BaseSettings):
             ),
             retention=self._retention(),
         )
+
+    def client_config(self) -> ClientConfig:
+        """The group of the client commands: which API, with which key."""
+        return ClientConfig(url=self.url.rstrip("/"), api_key=self.api_key)
 
     def _database(self, data_dir: Path) -> DatabaseConfig:
         return DatabaseConfig(
