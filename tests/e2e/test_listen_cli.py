@@ -92,9 +92,10 @@ async def test_listen_forwards_exact_signed_bytes_of_its_prefix_and_shows_the_an
     assert status == 0
     assert seen.path == "/hook"
     assert seen.body == delivery["payload_bytes"].encode()
-    assert Verifier([served.secret]).verify(seen.body, seen.headers).webhook_id == seen.headers[
-        "webhook-id"
-    ]
+    assert (
+        Verifier([served.secret]).verify(seen.body, seen.headers).webhook_id
+        == seen.headers["webhook-id"]
+    )
     [said] = out.read_text().splitlines()
     assert run_id in said
     assert f"{prefix.removeprefix('http://')}" in said
