@@ -33,7 +33,6 @@ from runback.core.sealing import MasterKeys
 from runback.core.thin import DEFAULT_MAX_CALLBACK_BYTES, MIN_MAX_CALLBACK_BYTES
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import ConfigError
-from runback.store import DATABASE_FILE, sqlite_url
 from runback.wording import problem
 
 LEASE_MARGIN_SECONDS = 5.0
@@ -247,6 +246,9 @@ class Settings(BaseSettings):
         return self._database_url(self.data_dir)
 
     def _database_url(self, data_dir: Path) -> str:
+        # Imported here: the client commands read settings without loading the store.
+        from runback.store import DATABASE_FILE, sqlite_url
+
         return self.database_url or sqlite_url(data_dir / DATABASE_FILE)
 
     @property

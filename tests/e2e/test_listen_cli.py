@@ -62,6 +62,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         made.http.close()
 
 
+def _listening(served: Served, out: Path, err: Path, *args: str) -> subprocess.Popen[bytes]:
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        return subprocess.Popen(
+            [*RUNBACK, "listen", *args],
+            stdout=stdout,
+            stderr=stderr,
+            env={**os.environ, **served.env},
+        )
+
+
 @pytest.mark.timeout(60)
 async def test_listen_forwards_exact_signed_bytes_of_its_prefix_and_shows_the_answer(
     served: Served, tmp_path: Path
@@ -69,13 +79,9 @@ async def test_listen_forwards_exact_signed_bytes_of_its_prefix_and_shows_the_an
     prefix = f"http://127.0.0.1:9/listened-{uuid.uuid4()}"
     out, err = tmp_path / "out", tmp_path / "err"
     with ScriptedServer(in_turn([], Reply(202, b"taken"))) as handler:
-        with out.open("wb") as stdout, err.open("wb") as stderr:
-            listening = subprocess.Popen(
-                [*RUNBACK, "listen", "--forward-to", f"{handler.url}/hook", "--url-prefix", prefix],
-                stdout=stdout,
-                stderr=stderr,
-                env={**os.environ, **served.env},
-            )  # fmt: skip
+        listening = _listening(
+            served, out, err, "--forward-to", f"{handler.url}/hook", "--url-prefix", prefix
+        )
         try:
             await wait_for(lambda: "listening to" in err.read_text(), 30, what="the banner")
             served.run_to("http://127.0.0.1:9/elsewhere")

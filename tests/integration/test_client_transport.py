@@ -284,9 +284,9 @@ async def test_the_deliveries_stream_resumes_after_its_last_message(flavor: str)
 
 
 async def test_the_deliveries_stream_refused_is_not_asked_again(flavor: str) -> None:
-    with ScriptedServer(in_turn([], envelope(401, "UNAUTHORIZED"))) as server:
-        with pytest.raises(ApiError) as raised:
-            await _first_messages(flavor, server.url, 1)
+    refusing = ScriptedServer(in_turn([], envelope(401, "UNAUTHORIZED")))
+    with refusing as server, pytest.raises(ApiError) as raised:
+        await _first_messages(flavor, server.url, 1)
 
     assert raised.value.status == 401
     assert len(server.seen) == 1

@@ -8,14 +8,17 @@ and needs ``pip install 'runback[server]'``: without it, each says so in one lin
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from runback.cli.verify import verify_main
 
 LIGHT_HELP = """usage: runback verify --secret SECRET --headers FILE --body FILE
 
 Long-running jobs that call back. This is the light install: 'runback verify' checks a
-callback's signature. The server's commands (serve, api, worker, migrate, receive, keys,
-orgs, inbox, destinations, ordered) need: pip install 'runback[server]'"""
+callback's signature. The other commands (serve, api, worker, migrate, receive, keys, orgs,
+inbox, destinations, ordered, listen, runs, deliveries, secrets) need:
+pip install 'runback[server]'"""
 
 
 def main() -> None:
@@ -24,7 +27,7 @@ def main() -> None:
     if args[:1] == ["verify"]:
         sys.exit(verify_main(args[1:]))
     try:
-        from runback.cli.app import app
+        app = _app(args[0] if args else "")
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
         if missing in ("", "runback"):
@@ -39,3 +42,15 @@ def main() -> None:
         )
         sys.exit(2)
     app()
+
+
+def _app(command: str) -> Callable[[], Any]:
+    """The Typer app for ``command``: the client commands' own, which starts without the
+    server's modules, or the whole one."""
+    from runback.cli.remote_app import COMMANDS, client_app
+
+    if command in COMMANDS:
+        return client_app
+    from runback.cli.app import app
+
+    return app

@@ -16,14 +16,11 @@ import typer
 
 from runback import __version__
 from runback.cli.accounts import keys_app, orgs_app
-from runback.cli.deliveries import deliveries_app
 from runback.cli.destinations import destinations_app
-from runback.cli.listen import listen
 from runback.cli.ordered import ordered_app
 from runback.cli.receive import inbox_app, receive
 from runback.cli.remote import EXIT_CODES_HELP
-from runback.cli.runs import runs_app
-from runback.cli.secrets import secrets_app
+from runback.cli.remote_app import add_client_commands
 from runback.cli.serve import api, migrate, serve, worker
 from runback.cli.verify import HELP as VERIFY_HELP
 from runback.cli.verify import verify_main
@@ -56,7 +53,7 @@ def main(
     """Long-running jobs that call back."""
 
 
-for command in (serve, api, worker, migrate, receive, listen):
+for command in (serve, api, worker, migrate, receive):
     app.command(epilog=EXIT_CODES_HELP)(command)
 for group, name in (
     (keys_app, "keys"),
@@ -64,11 +61,9 @@ for group, name in (
     (inbox_app, "inbox"),
     (destinations_app, "destinations"),
     (ordered_app, "ordered"),
-    (runs_app, "runs"),
-    (deliveries_app, "deliveries"),
-    (secrets_app, "secrets"),
 ):
     app.add_typer(group, name=name, epilog=EXIT_CODES_HELP)
+add_client_commands(app)
 
 
 @app.command(

@@ -18,8 +18,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from runback.cli.common import when
-
 
 def plain(value: Any) -> Any:
     """A client record (or anything holding them) as the JSON the API answered."""
@@ -51,7 +49,7 @@ def cell(value: Any) -> str:
     if value is None or value == "":
         return "-"
     if isinstance(value, datetime):
-        return when(value)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, bool):

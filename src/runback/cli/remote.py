@@ -16,7 +16,6 @@ from typing import Annotated, TypeVar
 import typer
 import uvloop
 
-from runback.cli.common import settings_from
 from runback.client import AsyncClient
 from runback.config import ClientConfig
 from runback.errors import (
@@ -28,6 +27,7 @@ from runback.errors import (
     UnexpectedAnswerError,
     WaitTimeoutError,
 )
+from runback.settings import load_settings
 
 T = TypeVar("T")
 
@@ -101,7 +101,10 @@ def stop(message: str, status: Exit) -> typer.Exit:
 
 def client_config(url: str | None, api_key: str | None) -> ClientConfig:
     """The API and key, flags over variables; no key is a usage error, said at once."""
-    config = settings_from(url=url, api_key=api_key).client_config()
+    try:
+        config = load_settings(url=url, api_key=api_key).client_config()
+    except RunbackError as exc:
+        raise stop(str(exc), Exit.USAGE) from None
     if not config.api_key:
         raise stop(
             "no API key: set RUNBACK_API_KEY (or --api-key) to one from 'runback keys create'",
