@@ -156,10 +156,13 @@ def test_each_kind_of_failure_has_its_exit_status_and_one_line(
     assert "Traceback" not in failed.stderr
 
 
-def test_version_and_help_show_defaults_and_variables_never_the_key(served: Served) -> None:
+def test_version_help_and_completion_show_defaults_and_variables_never_the_key(
+    served: Served,
+) -> None:
     version = cli("--version")
     serve_help = cli("serve", "--help")
     listen_help = served.cli("listen", "--help")
+    completion = cli("--show-completion", "bash")
 
     assert version.stdout.strip() == f"runback {runback.__version__}"
     assert "[env RUNBACK_HOST; 127.0.0.1]" in " ".join(serve_help.stdout.split())
@@ -169,3 +172,5 @@ def test_version_and_help_show_defaults_and_variables_never_the_key(served: Serv
     assert "[default: 10.0" in said
     assert "Exit status: 0 done" in said
     assert served.env["RUNBACK_API_KEY"] not in listen_help.stdout
+    assert completion.returncode == 0, completion.stderr
+    assert "complete" in completion.stdout
