@@ -57,7 +57,7 @@ async def _status(data_dir: Path, delivery_id: str) -> tuple[DeliveryStatus, str
 async def test_on_ls_release_and_off(data_dir: Path) -> None:
     assert _ok(data_dir, "on", URL).stdout == f"{URL} ordered\n"
     assert _ok(data_dir, "on", URL).stdout == f"{URL} was already ordered\n"
-    assert _ok(data_dir, "ls").stdout == f"{URL}  nothing in flight\n"
+    assert _ok(data_dir, "list").stdout == f"{URL}  nothing in flight\n"
     head, following = await _callbacks(data_dir, 2)
 
     listed = _ok(data_dir, "ls").stdout
