@@ -62,13 +62,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         made.http.close()
 
 
-def _listening(served: Served, out: Path, err: Path, *args: str) -> subprocess.Popen[bytes]:
+def _listening(env: dict[str, str], out: Path, err: Path, *args: str) -> subprocess.Popen[bytes]:
     with out.open("wb") as stdout, err.open("wb") as stderr:
         return subprocess.Popen(
             [*RUNBACK, "listen", *args],
             stdout=stdout,
             stderr=stderr,
-            env={**os.environ, **served.env},
+            env={**os.environ, **env},
         )
 
 
@@ -80,7 +80,7 @@ async def test_listen_forwards_exact_signed_bytes_of_its_prefix_and_shows_the_an
     out, err = tmp_path / "out", tmp_path / "err"
     with ScriptedServer(in_turn([], Reply(202, b"taken"))) as handler:
         listening = _listening(
-            served, out, err, "--forward-to", f"{handler.url}/hook", "--url-prefix", prefix
+            served.env, out, err, "--forward-to", f"{handler.url}/hook", "--url-prefix", prefix
         )
         try:
             await wait_for(lambda: "listening to" in err.read_text(), 30, what="the banner")
@@ -140,3 +140,39 @@ async def test_replay_forwards_a_stored_delivery_and_exits_on_the_handler_s_answ
         Verifier([served.secret]).verify(seen.body, seen.headers)
     assert missing.returncode == 4
     assert "DELIVERY_NOT_FOUND" in missing.stderr
+
+
+def _stream_of(*cursors: str) -> Reply:
+    """A deliveries' stream that says these messages, then drops."""
+    said = ""
+    for cursor in cursors:
+        message = {
+            "delivery": {"id": f"d-{cursor}", "run_id": f"r-{cursor}", "webhook_id": "msg_x",
+                         "callback_url": "http://x/cb", "created_at": "2026-12-06T10:00:00+00:00"},
+            "headers": {"webhook-id": f"msg_{cursor}"},
+            "body": json.dumps({"event": "run.completed", "cursor": cursor}),
+        }  # fmt: skip
+        said += f"event: delivery\nid: {cursor}\ndata: {json.dumps(message)}\n\n"
+    return Reply(200, said.encode(), {"Content-Type": "text/event-stream"})
+
+
+@pytest.mark.timeout(60)
+async def test_listen_follows_a_dropped_stream_from_its_last_message(tmp_path: Path) -> None:
+    out, err = tmp_path / "out", tmp_path / "err"
+    api = ScriptedServer(in_turn([_stream_of("c1")], _stream_of("c2")))
+    with api, ScriptedServer(in_turn([], Reply(204))) as handler:
+        env = {"RUNBACK_URL": api.url, "RUNBACK_API_KEY": "rb_test"}
+        listening = _listening(env, out, err, "--forward-to", handler.url, "--json")
+        try:
+            await wait_for(lambda: len(handler.seen) >= 2, 30, what="two forwarded deliveries")
+            listening.send_signal(signal.SIGINT)
+            status = listening.wait(timeout=15)
+        finally:
+            if listening.poll() is None:
+                listening.kill()
+
+    assert status == 0
+    assert [s.headers["webhook-id"] for s in handler.seen[:2]] == ["msg_c1", "msg_c2"]
+    assert [s.headers.get("Last-Event-ID") for s in api.seen[:2]] == [None, "c1"]
+    said = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["forwarded"]["status"] for line in said[:2]] == [204, 204]
