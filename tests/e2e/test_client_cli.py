@@ -174,3 +174,32 @@ def test_version_help_and_completion_show_defaults_and_variables_never_the_key(
     assert served.env["RUNBACK_API_KEY"] not in listen_help.stdout
     assert completion.returncode == 0, completion.stderr
     assert "complete" in completion.stdout
+
+
+def test_recover_follows_the_recovery_until_none_is_pending() -> None:
+    recovery = {"id": "rec1", "from": "2026-01-01T00:00:00+00:00",
+                "to": "2026-01-02T00:00:00+00:00", "created_at": "2026-01-02T00:00:00+00:00",
+                "queued": 2, "skipped": 1}  # fmt: skip
+    steps = [
+        json_reply(201, {**recovery, "pending": 2}),
+        json_reply(200, {**recovery, "pending": 1, "delivered": 1}),
+    ]
+    done = json_reply(200, {**recovery, "pending": 0, "delivered": 1, "failed": 1})
+    with ScriptedServer(in_turn(steps, done)) as api:
+        recovered = cli(
+            "deliveries", "recover", "--from", "2026-01-01", "--to", "2026-01-02T00:00+00:00",
+            env={"RUNBACK_URL": api.url, "RUNBACK_API_KEY": "rb_test"},
+        )  # fmt: skip
+
+    assert recovered.returncode == 0, recovered.stderr
+    assert recovered.stdout == (
+        "recovery rec1: 2 queued, 1 skipped; 1 delivered, 1 failed, 0 pending\n"
+    )
+    assert [(s.method, s.path) for s in api.seen] == [
+        ("POST", "/v1/callback-deliveries/recoveries"),
+        ("GET", "/v1/callback-deliveries/recoveries/rec1"),
+        ("GET", "/v1/callback-deliveries/recoveries/rec1"),
+    ]
+    assert json.loads(api.seen[0].body) == {
+        "from": "2026-01-01T00:00:00+00:00", "to": "2026-01-02T00:00:00+00:00",
+    }  # fmt: skip

@@ -24,6 +24,9 @@ DeliveryId = Annotated[str, typer.Argument(help="The delivery's id")]
 POLL_SECONDS = 0.5
 """How often ``recover`` asks how the recovery is doing."""
 EVENT_PREFIX = "event:"
+RESULT_PREFIX = "result:"
+"""How a delivery's ``event_key`` names a progress event (``event:<sequence>``) or a result
+(``result:<id>``); any other is the run's end."""
 
 
 def _moment(text: str) -> datetime:
@@ -34,6 +37,16 @@ def _moment(text: str) -> datetime:
             f"{text!r} is not an ISO 8601 time such as 2026-12-06T10:00"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _what(event_key: str) -> tuple[int | None, str | None]:
+    """The progress event's sequence, or the result's id, a delivery's ``event_key`` names."""
+    sequence = event_key.removeprefix(EVENT_PREFIX)
+    if event_key.startswith(EVENT_PREFIX) and sequence.isdigit():
+        return int(sequence), None
+    if event_key.startswith(RESULT_PREFIX):
+        return None, event_key.removeprefix(RESULT_PREFIX)
+    return None, None
 
 
 def _last_status(delivery: Delivery) -> int | None:
@@ -107,13 +120,12 @@ def deliveries_redeliver(
 
     async def redeliver(client: AsyncClient) -> Delivery:
         found = await client.deliveries.get(delivery_id)
-        key = found.event_key or ""
         if found.run_id is None and found.batch_id is not None:
             return await client.batches.redeliver(found.batch_id)
         if found.run_id is None:
             raise stop(f"delivery {delivery_id} is not a run's nor a batch's", Exit.REFUSED)
-        sequence = int(key.removeprefix(EVENT_PREFIX)) if key.startswith(EVENT_PREFIX) else None
-        return await client.deliveries.redeliver(found.run_id, sequence=sequence)
+        sequence, result = _what(found.event_key or "")
+        return await client.deliveries.redeliver(found.run_id, sequence=sequence, result_id=result)
 
     show_delivery_made(with_client(client_config(url, api_key), redeliver), as_json)
 
