@@ -7,14 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 
+from runback.cli.exits import Exit, exit_status
 from runback.cli.forwarding import Forwarded, line, record, where
 from runback.cli.output import plain
-from runback.cli.remote import Exit, exit_status
 from runback.client import DeliveryMessage, Recovery
 from runback.errors import (
     ApiError,
     ConflictError,
+    DatabaseUnavailableError,
     NotFoundError,
+    NotFoundInStoreError,
     PermissionDeniedError,
     RunbackError,
     TransportError,
@@ -94,6 +96,8 @@ def test_a_record_is_printed_with_the_api_s_field_names() -> None:
         (TransportError("no"), Exit.UNREACHABLE),
         (UnexpectedAnswerError("no"), Exit.UNREACHABLE),
         (WaitTimeoutError("no"), Exit.TIMEOUT),
+        (NotFoundInStoreError("no organization named x"), Exit.NOT_FOUND),  # a server command
+        (DatabaseUnavailableError("no"), Exit.UNREACHABLE),
         (RunbackError("no"), Exit.REFUSED),
     ],
 )

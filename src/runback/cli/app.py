@@ -17,9 +17,9 @@ import typer
 from runback import __version__
 from runback.cli.accounts import keys_app, orgs_app
 from runback.cli.destinations import destinations_app
+from runback.cli.exits import EXIT_CODES_HELP
 from runback.cli.ordered import ordered_app
 from runback.cli.receive import inbox_app, receive
-from runback.cli.remote import EXIT_CODES_HELP
 from runback.cli.remote_app import add_client_commands
 from runback.cli.serve import api, migrate, serve, worker
 from runback.cli.verify import HELP as VERIFY_HELP

@@ -11,8 +11,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from runback.cli.exits import Exit
 from runback.cli.output import print_fields, print_json, print_table
-from runback.cli.remote import ApiKey, Exit, Json, Url, client_config, stop, with_client
+from runback.cli.remote import ApiKey, Json, Url, client_config, stop, with_client
 from runback.cli.runs import show_delivery_made
 from runback.client import AsyncClient, Delivery, Recovery
 

@@ -17,8 +17,9 @@ from typing import Annotated
 import httpx
 import typer
 
+from runback.cli.exits import Exit
 from runback.cli.forwarding import Forwarded, forward, line, record
-from runback.cli.remote import ApiKey, Exit, Json, Url, client_config, stop, with_client
+from runback.cli.remote import ApiKey, Json, Url, client_config, stop, with_client
 from runback.client import AsyncClient, DeliveryMessage
 from runback.config import ClientConfig
 from runback.errors import ApiError, TransportError

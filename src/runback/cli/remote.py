@@ -10,55 +10,19 @@ variable's name, never its value.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from enum import IntEnum
 from typing import Annotated, TypeVar
 
 import typer
 import uvloop
 
+from runback.cli.exits import Exit, exit_status
 from runback.client import AsyncClient
 from runback.config import ClientConfig
-from runback.errors import (
-    ApiError,
-    PermissionDeniedError,
-    RunbackError,
-    TransportError,
-    UnauthorizedError,
-    UnexpectedAnswerError,
-    WaitTimeoutError,
-)
+from runback.errors import ApiError, RunbackError
 from runback.settings import load_settings
 
 T = TypeVar("T")
 
-
-class Exit(IntEnum):
-    """The exit statuses of every command, one per kind of failure."""
-
-    OK = 0
-    REFUSED = 1
-    """runback refused or failed the request (a 4xx other than below, a conflict)."""
-    USAGE = 2
-    """A bad flag, argument or setting; no API key."""
-    AUTH = 3
-    """The key is unknown, revoked, or not allowed this (401, 403)."""
-    NOT_FOUND = 4
-    """No such run, delivery or secret (404)."""
-    UNREACHABLE = 5
-    """No answer from the API, a 5xx, or an answer that is not runback's."""
-    HANDLER = 6
-    """``listen --replay``: the handler did not answer 2xx (or not at all)."""
-    TIMEOUT = 7
-    """``runs wait --timeout``: the run had not ended."""
-    INTERRUPTED = 130
-
-
-EXIT_CODES_HELP = (
-    "Exit status: 0 done; 1 refused by runback; 2 usage (a bad flag or setting); "
-    "3 authentication (key unknown, revoked or not allowed); 4 not found; 5 API unreachable "
-    "or failing; 6 listen --replay: the handler did not answer 2xx; 7 runs wait timed out; "
-    "130 interrupted."
-)
 
 Url = Annotated[
     str | None,
@@ -75,22 +39,6 @@ ApiKey = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the API's objects as JSON")]
-
-
-def exit_status(error: RunbackError) -> Exit:
-    """The exit status an error stands for."""
-    if isinstance(error, UnauthorizedError | PermissionDeniedError):
-        return Exit.AUTH
-    if isinstance(error, TransportError | UnexpectedAnswerError):
-        return Exit.UNREACHABLE
-    if isinstance(error, WaitTimeoutError):
-        return Exit.TIMEOUT
-    if isinstance(error, ApiError):
-        if error.status == 404:
-            return Exit.NOT_FOUND
-        if error.status >= 500:
-            return Exit.UNREACHABLE
-    return Exit.REFUSED
 
 
 def stop(message: str, status: Exit) -> typer.Exit:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import typer
 
 from runback.cli.deliveries import deliveries_app
+from runback.cli.exits import EXIT_CODES_HELP
 from runback.cli.listen import listen
-from runback.cli.remote import EXIT_CODES_HELP
 from runback.cli.runs import runs_app
 from runback.cli.secrets import secrets_app
 
