@@ -23,7 +23,9 @@ T = TypeVar("T")
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Directory of the database [env RUNBACK_DATA_DIR; ./runback-data]"
+        "--data-dir",
+        metavar="DIR",
+        help="Directory of the database [env RUNBACK_DATA_DIR; ./runback-data]",
     ),
 ]
 

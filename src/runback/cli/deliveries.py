@@ -145,7 +145,9 @@ def deliveries_recover(
     to: Annotated[
         datetime, typer.Option(parser=_moment, metavar="TIME", help="...up to this time, excluded")
     ],
-    destination: Annotated[str | None, typer.Option(help="Only those to this host:port")] = None,
+    destination: Annotated[
+        str | None, typer.Option(metavar="HOST:PORT", help="Only those to this host:port")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until none is pending")] = True,
     as_json: Json = False,
     url: Url = None,

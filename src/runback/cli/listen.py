@@ -30,7 +30,7 @@ DEFAULT_TIMEOUT = 10.0
 
 ForwardTo = Annotated[
     str | None,
-    typer.Option(help="The local handler each delivery is POSTed to, e.g. "
+    typer.Option(metavar="URL", help="The local handler each delivery is POSTed to, e.g. "
                  "http://localhost:3000/webhook [none: only print]"),
 ]  # fmt: skip
 
@@ -45,9 +45,12 @@ def _say(message: DeliveryMessage, forwarded: Forwarded | None, as_json: bool) -
 def listen(
     forward_to: ForwardTo = None,
     url_prefix: Annotated[
-        str | None, typer.Option(help="Only deliveries to callback URLs starting with this")
+        str | None,
+        typer.Option(metavar="PREFIX", help="Only deliveries to callback URLs starting with this"),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Only deliveries of runs of this model")] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Only deliveries of runs of this model")
+    ] = None,
     replay: Annotated[
         str | None,
         typer.Option(
@@ -57,7 +60,7 @@ def listen(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds the handler has to answer")
+        float, typer.Option(min=0.1, metavar="SECONDS", help="Seconds the handler has to answer")
     ] = DEFAULT_TIMEOUT,
     as_json: Json = False,
     url: Url = None,

@@ -27,13 +27,16 @@ T = TypeVar("T")
 Url = Annotated[
     str | None,
     typer.Option(
-        "--url", help="The runback API, local or remote [env RUNBACK_URL; http://127.0.0.1:8000]"
+        "--url",
+        metavar="URL",
+        help="The runback API, local or remote [env RUNBACK_URL; http://127.0.0.1:8000]",
     ),
 ]
 ApiKey = Annotated[
     str | None,
     typer.Option(
         "--api-key",
+        metavar="KEY",
         help="The API key to act with; prefer the variable, a flag shows in process listings "
         "[env RUNBACK_API_KEY]",
     ),

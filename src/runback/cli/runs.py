@@ -56,10 +56,15 @@ def show_delivery_made(delivery: Delivery, as_json: bool) -> None:
 @runs_app.command("list")
 def runs_list(
     status: Annotated[
-        list[str] | None, typer.Option(help="Only runs of this status; repeat for several")
+        list[str] | None,
+        typer.Option(metavar="STATUS", help="Only runs of this status; repeat for several"),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Only runs of this model")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 20,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Only runs of this model")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, metavar="N", help="At most this many, newest first")
+    ] = 20,
     as_json: Json = False,
     url: Url = None,
     api_key: ApiKey = None,
@@ -102,7 +107,10 @@ def runs_cancel(
 def runs_wait(
     run_id: RunId,
     timeout: Annotated[
-        float | None, typer.Option(help="Seconds to wait at most [no limit]; exit status 7 then")
+        float | None,
+        typer.Option(
+            metavar="SECONDS", help="Seconds to wait at most [no limit]; exit status 7 then"
+        ),
     ] = None,
     as_json: Json = False,
     url: Url = None,
@@ -116,8 +124,12 @@ def runs_wait(
 @runs_app.command("redeliver")
 def runs_redeliver(
     run_id: RunId,
-    result_id: Annotated[str | None, typer.Option(help="One of the run's results")] = None,
-    sequence: Annotated[int | None, typer.Option(help="One of the run's progress events")] = None,
+    result_id: Annotated[
+        str | None, typer.Option(metavar="RESULT_ID", help="One of the run's results")
+    ] = None,
+    sequence: Annotated[
+        int | None, typer.Option(metavar="N", help="One of the run's progress events")
+    ] = None,
     as_json: Json = False,
     url: Url = None,
     api_key: ApiKey = None,

@@ -59,7 +59,9 @@ def secrets_list(as_json: Json = False, url: Url = None, api_key: ApiKey = None)
 @secrets_app.command("create")
 def secrets_create(
     type: Annotated[SecretType, typer.Option("--type", help="What signs")] = SecretType.HMAC,
-    label: Annotated[str | None, typer.Option(help="A name to tell it apart")] = None,
+    label: Annotated[
+        str | None, typer.Option(metavar="LABEL", help="A name to tell it apart")
+    ] = None,
     as_json: Json = False,
     url: Url = None,
     api_key: ApiKey = None,
