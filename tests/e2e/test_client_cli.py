@@ -143,6 +143,7 @@ def test_secrets_are_created_listed_promoted_and_disabled(served: Served) -> Non
         (["secrets", "list"], {"RUNBACK_API_KEY": "rb_unknown"}, 3, "UNAUTHORIZED"),
         (["runs", "list", "--url", "http://127.0.0.1:9"], {}, 5, "failed"),  # nobody there
         (["runs", "list"], {"RUNBACK_API_KEY": ""}, 2, "RUNBACK_API_KEY"),  # no key at all
+        (["runs", "list"], {"RUNBACK_URL": "ftp://x"}, 2, "RUNBACK_URL"),  # not an API's URL
         (["deliveries", "recover", "--from", "soon", "--to", "x"], {}, 2, "ISO 8601"),
     ],
 )
