@@ -167,7 +167,7 @@ class Settings(BaseSettings):
     """Days ended runs, their files and deliveries, and inbox events are kept; 0 keeps all."""
     prune_batch: int = Field(default=500, ge=1, le=100_000)
     """Rows pruned per transaction."""
-    url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://\S+$")
+    url: str = "http://127.0.0.1:8000"
     """The runback API the client commands (``runs``, ``deliveries``, ``secrets``,
     ``listen``) talk to."""
     api_key: str | None = Field(default=None, repr=False)
@@ -187,6 +187,13 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _an_api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL, such as http://127.0.0.1:8000")
         return value
 
     @field_validator("retry_delays", mode="before")
