@@ -62,6 +62,9 @@ def runs_list(
     model: Annotated[
         str | None, typer.Option(metavar="MODEL", help="Only runs of this model")
     ] = None,
+    client_ref: Annotated[
+        str | None, typer.Option(metavar="REF", help="Only runs submitted with this client_ref")
+    ] = None,
     limit: Annotated[
         int, typer.Option(min=1, metavar="N", help="At most this many, newest first")
     ] = 20,
@@ -73,7 +76,10 @@ def runs_list(
 
     async def listed(client: AsyncClient) -> list[Run]:
         runs: list[Run] = []
-        async for run in client.runs.list(status=status, model=model, page_size=min(limit, 100)):
+        found = client.runs.list(
+            status=status, model=model, client_ref=client_ref, page_size=min(limit, 100)
+        )
+        async for run in found:
             runs.append(run)
             if len(runs) >= limit:
                 break  # the pages after it are never asked for

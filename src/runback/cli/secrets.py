@@ -56,6 +56,14 @@ def secrets_list(as_json: Json = False, url: Url = None, api_key: ApiKey = None)
         print_table(COLUMNS, (_row(secret) for secret in found))
 
 
+@secrets_app.command("show")
+def secrets_show(
+    secret_id: SecretId, as_json: Json = False, url: Url = None, api_key: ApiKey = None
+) -> None:
+    """Show a secret (never an HMAC secret's value: it was shown once, at its creation)."""
+    _show(with_client(client_config(url, api_key), lambda c: c.secrets.get(secret_id)), as_json)
+
+
 @secrets_app.command("create")
 def secrets_create(
     type: Annotated[SecretType, typer.Option("--type", help="What signs")] = SecretType.HMAC,
