@@ -24,6 +24,15 @@ SqliteSync = Literal["normal", "full"]
 
 
 @dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where the client commands (``runback runs``, ``listen``...) reach runback's API."""
+
+    url: str
+    api_key: str | None = field(default=None, repr=False)
+    """None: the command says where to get one, before any request."""
+
+
+@dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     """Where the store lives and how it is opened."""
 

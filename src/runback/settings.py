@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runback.config import (
     BlobConfig,
+    ClientConfig,
     Config,
     DatabaseConfig,
     DeliveryConfig,
@@ -32,7 +33,6 @@ from runback.core.sealing import MasterKeys
 from runback.core.thin import DEFAULT_MAX_CALLBACK_BYTES, MIN_MAX_CALLBACK_BYTES
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import ConfigError
-from runback.store import DATABASE_FILE, sqlite_url
 from runback.wording import problem
 
 LEASE_MARGIN_SECONDS = 5.0
@@ -175,6 +175,11 @@ class Settings(BaseSettings):
     """Days ended runs, their files and deliveries, and inbox events are kept; 0 keeps all."""
     prune_batch: int = Field(default=500, ge=1, le=100_000)
     """Rows pruned per transaction."""
+    url: str = "http://127.0.0.1:8000"
+    """The runback API the client commands (``runs``, ``deliveries``, ``secrets``,
+    ``listen``) talk to."""
+    api_key: str | None = Field(default=None, repr=False)
+    """The API key the client commands act with (from ``runback keys create``)."""
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -190,6 +195,13 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _an_api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL, such as http://127.0.0.1:8000")
         return value
 
     @field_validator("retry_delays", mode="before")
@@ -249,6 +261,9 @@ class Settings(BaseSettings):
         return self._database_url(self.data_dir)
 
     def _database_url(self, data_dir: Path) -> str:
+        # Imported here: the client commands read settings without loading the store.
+        from runback.store import DATABASE_FILE, sqlite_url
+
         return self.database_url or sqlite_url(data_dir / DATABASE_FILE)
 
     @property
@@ -330,6 +345,10 @@ class Settings(BaseSettings):
             ),
             retention=self._retention(),
         )
+
+    def client_config(self) -> ClientConfig:
+        """The group of the client commands: which API, with which key."""
+        return ClientConfig(url=self.url.rstrip("/"), api_key=self.api_key)
 
     def _database(self, data_dir: Path) -> DatabaseConfig:
         return DatabaseConfig(

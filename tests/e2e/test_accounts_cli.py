@@ -43,8 +43,10 @@ def _ok(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def _assert_one_line_error(result: subprocess.CompletedProcess[str], *says: str) -> None:
-    assert result.returncode == 1, result
+def _assert_one_line_error(
+    result: subprocess.CompletedProcess[str], *says: str, status: int = 1
+) -> None:
+    assert result.returncode == status, result
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -156,7 +158,7 @@ def test_keys_create_for_an_unknown_organization_is_one_line_naming_it(
 ) -> None:
     made = cli("keys", "create", "--org", "nope", "--data-dir", str(accounts.data_dir))
 
-    _assert_one_line_error(made, "nope")
+    _assert_one_line_error(made, "nope", status=4)  # not found
 
 
 def test_keys_create_naming_an_organization_twice_is_never_a_traceback(
@@ -279,4 +281,4 @@ def test_a_revoked_key_answers_401_from_the_running_servers_next_request(
 def test_revoking_an_unknown_key_is_one_line_on_stderr(accounts: Accounts) -> None:
     revoked = cli("keys", "revoke", "rb_unknown", "--data-dir", str(accounts.data_dir))
 
-    _assert_one_line_error(revoked, "rb_unknown")
+    _assert_one_line_error(revoked, "rb_unknown", status=4)  # not found

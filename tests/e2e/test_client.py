@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runback.client import AsyncClient, Client, Run
+from runback.client import AsyncClient, Client, DeliveryMessage, Run
 from runback.core.states import RunStatus
 from runback.errors import (
     NotFoundError,
@@ -372,3 +372,41 @@ async def test_a_redelivery_while_one_is_in_flight_is_the_contract_s_422_conflic
 
     assert in_flight.value.code == "CONFLICT"
     assert in_flight.value.status == 422
+
+
+async def _first_delivered(api: Api, **filters: Any) -> DeliveryMessage:
+    """The first message of the deliveries' stream (which never ends by itself)."""
+    if api.sync is not None:
+        for message in api.sync.deliveries.stream(**filters):
+            return message
+    stream = api.aio.deliveries.stream(**filters)
+    try:
+        async for message in stream:
+            return message
+    finally:
+        await stream.aclose()
+    raise AssertionError("the stream ended")
+
+
+@pytest.mark.timeout(60)
+async def test_deliveries_are_followed_as_made_and_one_is_read_back(
+    api: Api, receiver: ScriptedServer
+) -> None:
+    prefix = f"{receiver.url}/listen-{uuid.uuid4()}"
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    first = await api("runs", "create", "runback/echo", {"n": 1}, callback_url=f"{prefix}?t=a")
+    second = await api("runs", "create", "runback/echo", {"n": 2}, callback_url=f"{prefix}?t=b")
+
+    message = await _first_delivered(api, url_prefix=prefix, since=since)
+    resumed = await _first_delivered(api, url_prefix=prefix, last_event_id=message.cursor)
+    stored = await api("deliveries", "get", message.id)
+    again = await api("deliveries", "message", message.id)
+
+    assert (message.run_id, resumed.run_id) == (first.id, second.id)
+    assert message.callback_url == f"{prefix}?t=a"
+    assert message.body_bytes == stored.payload_bytes
+    assert message.webhook_id == stored.webhook_id
+    assert {name.lower() for name in message.headers} >= {"webhook-id", "webhook-timestamp"}
+    assert (again.id, again.body) == (message.id, message.body)
+    with pytest.raises(NotFoundError):
+        await api("deliveries", "message", str(uuid.uuid4()))

@@ -57,7 +57,7 @@ async def _status(data_dir: Path, delivery_id: str) -> tuple[DeliveryStatus, str
 async def test_on_ls_release_and_off(data_dir: Path) -> None:
     assert _ok(data_dir, "on", URL).stdout == f"{URL} ordered\n"
     assert _ok(data_dir, "on", URL).stdout == f"{URL} was already ordered\n"
-    assert _ok(data_dir, "ls").stdout == f"{URL}  nothing in flight\n"
+    assert _ok(data_dir, "list").stdout == f"{URL}  nothing in flight\n"
     head, following = await _callbacks(data_dir, 2)
 
     listed = _ok(data_dir, "ls").stdout
@@ -78,7 +78,7 @@ def test_off_for_a_url_not_ordered_and_release_without_a_head_are_one_line_error
     released = cli("ordered", "release", URL, "--data-dir", str(data_dir))
 
     assert (off.returncode, off.stderr.splitlines()[-1]) == (2, f"runback: {URL} is not ordered")
-    assert released.returncode == 1
+    assert released.returncode == 4  # nothing in flight: not found
     assert released.stderr.splitlines()[-1] == (
         f"runback: no ordered callback to {URL} is in flight"
     )
@@ -88,5 +88,5 @@ def test_off_for_a_url_not_ordered_and_release_without_a_head_are_one_line_error
 def test_an_unknown_organization_is_a_one_line_error(data_dir: Path) -> None:
     result = cli("ordered", "on", URL, "--org", "nope", "--data-dir", str(data_dir))
 
-    assert result.returncode == 1
+    assert result.returncode == 4  # not found
     assert "no organization named nope" in result.stderr

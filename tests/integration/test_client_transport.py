@@ -5,6 +5,7 @@ polls when the server has no stream. Sync and async alike."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -236,3 +237,56 @@ async def test_wait_polls_when_the_stream_keeps_closing_early(flavor: str) -> No
 
     assert run.status_code == "succeeded"
     assert [p.rsplit("/", 1)[-1] for p in server.paths()] == ["stream"] * 3 + [RUN["id"]]
+
+
+def _deliveries_sse(*cursors: str) -> Reply:
+    message = {
+        "delivery": {"id": "d", "webhook_id": "msg_1", "created_at": RUN["created_at"]},
+        "headers": {"webhook-id": "msg_1"},
+        "body": '{"event":"run.completed"}',
+    }
+    body = "".join(
+        f"event: delivery\nid: {cursor}\ndata: {json.dumps(message)}\n\n" for cursor in cursors
+    )
+    return Reply(200, (": keepalive\n\n" + body).encode(), {"Content-Type": "text/event-stream"})
+
+
+async def _first_messages(flavor: str, url: str, count: int, **filters: Any) -> list[Any]:
+    """The first ``count`` messages of the deliveries' stream (it never ends by itself)."""
+    taken: list[Any] = []
+    if flavor == "sync":
+        with Client(url, "rb_test", backoff=QUICK) as client:
+            for message in client.deliveries.stream(**filters):
+                taken.append(message)
+                if len(taken) == count:
+                    break
+        return taken
+    async with AsyncClient(url, "rb_test", backoff=QUICK) as aclient:
+        stream = aclient.deliveries.stream(**filters)
+        async for message in stream:
+            taken.append(message)
+            if len(taken) == count:
+                break
+        await stream.aclose()
+    return taken
+
+
+async def test_the_deliveries_stream_resumes_after_its_last_message(flavor: str) -> None:
+    script = in_turn([_deliveries_sse("c1"), RESET], _deliveries_sse("c2"))
+    with ScriptedServer(script) as server:
+        messages = await _first_messages(flavor, server.url, 2, url_prefix="http://x/a b")
+
+    assert [m.cursor for m in messages] == ["c1", "c2"]
+    assert messages[0].body_bytes == b'{"event":"run.completed"}'
+    assert messages[0].headers == {"webhook-id": "msg_1"}
+    assert [seen.headers.get("Last-Event-ID") for seen in server.seen[:3]] == [None, "c1", "c1"]
+    assert server.seen[0].path == "/v1/callback-deliveries/stream?url_prefix=http%3A%2F%2Fx%2Fa+b"
+
+
+async def test_the_deliveries_stream_refused_is_not_asked_again(flavor: str) -> None:
+    refusing = ScriptedServer(in_turn([], envelope(401, "UNAUTHORIZED")))
+    with refusing as server, pytest.raises(ApiError) as raised:
+        await _first_messages(flavor, server.url, 1)
+
+    assert raised.value.status == 401
+    assert len(server.seen) == 1

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 import uvloop
 
+from runback.cli.exits import exit_status
 from runback.core.clock import SystemClock
 from runback.datadir import prepare_data_dir
 from runback.errors import RunbackError
@@ -22,18 +23,21 @@ T = TypeVar("T")
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Directory of the database [env RUNBACK_DATA_DIR; ./runback-data]"
+        "--data-dir",
+        metavar="DIR",
+        help="Directory of the database [env RUNBACK_DATA_DIR; ./runback-data]",
     ),
 ]
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; an error runback expects is one line and exit status 1."""
+    """Run a command's coroutine; an error runback expects is one line and the exit status
+    of its kind."""
     try:
         return uvloop.run(coroutine)
     except RunbackError as exc:
         typer.echo(f"runback: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(int(exit_status(exc))) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 

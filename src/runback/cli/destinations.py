@@ -14,7 +14,8 @@ from runback.store import Store
 destinations_app = typer.Typer(help="Failing and disabled destinations.", no_args_is_help=True)
 
 
-@destinations_app.command("ls")
+@destinations_app.command("list")
+@destinations_app.command("ls", hidden=True)  # the verb before all groups said "list"
 def destinations_ls(data_dir: DataDir = None) -> None:
     """List destinations whose circuit is open or that are disabled."""
 

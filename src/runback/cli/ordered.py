@@ -59,7 +59,8 @@ def ordered_off(url: Url, org: Org = None, data_dir: DataDir = None) -> None:
     typer.echo(f"{url} no longer ordered")
 
 
-@ordered_app.command("ls")
+@ordered_app.command("list")
+@ordered_app.command("ls", hidden=True)  # the verb before all groups said "list"
 def ordered_ls(org: Org = None, data_dir: DataDir = None) -> None:
     """List ordered URLs, each with its head: the oldest callback in flight, which every
     later one waits for."""

@@ -82,7 +82,8 @@ def _inbox(data_dir: Path | None) -> Settings:
     return settings_from(receive_data_dir=data_dir)
 
 
-@inbox_app.command("ls")
+@inbox_app.command("list")
+@inbox_app.command("ls", hidden=True)  # the verb before all groups said "list"
 def inbox_ls(
     data_dir: ReceiveDir = None,
     source: Annotated[str | None, typer.Option(help="Only this source")] = None,

@@ -263,6 +263,38 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class DeliveryMessage:
+    """A delivery as ``runback listen`` forwards it: what it is, its exact body, and its
+    headers signed when the server sent it; ``cursor`` resumes a stream after it."""
+
+    id: str
+    created_at: datetime
+    body: str
+    headers: dict[str, str]
+    run_id: str | None = None
+    batch_id: str | None = None
+    event_key: str | None = None
+    webhook_id: str | None = None
+    callback_url: str | None = None
+    is_automatic: bool = True
+    cursor: str | None = None
+
+    @property
+    def body_bytes(self) -> bytes:
+        """The exact bytes the delivery sends (and its signature covers)."""
+        return self.body.encode()
+
+    @classmethod
+    def from_json(cls, data: object, *, cursor: str | None = None) -> DeliveryMessage:
+        if not isinstance(data, Mapping) or not isinstance(data.get("delivery"), Mapping):
+            raise UnexpectedAnswerError(
+                "the server's answer is not a delivery's message: is base_url runback's?"
+            )
+        flat = {**data["delivery"], "body": data.get("body"), "headers": data.get("headers")}
+        return read(cls, {**flat, "cursor": cursor}, convert={"headers": dict})
+
+
+@dataclass(frozen=True)
 class Recovery:
     """A bulk recovery of failed deliveries: how many it queued and how they are doing."""
 

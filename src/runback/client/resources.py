@@ -9,15 +9,17 @@ once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from runback.client.feed import follow
 from runback.client.records import (
     Batch,
     BatchItem,
     Delivery,
+    DeliveryMessage,
     Model,
     Recovery,
     Secret,
@@ -137,6 +139,30 @@ class Deliveries:
         """A recovery's progress."""
         path = _path("/v1/callback-deliveries/recoveries", recovery_id)
         return Recovery.from_json(await self._transport.call("GET", path))
+
+    def stream(
+        self,
+        *,
+        url_prefix: str | None = None,
+        model: str | None = None,
+        since: datetime | None = None,
+        last_event_id: str | None = None,
+    ) -> AsyncGenerator[DeliveryMessage, None]:
+        """The organization's deliveries as they are made (from ``since``, default now; or
+        after the message whose ``cursor`` is ``last_event_id``), each with its exact body
+        and headers signed now. It never ends: a dropped stream is resumed where it stopped."""
+        found = {
+            "url_prefix": url_prefix,
+            "model": model,
+            "since": None if since is None else since.isoformat(),
+        }
+        params = {key: value for key, value in found.items() if value is not None}
+        return follow(self._transport, params, last_event_id)
+
+    async def message(self, delivery_id: str) -> DeliveryMessage:
+        """One stored delivery as ``stream`` gives it, its headers signed now: to replay it."""
+        path = _path("/v1/callback-deliveries", delivery_id, "message")
+        return DeliveryMessage.from_json(await self._transport.call("GET", path))
 
 
 class Secrets:

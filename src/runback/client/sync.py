@@ -21,6 +21,7 @@ from runback.client.records import (
     Batch,
     BatchItem,
     Delivery,
+    DeliveryMessage,
     Model,
     Recovery,
     Run,
@@ -255,6 +256,23 @@ class _Deliveries(_Part):
 
     def recovery(self, recovery_id: str) -> Recovery:
         return self._loop.run(self._client.deliveries.recovery(recovery_id))
+
+    def stream(
+        self,
+        *,
+        url_prefix: str | None = None,
+        model: str | None = None,
+        since: datetime | None = None,
+        last_event_id: str | None = None,
+    ) -> Iterator[DeliveryMessage]:
+        return self._loop.iterate(
+            self._client.deliveries.stream(
+                url_prefix=url_prefix, model=model, since=since, last_event_id=last_event_id
+            )
+        )
+
+    def message(self, delivery_id: str) -> DeliveryMessage:
+        return self._loop.run(self._client.deliveries.message(delivery_id))
 
 
 class _Secrets(_Part):

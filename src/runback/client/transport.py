@@ -165,10 +165,12 @@ class Transport:
                 return
 
     @asynccontextmanager
-    async def stream(self, path: str, headers: Mapping[str, str]) -> AsyncIterator[httpx.Response]:
+    async def stream(
+        self, path: str, headers: Mapping[str, str], params: Params | None = None
+    ) -> AsyncIterator[httpx.Response]:
         """An answer read as it arrives (no retry here: the caller resumes it)."""
         try:
-            async with self._http.stream("GET", path, headers=headers) as response:
+            async with self._http.stream("GET", path, headers=headers, params=params) as response:
                 if not response.is_success:
                     await response.aread()
                     raise_for_answer(response)
