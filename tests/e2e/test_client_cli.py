@@ -5,6 +5,7 @@ with headers and whole ids, ``--json`` that parses, one exit status per kind of 
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -208,3 +209,25 @@ def test_recover_follows_the_recovery_until_none_is_pending() -> None:
     assert json.loads(api.seen[0].body) == {
         "from": "2026-01-01T00:00:00+00:00", "to": "2026-01-02T00:00:00+00:00",
     }  # fmt: skip
+
+
+def test_trigger_sends_a_signed_ping_and_says_what_came_back(served: Served) -> None:
+    answered = served.cli("trigger", f"{served.receiver.url}/ping?token=secret")
+    free_port = _closed_port()
+    refused = served.cli("trigger", f"http://127.0.0.1:{free_port}/hook", "--json")
+
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout.startswith("ok: 127.0.0.1:")
+    assert "token" not in answered.stdout  # a query string may carry a token
+    [ping] = [s for s in served.receiver.seen if s.path.startswith("/ping")]
+    assert json.loads(ping.body)["event"] == "test.ping"
+    assert refused.returncode == 6
+    said = json.loads(refused.stdout)
+    assert said["ok"] is False
+    assert said["failure"] == "connection_error"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

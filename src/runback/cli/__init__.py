@@ -17,7 +17,7 @@ LIGHT_HELP = """usage: runback verify --secret SECRET (--headers FILE --body FIL
 
 Long-running jobs that call back. This is the light install: 'runback verify' checks a
 callback's signature. The other commands (serve, api, worker, migrate, receive, keys, orgs,
-inbox, destinations, ordered, listen, runs, deliveries, secrets) need:
+inbox, destinations, ordered, listen, trigger, runs, deliveries, secrets) need:
 pip install 'runback[server]'"""
 
 

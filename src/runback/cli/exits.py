@@ -32,7 +32,7 @@ class Exit(IntEnum):
     UNREACHABLE = 5
     """No answer from the API (or the database), a 5xx, or an answer that is not runback's."""
     HANDLER = 6
-    """``listen --replay``: the handler did not answer 2xx (or not at all)."""
+    """``listen --replay``, ``trigger``: the handler did not answer 2xx (or not at all)."""
     TIMEOUT = 7
     """``runs wait --timeout``: the run had not ended."""
     INTERRUPTED = 130
@@ -41,8 +41,8 @@ class Exit(IntEnum):
 EXIT_CODES_HELP = (
     "Exit status: 0 done; 1 refused by runback; 2 usage (a bad flag or setting); "
     "3 authentication (key unknown, revoked or not allowed); 4 not found; 5 API unreachable "
-    "or failing; 6 listen --replay: the handler did not answer 2xx; 7 runs wait timed out; "
-    "130 interrupted."
+    "or failing; 6 listen --replay or trigger: the handler did not answer 2xx; 7 runs wait "
+    "timed out; 130 interrupted."
 )
 
 

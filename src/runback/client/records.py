@@ -263,6 +263,28 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class CallbackTest:
+    """A signed ``test.ping`` sent to a URL now (``POST /v1/callback-tests``): what came
+    back, or why nothing did (``failure``: ``dns_error``, ``timeout``, ``redirect``,
+    ``http_5xx``...)."""
+
+    id: str
+    url: str
+    ok: bool
+    created_at: datetime
+    status_code: int | None = None
+    latency_ms: int | None = None
+    response_excerpt: str | None = None
+    failure: str | None = None
+    failure_detail: str | None = None
+    request: dict[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> CallbackTest:
+        return read(cls, data)
+
+
+@dataclass(frozen=True)
 class DeliveryMessage:
     """A delivery as ``runback listen`` forwards it: what it is, its exact body, and its
     headers signed when the server sent it; ``cursor`` resumes a stream after it."""

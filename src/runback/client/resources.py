@@ -18,6 +18,7 @@ from runback.client.feed import follow
 from runback.client.records import (
     Batch,
     BatchItem,
+    CallbackTest,
     Delivery,
     DeliveryMessage,
     Model,
@@ -121,6 +122,15 @@ class Deliveries:
         return Delivery.from_json(
             await self._transport.call("POST", path, body=body or None, retry=False)
         )
+
+    async def test(self, url: str) -> CallbackTest:
+        """Send a signed ``test.ping`` to ``url`` now, through the same URL policy and
+        signing as every callback; answers what came back (never retried: each call sends
+        one)."""
+        answer = await self._transport.call(
+            "POST", "/v1/callback-tests", body={"url": url}, retry=False
+        )
+        return CallbackTest.from_json(answer)
 
     async def recover(
         self, from_: datetime, to: datetime, *, destination: str | None = None

@@ -20,6 +20,7 @@ from runback.client.asyncclient import DEFAULT_RETRIES, AsyncClient
 from runback.client.records import (
     Batch,
     BatchItem,
+    CallbackTest,
     Delivery,
     DeliveryMessage,
     Model,
@@ -250,6 +251,9 @@ class _Deliveries(_Part):
         return self._loop.run(
             self._client.deliveries.redeliver(run_id, result_id=result_id, sequence=sequence)
         )
+
+    def test(self, url: str) -> CallbackTest:
+        return self._loop.run(self._client.deliveries.test(url))
 
     def recover(self, from_: datetime, to: datetime, *, destination: str | None = None) -> Recovery:
         return self._loop.run(self._client.deliveries.recover(from_, to, destination=destination))
