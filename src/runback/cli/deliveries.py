@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from runback.cli.exits import Exit
-from runback.cli.output import print_fields, print_json, print_table
+from runback.cli.output import print_fields, print_items, print_json, print_table
 from runback.cli.remote import ApiKey, Json, Url, client_config, stop, with_client
 from runback.cli.runs import show_delivery_made
 from runback.client import AsyncClient, Delivery, Recovery
@@ -63,17 +63,16 @@ def deliveries_list(
 ) -> None:
     """List a run's callback deliveries, oldest first."""
     found = with_client(client_config(url, api_key), lambda c: c.deliveries.list(run_id))
-    if as_json:
-        for delivery in found:
-            print_json(delivery)
-        return
-    print_table(
-        ("id", "event", "status", "attempts", "last http", "created", "automatic"),
-        (
-            (d.id, d.event_key, d.status_code, d.attempt_count, _last_status(d), d.created_at,
-             d.is_automatic)
-            for d in found
-        ),
+    print_items(found, DELIVERY_COLUMNS, _delivery_row, as_json=as_json)
+
+
+DELIVERY_COLUMNS = ("id", "event", "status", "attempts", "last http", "created", "automatic")
+
+
+def _delivery_row(d: Delivery) -> tuple[Any, ...]:
+    return (
+        d.id, d.event_key, d.status_code, d.attempt_count, _last_status(d), d.created_at,
+        d.is_automatic,
     )  # fmt: skip
 
 

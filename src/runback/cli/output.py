@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+T = TypeVar("T")
 
 
 def plain(value: Any) -> Any:
@@ -82,6 +84,21 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     for row in cells:
         table.add_row(*(Text(value) for value in row))  # never read as markup
     _console().print(table)
+
+
+def print_items(
+    items: Sequence[T],
+    headers: Sequence[str],
+    row: Callable[[T], Sequence[Any]],
+    *,
+    as_json: bool,
+) -> None:
+    """A list command's answer: one JSON object a line with ``--json``, else a table."""
+    if as_json:
+        for item in items:
+            print_json(item)
+    else:
+        print_table(headers, (row(item) for item in items))
 
 
 def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from runback.cli.output import print_fields, print_json, print_table
+from runback.cli.output import print_fields, print_items, print_json
 from runback.cli.remote import ApiKey, Json, Url, client_config, with_client
 from runback.client import AsyncClient, Delivery, Run
 
@@ -86,11 +86,7 @@ def runs_list(
         return runs
 
     runs = with_client(client_config(url, api_key), listed)
-    if as_json:
-        for run in runs:
-            print_json(run)
-    else:
-        print_table(RUN_COLUMNS, (run_row(run) for run in runs))
+    print_items(runs, RUN_COLUMNS, run_row, as_json=as_json)
 
 
 @runs_app.command("show")

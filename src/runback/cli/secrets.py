@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from runback.cli.output import print_json, print_table
+from runback.cli.output import print_items
 from runback.cli.remote import ApiKey, Json, Url, client_config, with_client
 from runback.client import Secret
 
@@ -39,21 +39,14 @@ def _row(secret: Secret) -> tuple[object, ...]:
 
 
 def _show(secret: Secret, as_json: bool) -> None:
-    if as_json:
-        print_json(secret)
-    else:
-        print_table(COLUMNS, [_row(secret)])
+    print_items([secret], COLUMNS, _row, as_json=as_json)
 
 
 @secrets_app.command("list")
 def secrets_list(as_json: Json = False, url: Url = None, api_key: ApiKey = None) -> None:
     """List every secret, oldest first, disabled ones included."""
     found = with_client(client_config(url, api_key), lambda c: c.secrets.list())
-    if as_json:
-        for secret in found:
-            print_json(secret)
-    else:
-        print_table(COLUMNS, (_row(secret) for secret in found))
+    print_items(found, COLUMNS, _row, as_json=as_json)
 
 
 @secrets_app.command("show")
