@@ -29,6 +29,7 @@ from uuid import UUID
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Text,
     TextClause,
     Uuid,
@@ -219,14 +220,7 @@ class OrderingStore:
             made = await conn.execute(
                 insert(ordered_callbacks).values(**values).on_conflict_do_nothing()
             )
-            row = (
-                await conn.execute(
-                    select(ordered_callbacks).where(
-                        ordered_callbacks.c.organization_id == organization_id,
-                        ordered_callbacks.c.callback_url == callback_url,
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_one(organization_id, callback_url))).first()
         return to_record(OrderedCallback, row), made.rowcount == 1
 
     async def switch_off(self, organization_id: UUID, callback_url: str, *, now: datetime) -> bool:
@@ -234,10 +228,7 @@ class OrderingStore:
         side by side from now on); answers whether it was on."""
         async with self._db.write() as conn:
             removed = await conn.execute(
-                delete(ordered_callbacks).where(
-                    ordered_callbacks.c.organization_id == organization_id,
-                    ordered_callbacks.c.callback_url == callback_url,
-                )
+                delete(ordered_callbacks).where(*_url_of(organization_id, callback_url))
             )
             await conn.execute(
                 update(deliveries)
@@ -266,14 +257,7 @@ class OrderingStore:
     async def get(self, organization_id: UUID, callback_url: str) -> OrderedUrl | None:
         """One ordered URL with its head; None when ordering is off for it."""
         async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(ordered_callbacks).where(
-                        ordered_callbacks.c.organization_id == organization_id,
-                        ordered_callbacks.c.callback_url == callback_url,
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_one(organization_id, callback_url))).first()
             if row is None:
                 return None
             return await _with_head(conn, to_record(OrderedCallback, row))
@@ -356,3 +340,15 @@ async def _with_head(conn: Connection, ordered: OrderedCallback) -> OrderedUrl:
         )
     ).scalar()
     return OrderedUrl(ordered, head, int(count or 0))
+
+
+def _url_of(organization_id: UUID, callback_url: str) -> tuple[ColumnElement[bool], ...]:
+    return (
+        ordered_callbacks.c.organization_id == organization_id,
+        ordered_callbacks.c.callback_url == callback_url,
+    )
+
+
+def _one(organization_id: UUID, callback_url: str) -> Select[Any]:
+    """The ``ordered_callbacks`` row of one organization's URL."""
+    return select(ordered_callbacks).where(*_url_of(organization_id, callback_url))
