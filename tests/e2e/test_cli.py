@@ -58,3 +58,16 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_migrate_shows_its_progress_over_the_revisions_it_applies(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+
+    first = cli("migrate", "--data-dir", data_dir)
+    again = cli("migrate", "--data-dir", data_dir)
+
+    assert first.returncode == 0, first.stderr
+    head = first.stdout.split()[-1]
+    assert f"{int(head)}/{int(head)} revision {head}" in first.stderr
+    assert again.returncode == 0, again.stderr
+    assert "migrating" not in again.stderr  # at the head already: nothing to show

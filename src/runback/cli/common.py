@@ -16,7 +16,7 @@ from runback.core.clock import SystemClock
 from runback.datadir import prepare_data_dir
 from runback.errors import RunbackError
 from runback.settings import Settings, load_settings
-from runback.store import Store, open_database
+from runback.store import MigrationProgress, Store, open_database
 
 T = TypeVar("T")
 
@@ -74,6 +74,7 @@ async def with_store(
     work: Callable[[Store, datetime], Awaitable[T]],
     *,
     receiving: bool = False,
+    progress: MigrationProgress | None = None,
 ) -> T:
     """Open (and migrate) the database of ``serve`` (or, ``receiving``, of ``receive``), make
     sure the default organization exists, and do ``work`` with the store and the time now."""
@@ -83,7 +84,7 @@ async def with_store(
         # The default is relative to where the command runs: say which one it was, so a
         # key made from another directory is not a mystery.
         typer.echo(f"runback: data dir {directory.resolve()}", err=True)
-    async with open_database(config.database) as store:
+    async with open_database(config.database, progress=progress) as store:
         clock = SystemClock()
         await store.accounts.ensure_default_organization(now=clock.now())
         return await work(store, clock.now())

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from runback.cli.common import DataDir, fail, run, say, settings_from, setup_logging, with_store
 from runback.errors import RunbackError
@@ -105,4 +107,37 @@ def migrate(data_dir: DataDir = None) -> None:
     async def migrated(_store: Store, _now: datetime) -> str:
         return head_revision()
 
-    typer.echo(f"the database is at schema revision {run(with_store(settings, migrated))}")
+    with MigrationBar() as bar:
+        revision = run(with_store(settings, migrated, progress=bar))
+    typer.echo(f"the database is at schema revision {revision}")
+
+
+class MigrationBar:
+    """A progress bar on stderr over the revisions a migration applies (none when the
+    database is at the head already)."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("migrating"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("", total=total)
+
+    def step(self, revision: str, description: str) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, advance=1, description=f"revision {revision}")
+
+    def __enter__(self) -> MigrationBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._progress.stop()

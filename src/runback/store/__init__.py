@@ -20,7 +20,7 @@ from runback.store.expected import ExpectedStore
 from runback.store.feed import DeliveryFeed
 from runback.store.idempotency import Idempotency
 from runback.store.inbox import InboxStore
-from runback.store.migrate import check_schema, head_revision, migrate
+from runback.store.migrate import MigrationProgress, check_schema, head_revision, migrate
 from runback.store.moves import Refusal
 from runback.store.ordering import OrderedUrl, OrderingStore
 from runback.store.outbox import OutboxStore
@@ -72,6 +72,7 @@ async def open_store(
     schema: str | None = None,
     auto_migrate: bool = True,
     master_keys: MasterKeys | None = None,
+    progress: MigrationProgress | None = None,
 ) -> AsyncIterator[Store]:
     """Open the database, migrate it to this runback's schema (or, without ``auto_migrate``,
     check that it is there), and close it afterwards. With ``master_keys``, callback
@@ -80,13 +81,15 @@ async def open_store(
         url, sqlite_synchronous=sqlite_synchronous, pool_size=pool_size, schema=schema
     )
     try:
-        await (migrate(database) if auto_migrate else check_schema(database))
+        await (migrate(database, progress) if auto_migrate else check_schema(database))
         yield Store(database, master_keys=master_keys)
     finally:
         await database.close()
 
 
-def open_database(config: DatabaseConfig) -> AbstractAsyncContextManager[Store]:
+def open_database(
+    config: DatabaseConfig, *, progress: MigrationProgress | None = None
+) -> AbstractAsyncContextManager[Store]:
     """The store a process's database settings name, opened as ``open_store`` opens it."""
     return open_store(
         config.url,
@@ -95,6 +98,7 @@ def open_database(config: DatabaseConfig) -> AbstractAsyncContextManager[Store]:
         schema=config.schema,
         auto_migrate=config.auto_migrate,
         master_keys=config.master_keys,
+        progress=progress,
     )
 
 
@@ -107,6 +111,7 @@ __all__ = [
     "Database",
     "EventDraft",
     "Idempotency",
+    "MigrationProgress",
     "OrderedUrl",
     "Recorded",
     "Refusal",

@@ -8,6 +8,7 @@ running old code on a newer schema can lose data.
 from __future__ import annotations
 
 from importlib.resources import files
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
@@ -18,6 +19,14 @@ from sqlalchemy import Connection
 
 from runback.errors import SchemaOutdatedError, SchemaTooNewError
 from runback.store.database import Database
+
+
+class MigrationProgress(Protocol):
+    """Told how many revisions a migration will apply, then of each one applied."""
+
+    def start(self, total: int) -> None: ...
+
+    def step(self, revision: str, description: str) -> None: ...
 
 
 def _config() -> Config:
@@ -52,7 +61,7 @@ def _current(connection: Connection, script: ScriptDirectory) -> str | None:
     return current
 
 
-def _upgrade(connection: Connection) -> str | None:
+def _upgrade(connection: Connection, progress: MigrationProgress | None) -> str | None:
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
     config = _config()
@@ -61,8 +70,21 @@ def _upgrade(connection: Connection) -> str | None:
     if current == script.get_current_head():
         return current
     config.attributes["connection"] = connection
+    if progress is not None:
+        pending = list(script.iterate_revisions("head", current))
+        progress.start(len(pending))
+        config.attributes["on_version_apply"] = _reporting(progress)
     command.upgrade(config, "head")
     return current
+
+
+def _reporting(progress: MigrationProgress) -> Any:
+    """Alembic's ``on_version_apply`` hook, telling ``progress`` of each revision."""
+
+    def applied(*, step: Any, **_: Any) -> None:
+        progress.step(step.up_revision_id, step.up_revision.doc or "")
+
+    return applied
 
 
 def _check(connection: Connection) -> None:
@@ -75,12 +97,13 @@ def _check(connection: Connection) -> None:
         )
 
 
-async def migrate(database: Database) -> str | None:
-    """Bring the schema to this runback's head; answer the revision it was at before."""
+async def migrate(database: Database, progress: MigrationProgress | None = None) -> str | None:
+    """Bring the schema to this runback's head, telling ``progress`` of each revision
+    applied; answer the revision it was at before."""
     engine = database.migration_engine()
     try:
         async with engine.begin() as connection:
-            before: str | None = await connection.run_sync(_upgrade)
+            before: str | None = await connection.run_sync(_upgrade, progress)
             return before
     finally:
         await engine.dispose()
