@@ -18,6 +18,7 @@ from runback.provider.registry import ModelRegistry
 from runback.store import Store
 from runback.testing import ManualClock
 from support.harness import Harness, make_harness
+from support.waiting import wait_for
 
 ALL = ("start", "output", "logs", "completed")
 TALKER = "acme/talker"
@@ -291,3 +292,35 @@ async def test_a_run_executed_again_after_a_crash_numbers_on_from_its_last_event
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     assert [e.event for e in events][:2] == ["run.started", "run.started"]
     assert events[-1].event == "run.completed"
+
+
+async def test_a_shutdown_drops_pending_events_and_hands_the_run_back(
+    store: Store, clock: ManualClock
+) -> None:
+    second_line = asyncio.Event()
+
+    async def chatty_forever(input: dict[str, Any], context: RunContext) -> dict[str, Any]:
+        context.log("first")
+        await asyncio.sleep(0.01)  # the model's own pace: the first line's event goes out
+        while True:
+            context.log("still here")
+            second_line.set()
+            await asyncio.sleep(0.01)
+
+    h = await make_harness(
+        store, clock, registry=_registry(chatty_forever=chatty_forever), event_interval=3600
+    )
+    submitted = await h.submit(model="acme/chatty_forever", events=("logs",))
+    running = asyncio.create_task(h.executor.run_until_idle())
+    await asyncio.wait_for(second_line.wait(), timeout=10)  # the next event waits an hour
+
+    await h.executor.close()
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+    def timers() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "run events" and not t.done()]
+
+    await wait_for(lambda: not timers(), what="the pending event's timer dropped")
+    run = await h.run(submitted.id)
+    assert run.status is RunStatus.QUEUED  # handed back, to run again

@@ -68,7 +68,7 @@ class RunEvents:
         """Make ``run.started``, if the run asked for it."""
         if asks(self.run, EventKind.START):
             async with self._lock:
-                await self._make(STARTED)
+                await self._make_safely(STARTED)
 
     def log(self, text: str) -> None:
         """Lines the model wrote: kept in the tail, a ``run.logs`` event soon."""
@@ -93,6 +93,13 @@ class RunEvents:
         async with self._lock:
             await self._flush()
 
+    def abandon(self) -> None:
+        """Drop what is pending and make no more: the run is handed back, not ended."""
+        self._lost = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _want(self, name: str, kind: EventKind) -> None:
         if self._lost or not asks(self.run, kind):
             return
@@ -113,6 +120,9 @@ class RunEvents:
         if name is None or self._lost:
             return
         self._next_at = asyncio.get_running_loop().time() + self._interval
+        await self._make_safely(name)
+
+    async def _make_safely(self, name: str) -> None:
         try:
             await self._make(name)
         except Exception as exc:  # the next snapshot says it all again; the run goes on

@@ -89,6 +89,8 @@ class Executor(WorkLoop):
         held = list(self._running)
         for context in self._contexts.values():
             context.cancel()
+        for events in self._events.values():
+            events.abandon()
         await super().close()
         self._threads.shutdown(wait=False, cancel_futures=True)
         if held:
