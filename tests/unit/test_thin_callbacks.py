@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
@@ -12,9 +13,12 @@ from uuid import UUID
 import orjson
 import pytest
 
+from runback.blobs import BlobStore
 from runback.config import DeliveryConfig
-from runback.core.payload import run_callback_body
+from runback.core.payload import dumps, run_callback_body
 from runback.core.retry import RetryPolicy
+from runback.core.runs import Ending
+from runback.core.states import RunStatus
 from runback.core.thin import full_body_key, thin_body
 from runback.errors import ConfigError
 from runback.models import register_builtins
@@ -238,3 +242,23 @@ async def test_progress_events_over_the_limit_are_thin_with_their_bytes_as_made(
     key = full_body_key(delivery_id=started.id, run_id=run.id, batch_id=None)
     assert b"".join([chunk async for chunk in h.blobs.read(key)]) == made.body
     assert thin_body(made.body, thin["output_url"]) == started.payload_bytes
+
+
+async def test_a_refused_end_leaves_no_full_body_behind(
+    store: Store, clock: ManualClock, tmp_path: Path
+) -> None:
+    h = await make_harness(
+        store, clock, callback_max_bytes=LIMIT, blobs=BlobStore.local(tmp_path / "blobs")
+    )
+    submitted = await h.submit(model="runback/echo", input=BIG)
+    now = clock.now()
+    [claimed] = await store.runs.claim_queued(
+        worker="w1", limit=1, now=now, lease_until=now, models=["runback/echo"]
+    )
+    assert await h.outbox.end(claimed, Ending.canceled()) is not None  # first writer wins
+    kept = tmp_path / "blobs" / "runs" / str(submitted.id) / "callbacks"
+
+    again = await h.outbox.end(claimed, Ending(RunStatus.SUCCEEDED, dumps(BIG)))
+
+    assert again is None  # refused: ended already
+    assert not kept.exists() or not any(kept.iterdir())

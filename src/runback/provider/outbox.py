@@ -127,6 +127,7 @@ class Outbox:
             handoff.settle(committed=refused is None)
         if refused is not None:
             log.info("run %s was not ended as %s: %s", run.id, done.status, refused)
+            await self._payloads.discard(delivery)
             return None
         if handoff is None and delivery is not None:
             self._on_delivery()
@@ -293,6 +294,7 @@ class Outbox:
             return None
         delivery = await self._batch_delivery(batch, is_automatic=True)
         if not await self._store.outbox.commit_batch_callback(batch.id, delivery):
+            await self._payloads.discard(delivery)
             return None
         self._on_delivery()
         return delivery

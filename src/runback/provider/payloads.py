@@ -18,7 +18,7 @@ import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from runback.blobs import BlobStore
+from runback.blobs import BlobError, BlobStore
 from runback.core.records import Delivery, Run
 from runback.core.thin import full_body_key, thin_body
 from runback.provider.outputs import Outputs
@@ -60,3 +60,18 @@ class Payloads:
             return delivery
         await self._blobs.put(key, body, content_type=JSON)
         return replace(delivery, payload_bytes=thin)
+
+    async def discard(self, delivery: Delivery | None) -> None:
+        """Delete the full body ``fit`` kept for a delivery that was never committed (its
+        run was ended by another writer first, its batch callback committed elsewhere)."""
+        if delivery is None or len(delivery.payload_bytes) > self._max_bytes:
+            return  # sent whole: nothing was kept
+        key = full_body_key(
+            delivery_id=delivery.id, run_id=delivery.run_id, batch_id=delivery.batch_id
+        )
+        try:
+            await self._blobs.delete(key)
+        except Exception as exc:  # a stray body costs storage only; say so and go on
+            log.warning(
+                "delivery %s: its uncommitted full body %s stays: %s", delivery.id, key, exc
+            )
