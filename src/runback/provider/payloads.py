@@ -71,7 +71,5 @@ class Payloads:
         )
         try:
             await self._blobs.delete(key)
-        except Exception as exc:  # a stray body costs storage only; say so and go on
-            log.warning(
-                "delivery %s: its uncommitted full body %s stays: %s", delivery.id, key, exc
-            )
+        except BlobError as exc:  # a stray body costs storage only: say so, go on
+            log.warning("delivery %s: its uncommitted body %s stays: %s", delivery.id, key, exc)
