@@ -66,9 +66,10 @@ class Pruner(WorkLoop):
         await self.prune()
         return self._interval
 
-    async def prune(self) -> dict[str, int]:
+    async def prune(self, on_batch: Callable[[str, int], None] | None = None) -> dict[str, int]:
         """Prune everything older than the retention period now; answers how many rows of
-        each kind went (a stop request ends it between batches)."""
+        each kind went (a stop request ends it between batches). ``on_batch`` is told of
+        each batch: its kind and how many rows went."""
         before = self._clock.now() - self._retention
         counts: dict[str, int] = {}
         for name, step in self._steps:
@@ -77,6 +78,8 @@ class Pruner(WorkLoop):
                 pruned = await step(before)
                 counts[name] += pruned.rows
                 await self._delete(pruned.blob_keys)
+                if on_batch is not None:
+                    on_batch(name, pruned.rows)
                 if pruned.rows < self._batch:
                     break
                 await asyncio.sleep(0)  # let other work in between batches

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from runback.core.runs import Ending, end_run
+from runback.store import DATABASE_FILE, open_store, sqlite_url
+from support.factories import queued_run
 from support.process import cli
 
 
@@ -71,3 +75,24 @@ def test_migrate_shows_its_progress_over_the_revisions_it_applies(tmp_path: Path
     assert f"{int(head)}/{int(head)} revision {head}" in first.stderr
     assert again.returncode == 0, again.stderr
     assert "migrating" not in again.stderr  # at the head already: nothing to show
+
+
+async def test_prune_deletes_what_outlived_retention_and_says_how_much(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert cli("migrate", "--data-dir", str(data_dir)).returncode == 0
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    async with open_store(sqlite_url(data_dir / DATABASE_FILE)) as store:
+        organization, _ = await store.accounts.ensure_default_organization(now=long_ago)
+        old = queued_run(organization_id=organization.id, now=long_ago, callback_url=None)
+        await store.runs.insert(old)
+        await store.outbox.end(old, end_run(old, Ending.canceled(), now=long_ago), None)
+        recent = queued_run(organization_id=organization.id, now=datetime.now(UTC))
+        await store.runs.insert(recent)
+
+    pruned = cli("prune", "--data-dir", str(data_dir))
+
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.startswith("pruned 1 runs, 0 deliveries, 0 batches older than 30 days")
+    async with open_store(sqlite_url(data_dir / DATABASE_FILE)) as store:
+        assert await store.runs.get(old.id) is None
+        assert await store.runs.get(recent.id) is not None

@@ -19,6 +19,7 @@ from runback.cli.accounts import keys_app, orgs_app
 from runback.cli.destinations import destinations_app
 from runback.cli.exits import EXIT_CODES_HELP
 from runback.cli.ordered import ordered_app
+from runback.cli.prune import prune
 from runback.cli.receipts import read_receipt
 from runback.cli.receive import inbox_app, receive
 from runback.cli.remote_app import add_client_commands
@@ -54,7 +55,7 @@ def main(
     """Long-running jobs that call back."""
 
 
-for command in (serve, api, worker, migrate, receive):
+for command in (serve, api, worker, migrate, prune, receive):
     app.command(epilog=EXIT_CODES_HELP)(command)
 for group, name in (
     (keys_app, "keys"),
