@@ -16,7 +16,7 @@ from runback.cli.verify import EventOptions, StoredReceipt, UsageError, verify_m
 LIGHT_HELP = """usage: runback verify --secret SECRET (--headers FILE --body FILE | --event ID)
 
 Long-running jobs that call back. This is the light install: 'runback verify' checks a
-callback's signature. The other commands (serve, api, worker, migrate, receive, keys, orgs,
+callback's signature. The other commands (serve, api, worker, migrate, prune, receive, keys, orgs,
 inbox, destinations, ordered, listen, trigger, runs, deliveries, secrets) need:
 pip install 'runback[server]'"""
 
