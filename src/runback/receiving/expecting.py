@@ -20,10 +20,14 @@ from runback.core.clock import isoformat
 from runback.core.expected import ExpectedRun, ExpectedState
 from runback.errors import BadRequestError, ValidationFailedError
 from runback.receiver.config import SOURCE_NAME
+from runback.receiving import schemas
 from runback.receiving.deps import Authorized, Deps
 from runback.web.bodies import documented_body, read_json
 from runback.web.pages import DEFAULT_LIMIT, Limit
 from runback.web.responses import json_response
+from runback.web.schemas import BODY_ERRORS, Page, documented
+
+_AUTHORIZED = (400, 401, 503)
 
 expected = APIRouter(prefix="/v1", tags=["expected"])
 
@@ -59,7 +63,12 @@ def expected_view(item: ExpectedRun) -> dict[str, Any]:
     }
 
 
-@expected.post("/expected", status_code=201, openapi_extra=documented_body(ExpectRun))
+@expected.post(
+    "/expected",
+    status_code=201,
+    openapi_extra=documented_body(ExpectRun),
+    responses=documented(schemas.Expected, 201, also=(200,), fails=(*_AUTHORIZED, *BODY_ERRORS)),
+)
 async def expect(request: Request, deps: Deps, _: Authorized) -> Response:
     """Expect a run's end from a source; polled from its sender if no callback comes."""
     body = await read_json(request, ExpectRun, limit=_MAX_BODY)
@@ -83,7 +92,7 @@ async def expect(request: Request, deps: Deps, _: Authorized) -> Response:
     return json_response(expected_view(found), 201 if created else 200)
 
 
-@expected.get("/expected")
+@expected.get("/expected", responses=documented(Page[schemas.Expected], fails=_AUTHORIZED))
 async def list_expected(
     deps: Deps,
     _: Authorized,

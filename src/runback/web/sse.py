@@ -22,7 +22,12 @@ RECONNECT_MS = 1000
 Poll = Callable[[], Awaitable[tuple[list[bytes], bool]]]
 """Answers the messages that are new since its last call, and whether the stream is done."""
 
-DOCUMENTED: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
+DOCUMENTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events: `event:` its name, `id:` its cursor, `data:` JSON",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
 """The ``responses`` of a streaming route, for the OpenAPI document."""
 
 
