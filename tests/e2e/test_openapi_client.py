@@ -32,9 +32,9 @@ def generated(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         document.write_bytes(httpx.get(f"{server.url}/openapi.json").content)
         # The generator formats its output with ruff, which it finds on PATH.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        command = [str(GENERATOR), "generate", "--path", str(document), "--meta", "none"]
         made = subprocess.run(
-            [str(GENERATOR), "generate", "--path", str(document), "--meta", "none"]
-            + ["--output-path", str(tmp_path / PACKAGE)],
+            [*command, "--output-path", str(tmp_path / PACKAGE)],
             capture_output=True,
             text=True,
             timeout=120,

@@ -9,7 +9,6 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -114,9 +113,7 @@ def test_real_answers_conform_to_the_document(live: Live) -> None:
     assert deliveries, "the run's callback was made"
     delivery_id = {"delivery_id": deliveries[0]["id"]}
     live.answer("GET", "/v1/callback-deliveries/{delivery_id}", path_parameters=delivery_id)
-    live.answer(
-        "GET", "/v1/callback-deliveries/{delivery_id}/message", path_parameters=delivery_id
-    )
+    live.answer("GET", "/v1/callback-deliveries/{delivery_id}/message", path_parameters=delivery_id)
     recovery = live.answer(
         "POST",
         "/v1/callback-deliveries/recoveries",
@@ -185,6 +182,4 @@ def test_no_generated_request_makes_the_server_fail(live: Live) -> None:
 
 
 def test_streams_refuse_in_the_envelope(live: Live) -> None:
-    live.answer(
-        "GET", "/v1/runs/{run_id}/stream", path_parameters={"run_id": "nope"}, expect=404
-    )
+    live.answer("GET", "/v1/runs/{run_id}/stream", path_parameters={"run_id": "nope"}, expect=404)
