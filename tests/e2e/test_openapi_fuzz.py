@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -33,13 +33,13 @@ SLOW = {"/v1"}
 
 
 class Live:
-    """A served API, its key, its document, and a callback URL nothing listens on."""
+    """A served app, its key, its document, and a callback URL nothing listens on."""
 
-    def __init__(self, server: ServeProcess, key: str) -> None:
-        self.url = server.url
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
         self.headers = {"Authorization": f"Bearer {key}"}
-        self.schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
-        self.http = httpx.Client(base_url=server.url, headers=self.headers, timeout=10)
+        self.schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+        self.http = httpx.Client(base_url=url, headers=self.headers, timeout=10)
         with socket.socket() as closed:  # bound, then closed: refused when called
             closed.bind(("127.0.0.1", 0))
             self.dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
@@ -61,41 +61,79 @@ class Live:
             kwargs |= {"body": body, "media_type": "application/json"}
         case = operation.Case(**kwargs)
         response = case.call(base_url=self.url, headers=self.headers, timeout=10)
-        assert response.status_code == expect, (method, path, response.text)
+        return self.checked(case, response, expect)
+
+    def checked(self, case: schemathesis.Case[Any], response: Any, expect: int) -> Any:
+        """``response`` (to ``case``) as JSON, once it is checked against the document."""
+        where = f"{case.method} {case.formatted_path}"
+        assert response.status_code == expect, (where, response.text)
         case.validate_response(response, checks=CHECKS)
         return response.json() if response.content else None
 
-    def ended(self, path: str, *, what: str) -> Any:
+    def until(self, path: str, done: Callable[[Any], bool], *, what: str) -> Any:
+        """What ``GET path`` answers once ``done`` says so (within a deadline)."""
         deadline = time.monotonic() + 20
-        while True:
-            found = self.http.get(path).json()
-            if found["status_code"] not in {"queued", "dispatching", "running"}:
-                return found
-            assert time.monotonic() < deadline, f"{what} did not end: {found}"
+        while not done(found := self.http.get(path).json()):
+            assert time.monotonic() < deadline, f"{what}: {found}"
             time.sleep(0.05)
+        return found
+
+    def ended(self, path: str, *, what: str) -> Any:
+        return self.until(path, lambda found: found["status_code"] not in LIVE, what=what)
+
+
+LIVE = {"queued", "dispatching", "running"}
+
+
+class Apps:
+    """``runback serve`` and a ``runback receive`` that its callbacks reach."""
+
+    def __init__(self, api: Live, inbox: Live, inbox_url: str) -> None:
+        self.api = api
+        self.inbox = inbox
+        self.hook = f"{inbox_url}/webhooks/runback"
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    data_dir = tmp_path_factory.mktemp("openapi") / "data"
-    key = cli("keys", "create", "--data-dir", str(data_dir)).stdout.strip()
+def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Apps]:
+    root = tmp_path_factory.mktemp("openapi")
+    keys = [
+        cli("keys", "create", "--data-dir", str(root / name)).stdout.strip()
+        for name in ("api", "inbox")
+    ]
     env = {"RUNBACK_CALLBACK_ALLOW": "127.0.0.0/8"}
-    with ServeProcess(data_dir, env=env) as server:
-        found = Live(server, key)
-        yield found
-        found.http.close()
+    with ServeProcess(root / "api", env=env) as server:
+        api = Live(server.url, keys[0])
+        secret = api.http.post("/v1/callback-secrets", json={"label": "inbox"}).json()
+        args = ("--secret", secret["plain_secret"], "--callback-allow", "127.0.0.0/8")
+        with ServeProcess(root / "inbox", command="receive", args=args) as receiver:
+            inbox = Live(receiver.url, keys[1])
+            yield Apps(api, inbox, receiver.url)
+            inbox.http.close()
+        api.http.close()
 
 
-def test_real_answers_conform_to_the_document(live: Live) -> None:
+@pytest.fixture(scope="module")
+def live(apps: Apps) -> Live:
+    return apps.api
+
+
+def test_real_answers_conform_to_the_document(apps: Apps) -> None:
+    live = apps.api
     run = live.answer(
         "POST",
         "/v1/models/{model}/runs",
         path_parameters={"model": "runback/echo"},
-        body={"input": {"n": 1}, "callback_url": live.dead_url, "metadata": {"ref": "a"}},
+        body={"input": {"n": 1}, "callback_url": apps.hook, "metadata": {"ref": "a"}},
         expect=201,
     )
     run_id = {"run_id": run["id"]}
-    live.ended(f"/v1/runs/{run['id']}", what="the run")
+    live.ended(f"/v1/runs/{run['id']}", what="the run did not end")
+    live.until(
+        f"/v1/runs/{run['id']}",
+        lambda found: (found["callback"] or {}).get("status_code") == "succeeded",
+        what="the run's callback was not delivered",
+    )
     live.answer("GET", "/v1/runs/{run_id}", path_parameters=run_id)
     live.answer("POST", "/v1/runs/{run_id}/cancel", path_parameters=run_id)
     live.answer("GET", "/v1/runs", query={"limit": 5})
@@ -113,7 +151,9 @@ def test_real_answers_conform_to_the_document(live: Live) -> None:
     assert deliveries, "the run's callback was made"
     delivery_id = {"delivery_id": deliveries[0]["id"]}
     live.answer("GET", "/v1/callback-deliveries/{delivery_id}", path_parameters=delivery_id)
-    live.answer("GET", "/v1/callback-deliveries/{delivery_id}/message", path_parameters=delivery_id)
+    message = live.answer(
+        "GET", "/v1/callback-deliveries/{delivery_id}/message", path_parameters=delivery_id
+    )
     recovery = live.answer(
         "POST",
         "/v1/callback-deliveries/recoveries",
@@ -135,7 +175,7 @@ def test_real_answers_conform_to_the_document(live: Live) -> None:
         expect=201,
     )
     batch_id = {"batch_id": batch["id"]}
-    live.ended(f"/v1/batches/{batch['id']}", what="the batch")
+    live.ended(f"/v1/batches/{batch['id']}", what="the batch did not end")
     live.answer("GET", "/v1/batches/{batch_id}", path_parameters=batch_id)
     live.answer("GET", "/v1/batches/{batch_id}/items", path_parameters=batch_id)
     live.answer("GET", "/v1/batches/{batch_id}/callback", path_parameters=batch_id)
@@ -159,13 +199,39 @@ def test_real_answers_conform_to_the_document(live: Live) -> None:
     live.answer("DELETE", "/v1/ordered-callbacks", body=ordered, expect=204)
     live.answer("GET", "/healthz")
     live.answer("GET", "/readyz")
+    _inbox_answers(apps.inbox, run["id"], message)
 
 
-def test_no_generated_request_makes_the_server_fail(live: Live) -> None:
+def _inbox_answers(inbox: Live, run_id: str, message: dict[str, Any]) -> None:
+    """The receiver's answers, about the run's callback it received (and ``message``, the
+    same callback signed again)."""
+    events = inbox.answer("GET", "/v1/inbox")
+    assert [event["run_id"] for event in events["items"]] == [run_id]
+    inbox.answer(
+        "GET", "/v1/inbox/{event_id}", path_parameters={"event_id": events["items"][0]["id"]}
+    )
+    inbox.answer("GET", "/v1/inbox/{event_id}", path_parameters={"event_id": "nope"}, expect=404)
+    inbox.answer("GET", "/v1/expected", query={"state": "waiting"})
+    inbox.answer("POST", "/v1/expected", body={"source": "runback", "run_id": run_id}, expect=422)
+    case = inbox.schema["/webhooks/{source}"]["POST"].Case(path_parameters={"source": "runback"})
+    forged = inbox.http.post(
+        "/webhooks/runback", content=b"{}", headers={"Content-Type": "application/json"}
+    )
+    inbox.checked(case, forged, 401)
+    again = inbox.http.post(
+        "/webhooks/runback", content=message["body"].encode(), headers=message["headers"]
+    )
+    assert inbox.checked(case, again, 200)["duplicate"] is True
+    inbox.answer("GET", "/healthz")
+
+
+@pytest.mark.parametrize("app", ["api", "inbox"])
+def test_no_generated_request_makes_the_server_fail(apps: Apps, app: str) -> None:
+    live = apps.api if app == "api" else apps.inbox
     operations = [
         result.ok() for result in live.schema.get_all_operations() if isinstance(result, Ok)
     ]
-    assert len(operations) > 10
+    assert len(operations) > 5
     for operation in operations:
         if operation.path in STREAMS | SLOW:
             continue
