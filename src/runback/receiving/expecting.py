@@ -83,7 +83,7 @@ async def expect(request: Request, deps: Deps, _: Authorized) -> Response:
     after = deps.reconcile_after
     if source.reconcile_after is not None:
         after = timedelta(seconds=source.reconcile_after)
-    by = now + after if body.expected_by is None else body.expected_by.astimezone(UTC)
+    by = now + after if body.expected_by is None else _utc(body.expected_by)
     found, created = await deps.store.expected.expect(
         body.source, body.run_id, expected_by=by, now=now
     )
@@ -106,6 +106,15 @@ async def list_expected(
         state=state, source=source, after=_decode(cursor), limit=limit
     )
     return json_response({"items": [expected_view(e) for e in found], "next": _encode(after)})
+
+
+def _utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC instant
+        raise ValidationFailedError.for_field(
+            "expected_by", "is outside the years 1 to 9999 once in UTC"
+        ) from None
 
 
 def _encode(position: Position | None) -> str | None:

@@ -9,13 +9,13 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from runback.core.clock import isoformat, to_utc
+from runback.core.clock import isoformat
 from runback.core.ids import new_id
 from runback.core.records import Recovery
 from runback.errors import NotFoundError, ValidationFailedError
 from runback.provider.api import schemas
 from runback.provider.api.deps import CurrentCaller, Deps
-from runback.provider.api.runs import run_of
+from runback.provider.api.runs import run_of, utc
 from runback.provider.api.views import delivery_view
 from runback.web.auth import uuid_or_none
 from runback.web.bodies import documented_body, read_json
@@ -127,7 +127,7 @@ async def create_recovery(request: Request, deps: Deps, caller: CurrentCaller) -
     """Queue again every failed delivery created in a time range (to one destination, if
     given): each run's callback as a fresh redelivery. Progress: ``GET`` the answer's id."""
     body = await read_json(request, RecoveryCreate, limit=deps.max_body_bytes)
-    start, end = to_utc(body.created_from), to_utc(body.created_to)
+    start, end = utc(body.created_from, "from"), utc(body.created_to, "to")
     if end <= start:
         raise ValidationFailedError.for_field("to", "must be after from")
     recovery = Recovery(

@@ -17,12 +17,13 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from runback.core.clock import isoformat, to_utc
+from runback.core.clock import isoformat
 from runback.core.delivery import delivery_headers
 from runback.core.records import Delivery
 from runback.errors import NotFoundError
 from runback.provider.api import schemas
 from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
+from runback.provider.api.runs import utc
 from runback.web.auth import uuid_or_none
 from runback.web.pages import decode_cursor, encode_cursor
 from runback.web.responses import json_response
@@ -77,7 +78,7 @@ async def stream_deliveries(
     ``event: delivery`` with its body and freshly signed headers; resumable with
     ``Last-Event-ID``. The stream does not end: the client closes it."""
     position = decode_cursor(last_event_id) or (
-        to_utc(since) if since is not None else deps.clock.now(),
+        utc(since, "since") if since is not None else deps.clock.now(),
         UUID(int=0),
     )
 
