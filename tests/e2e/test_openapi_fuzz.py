@@ -1,7 +1,7 @@
 """The OpenAPI document against a real server, with schemathesis: real answers (runs,
 batches, deliveries, secrets, models...) conform to the document, and generated requests
 never make the server fail, every answer to them conforming too. Bounded here
-(``RUNBACK_FUZZ_EXAMPLES`` per operation, default 5); ``make soak`` asks for more."""
+(``RUNBACK_FUZZ_EXAMPLES`` per operation, default 20); ``make soak`` asks for more."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 
 from support.process import ServeProcess, cli
 
-EXAMPLES = int(os.environ.get("RUNBACK_FUZZ_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("RUNBACK_FUZZ_EXAMPLES", "20"))
 CHECKS = [response_schema_conformance, content_type_conformance, status_code_conformance]
 STREAMS = {"/v1/runs/{run_id}/stream", "/v1/callback-deliveries/stream"}
 """Never ending for a live run or the deliveries feed: not fuzzed (their errors are, below)."""
