@@ -143,6 +143,11 @@ async def test_a_source_s_reconcile_after_and_a_given_deadline_set_the_deadline(
         ({"source": "mine", "run_id": ""}, "run_id"),  # empty
         ({"source": "mine", "run_id": RUN_ID, "expected_by": "2026-12-06T12:00:00"}, "expected_by"),
         ({"source": "mine", "run_id": RUN_ID, "expected_by": "soon"}, "expected_by"),
+        # no UTC instant: a 500 before
+        (
+            {"source": "mine", "run_id": RUN_ID, "expected_by": "0001-01-01T00:00+01:00"},
+            "expected_by",
+        ),
         ({"source": "other", "run_id": RUN_ID}, "source"),  # no sender to poll
         ({"source": "mine", "run_id": RUN_ID, "url": "x"}, "url"),  # unknown field
     ],

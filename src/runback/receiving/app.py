@@ -30,6 +30,7 @@ from runback.errors import (
 )
 from runback.receiver.config import SourceConfig, valid_source_name
 from runback.receiver.thin import full_payload, thin_url
+from runback.receiving import schemas
 from runback.receiving.deps import Authorized, Deps
 from runback.receiving.deps import ReceiveDeps as ReceiveDeps
 from runback.receiving.expecting import expected
@@ -39,6 +40,9 @@ from runback.web.auth import uuid_or_none
 from runback.web.bodies import read_body
 from runback.web.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from runback.web.responses import json_response
+from runback.web.schemas import Page, documented
+
+_AUTHORIZED = (400, 401, 503)
 
 _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -82,7 +86,10 @@ def _media_type(request: Request) -> None:
         )
 
 
-@webhooks.post("/webhooks/{source}")
+@webhooks.post(
+    "/webhooks/{source}",
+    responses=documented(schemas.Received, fails=(400, 401, 404, 413, 415, 502, 503)),
+)
 async def receive(source: str, request: Request, deps: Deps) -> Response:
     """Verify, persist, answer ``200``: the heavy work happens later."""
     if not valid_source_name(source):
@@ -176,7 +183,7 @@ def receipt_view(receipt: Receipt) -> dict[str, Any]:
     }
 
 
-@inbox.get("/inbox")
+@inbox.get("/inbox", responses=documented(Page[schemas.InboxEvent], fails=_AUTHORIZED))
 async def list_events(
     deps: Deps,
     _: Authorized,
@@ -191,7 +198,10 @@ async def list_events(
     return json_response(page([event_view(e) for e in found], after))
 
 
-@inbox.get("/inbox/{event_id}")
+@inbox.get(
+    "/inbox/{event_id}",
+    responses=documented(schemas.InboxEventDetail, fails=(*_AUTHORIZED, 404)),
+)
 async def get_event(event_id: str, deps: Deps, _: Authorized) -> Response:
     """One event with its receipts, its copies and its handler's outcome."""
     parsed = uuid_or_none(event_id)

@@ -20,10 +20,14 @@ from runback.core.clock import isoformat
 from runback.core.expected import ExpectedRun, ExpectedState
 from runback.errors import BadRequestError, ValidationFailedError
 from runback.receiver.config import SOURCE_NAME
+from runback.receiving import schemas
 from runback.receiving.deps import Authorized, Deps
 from runback.web.bodies import documented_body, read_json
 from runback.web.pages import DEFAULT_LIMIT, Limit
 from runback.web.responses import json_response
+from runback.web.schemas import BODY_ERRORS, Page, documented
+
+_AUTHORIZED = (400, 401, 503)
 
 expected = APIRouter(prefix="/v1", tags=["expected"])
 
@@ -59,7 +63,12 @@ def expected_view(item: ExpectedRun) -> dict[str, Any]:
     }
 
 
-@expected.post("/expected", status_code=201, openapi_extra=documented_body(ExpectRun))
+@expected.post(
+    "/expected",
+    status_code=201,
+    openapi_extra=documented_body(ExpectRun),
+    responses=documented(schemas.Expected, 201, also=(200,), fails=(*_AUTHORIZED, *BODY_ERRORS)),
+)
 async def expect(request: Request, deps: Deps, _: Authorized) -> Response:
     """Expect a run's end from a source; polled from its sender if no callback comes."""
     body = await read_json(request, ExpectRun, limit=_MAX_BODY)
@@ -74,7 +83,7 @@ async def expect(request: Request, deps: Deps, _: Authorized) -> Response:
     after = deps.reconcile_after
     if source.reconcile_after is not None:
         after = timedelta(seconds=source.reconcile_after)
-    by = now + after if body.expected_by is None else body.expected_by.astimezone(UTC)
+    by = now + after if body.expected_by is None else _utc(body.expected_by)
     found, created = await deps.store.expected.expect(
         body.source, body.run_id, expected_by=by, now=now
     )
@@ -83,7 +92,7 @@ async def expect(request: Request, deps: Deps, _: Authorized) -> Response:
     return json_response(expected_view(found), 201 if created else 200)
 
 
-@expected.get("/expected")
+@expected.get("/expected", responses=documented(Page[schemas.Expected], fails=_AUTHORIZED))
 async def list_expected(
     deps: Deps,
     _: Authorized,
@@ -97,6 +106,15 @@ async def list_expected(
         state=state, source=source, after=_decode(cursor), limit=limit
     )
     return json_response({"items": [expected_view(e) for e in found], "next": _encode(after)})
+
+
+def _utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC instant
+        raise ValidationFailedError.for_field(
+            "expected_by", "is outside the years 1 to 9999 once in UTC"
+        ) from None
 
 
 def _encode(position: Position | None) -> str | None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from runback import metrics
@@ -25,6 +28,7 @@ from runback.errors import (
 from runback.web.bodies import validation_error
 from runback.web.docs import add_docs
 from runback.web.responses import json_response
+from runback.web.schemas import Health, errors
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,15 @@ async def _unexpected(_request: Request, exc: Exception) -> Response:
     return json_response({"code": "INTERNAL", "message": message, "errors": None}, 500)
 
 
+_HEALTH: dict[int | str, Any] = {200: {"model": Health}}
+
+
+def _operation_id(route: APIRoute) -> str:
+    # The function's name (create_run, not create_run_v1_models__model__runs_post): what a
+    # generated client calls its functions.
+    return route.name
+
+
 Readiness = Callable[[], Awaitable[None]]
 """Raises when the process cannot serve (database unreachable, schema not current)."""
 
@@ -94,7 +107,12 @@ def base_app(title: str, *, ready: Readiness | None = None) -> FastAPI:
     # No redirects for a trailing slash: a bare 307 (which many clients do not follow for a
     # POST) helps no one; the 404 envelope says what to drop.
     app = FastAPI(
-        title=title, version="0.1.0", docs_url=None, redoc_url=None, redirect_slashes=False
+        title=title,
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+        generate_unique_id_function=_operation_id,
     )
     add_docs(app)  # /docs and /redoc, their assets served here rather than from a CDN
     app.add_exception_handler(ApiError, _api_error)
@@ -103,18 +121,23 @@ def base_app(title: str, *, ready: Readiness | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], responses=_HEALTH)
     async def healthz() -> Response:
         """Answers while the process lives."""
         return json_response({"status": "ok"})
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus() -> Response:
         """The process's metrics, in Prometheus' text format."""
         body, media_type = metrics.exposition()
         return Response(body, media_type=media_type)
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], responses=_HEALTH | errors((503,)))
     async def readyz() -> Response:
         """``200`` when the database answers and its schema is current, else ``503``."""
         try:

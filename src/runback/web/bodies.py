@@ -117,5 +117,20 @@ async def read_json(request: Request, model: type[M], *, limit: int) -> M:
 def documented_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
     """The ``openapi_extra`` that documents a route's JSON body as ``model`` (routes read
     their body themselves, with ``read_json``, so FastAPI cannot see it)."""
-    content = {"application/json": {"schema": model.model_json_schema()}}
+    schema = model.model_json_schema()
+    content = {"application/json": {"schema": _inlined(schema, schema.pop("$defs", {}))}}
     return {"requestBody": {"required": required, "content": content}}
+
+
+def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
+    """``schema`` with its ``#/$defs/...`` references replaced by what they name: the
+    document has no ``$defs`` for them to point into (request bodies are not recursive)."""
+    if isinstance(schema, list):
+        return [_inlined(item, defs) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        rest = {k: v for k, v in schema.items() if k != "$ref"}
+        return _inlined(defs[ref.removeprefix("#/$defs/")], defs) | rest
+    return {key: _inlined(value, defs) for key, value in schema.items()}

@@ -22,7 +22,22 @@ RECONNECT_MS = 1000
 Poll = Callable[[], Awaitable[tuple[list[bytes], bool]]]
 """Answers the messages that are new since its last call, and whether the stream is done."""
 
-DOCUMENTED: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
+_MESSAGE = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "id": {"type": "string", "description": "resume after it with Last-Event-ID"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["event", "id", "data"],
+}
+DOCUMENTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events, each `event:` its name, `id:` its cursor, `data:` "
+        "one line of JSON",
+        "content": {"text/event-stream": {"schema": _MESSAGE}},
+    }
+}
 """The ``responses`` of a streaming route, for the OpenAPI document."""
 
 

@@ -97,6 +97,12 @@ async def test_a_range_that_ends_before_it_starts_is_a_422(api: Api) -> None:
     assert (response.status_code, response.json()["errors"][0]["field"]) == (422, "to")
 
 
+async def test_an_instant_with_no_utc_date_is_a_422_not_a_500(api: Api) -> None:
+    body = {"from": "0001-01-01T00:00:00+01:00", "to": "2020-01-01T00:00:00Z"}
+    response = await api.post("/v1/callback-deliveries/recoveries", body)
+    assert (response.status_code, response.json()["errors"][0]["field"]) == (422, "from")
+
+
 async def test_another_organizations_recovery_is_a_404(api: Api) -> None:
     created = await api.post("/v1/callback-deliveries/recoveries", _range(api))
     other = await api.other_organization_key()

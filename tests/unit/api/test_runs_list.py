@@ -114,3 +114,11 @@ async def test_the_statuses_are_listed_in_lifecycle_order(api: Api) -> None:
         "canceled",
         "partial_succeeded",
     ]
+
+
+async def test_a_bound_with_no_utc_date_is_a_422_not_a_500(api: Api) -> None:
+    response = await api.get("/v1/runs?created_before=9999-12-31T23:59:59-01:00")
+    assert (response.status_code, response.json()["errors"][0]["field"]) == (
+        422,
+        "created_before",
+    )

@@ -22,6 +22,7 @@ from runback.core.runs import as_submitted as as_submitted_run
 from runback.core.runs import new_run
 from runback.core.states import BatchStatus
 from runback.errors import NotFoundError, ValidationFailedError
+from runback.provider.api import schemas
 from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
 from runback.provider.api.runs import (
     IDEMPOTENCY_WINDOW,
@@ -44,6 +45,10 @@ from runback.web.auth import uuid_or_none
 from runback.web.bodies import documented_body, read_json, validation_error
 from runback.web.pages import DEFAULT_LIMIT, Cursor, Limit, decode_index_cursor, index_page
 from runback.web.responses import json_response
+from runback.web.schemas import BODY_ERRORS, CALLER_ERRORS, Page, documented
+
+_FOUND = (*CALLER_ERRORS, 404)
+
 
 router = APIRouter(prefix="/v1", tags=["batches"])
 
@@ -110,6 +115,7 @@ def _item(
     "/models/{model:path}/batches",
     status_code=201,
     openapi_extra=documented_body(BatchCreate),
+    responses=documented(schemas.Batch, 201, fails=(*CALLER_ERRORS, *BODY_ERRORS, 404, 409)),
 )
 async def create_batch(
     model: str,
@@ -169,13 +175,13 @@ def _item_run(batch: Batch, index: int, given: dict[str, Any], own: dict[str, An
     )
 
 
-@router.get("/batches/statuses")
+@router.get("/batches/statuses", responses=documented(list[BatchStatus], fails=CALLER_ERRORS))
 async def list_batch_statuses(caller: CurrentCaller) -> Response:
     """Every batch status, in lifecycle order."""
     return json_response([status.value for status in BatchStatus])
 
 
-@router.get("/batches/{batch_id}")
+@router.get("/batches/{batch_id}", responses=documented(schemas.BatchDetail, fails=_FOUND))
 async def get_batch(batch_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """One batch as it stands now, its items and how its callback is doing."""
     batch = await batch_of(deps, caller, batch_id)
@@ -186,7 +192,10 @@ async def get_batch(batch_id: str, deps: Deps, caller: CurrentCaller) -> Respons
     return json_response(view)
 
 
-@router.get("/batches/{batch_id}/items")
+@router.get(
+    "/batches/{batch_id}/items",
+    responses=documented(Page[schemas.BatchItemResult], fails=_FOUND),
+)
 async def list_batch_items(
     batch_id: str,
     deps: Deps,
@@ -204,7 +213,7 @@ async def list_batch_items(
     return json_response(index_page(views, shown[-1].sequence_index if more else None))
 
 
-@router.post("/batches/{batch_id}/cancel")
+@router.post("/batches/{batch_id}/cancel", responses=documented(schemas.BatchDetail, fails=_FOUND))
 async def cancel_batch(batch_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """Cancel every item not yet ended: queued ones at once, running ones by cancelling
     their models. The batch's callback follows once every item has ended."""
@@ -220,7 +229,9 @@ async def cancel_batch(batch_id: str, deps: Deps, caller: CurrentCaller) -> Resp
     return await get_batch(batch_id, deps, caller)
 
 
-@router.get("/batches/{batch_id}/callback")
+@router.get(
+    "/batches/{batch_id}/callback", responses=documented(list[schemas.Delivery], fails=_FOUND)
+)
 async def list_batch_callbacks(batch_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """The batch's callback deliveries, oldest first, attempts inline (a bare array)."""
     batch = await batch_of(deps, caller, batch_id)
@@ -228,7 +239,11 @@ async def list_batch_callbacks(batch_id: str, deps: Deps, caller: CurrentCaller)
     return json_response([delivery_view(d, attempts) for d, attempts in found])
 
 
-@router.post("/batches/{batch_id}/callback-redeliveries", status_code=201)
+@router.post(
+    "/batches/{batch_id}/callback-redeliveries",
+    status_code=201,
+    responses=documented(schemas.Delivery, 201, fails=(*_FOUND, 409)),
+)
 async def redeliver_batch_callback(batch_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """A new delivery of an ended batch's callback, built from its items now (fresh output
     URLs); one at a time."""

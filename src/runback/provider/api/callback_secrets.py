@@ -21,12 +21,17 @@ from runback.core.keys import jwk
 from runback.core.records import SecretType
 from runback.core.signing import new_callback_secret
 from runback.errors import NotFoundError, ValidationFailedError
+from runback.provider.api import schemas
 from runback.provider.api.deps import CurrentCaller, Deps
 from runback.provider.api.views import secret_view
 from runback.web.auth import uuid_or_none
 from runback.web.bodies import documented_body, read_json
 from runback.web.pages import page
 from runback.web.responses import json_response
+from runback.web.schemas import BODY_ERRORS, CALLER_ERRORS, Page, documented
+
+_FOUND = (*CALLER_ERRORS, 404)
+
 
 router = APIRouter(prefix="/v1", tags=["callback secrets"])
 
@@ -60,6 +65,7 @@ def _not_found(secret_id: str) -> NotFoundError:
     "/callback-secrets",
     status_code=201,
     openapi_extra=documented_body(SecretCreate, required=False),
+    responses=documented(schemas.Secret, 201, fails=(*CALLER_ERRORS, *BODY_ERRORS)),
 )
 async def create_secret(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
     """Create a secret: ``hmac`` (the default; its plain value is in this answer and never
@@ -73,7 +79,7 @@ async def create_secret(request: Request, deps: Deps, caller: CurrentCaller) -> 
     return json_response(secret_view(secret, plain=True), 201)
 
 
-@router.get("/callback-secrets")
+@router.get("/callback-secrets", responses=documented(Page[schemas.Secret], fails=CALLER_ERRORS))
 async def list_secrets(deps: Deps, caller: CurrentCaller) -> Response:
     """Every secret of the organization, oldest first, disabled ones included."""
     found = await deps.store.secrets.list(caller.organization_id)
@@ -81,7 +87,7 @@ async def list_secrets(deps: Deps, caller: CurrentCaller) -> Response:
 
 
 # Declared before /callback-secrets/{secret_id}, which would take "jwks" for an id.
-@router.get("/callback-secrets/jwks")
+@router.get("/callback-secrets/jwks", responses=documented(schemas.Jwks, fails=(503,)))
 async def public_keys(
     deps: Deps,
     organization_id: Annotated[str | None, Query(description="one organization's keys")] = None,
@@ -99,7 +105,7 @@ async def public_keys(
     return response
 
 
-@router.get("/callback-secrets/{secret_id}")
+@router.get("/callback-secrets/{secret_id}", responses=documented(schemas.Secret, fails=_FOUND))
 async def get_secret(secret_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """One secret, without its plain value."""
     parsed = uuid_or_none(secret_id)
@@ -112,7 +118,9 @@ async def get_secret(secret_id: str, deps: Deps, caller: CurrentCaller) -> Respo
 
 
 @router.patch(
-    "/callback-secrets/{secret_id}", openapi_extra=documented_body(SecretUpdate, required=False)
+    "/callback-secrets/{secret_id}",
+    openapi_extra=documented_body(SecretUpdate, required=False),
+    responses=documented(schemas.Secret, fails=(*_FOUND, *BODY_ERRORS, 409)),
 )
 async def update_secret(
     secret_id: str, request: Request, deps: Deps, caller: CurrentCaller
@@ -138,7 +146,9 @@ async def update_secret(
     return json_response(secret_view(found))
 
 
-@router.delete("/callback-secrets/{secret_id}")
+@router.delete(
+    "/callback-secrets/{secret_id}", responses=documented(schemas.Secret, fails=(*_FOUND, 409))
+)
 async def delete_secret(secret_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """Disable a secret for good (``disabled_at`` set): it never signs again."""
     parsed = uuid_or_none(secret_id)

@@ -18,10 +18,12 @@ from runback.core.delivery import SendResult
 from runback.core.ids import new_id
 from runback.core.pings import Ping, excerpt, new_ping, ping_failure
 from runback.outbound.sender import OutboundRequest
+from runback.provider.api import schemas
 from runback.provider.api.deps import CurrentCaller, Deps
 from runback.provider.api.runs import check_callback_url
 from runback.web.bodies import documented_body, read_json
 from runback.web.responses import json_response
+from runback.web.schemas import BODY_ERRORS, CALLER_ERRORS, documented
 
 router = APIRouter(prefix="/v1", tags=["callbacks"])
 
@@ -37,7 +39,11 @@ class CallbackTestCreate(BaseModel):
     """Where to send the ping; the URL policy of callbacks applies."""
 
 
-@router.post("/callback-tests", openapi_extra=documented_body(CallbackTestCreate))
+@router.post(
+    "/callback-tests",
+    openapi_extra=documented_body(CallbackTestCreate),
+    responses=documented(schemas.CallbackTest, fails=(*CALLER_ERRORS, *BODY_ERRORS)),
+)
 async def test_callback(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
     """Send a signed ``test.ping`` event to ``url`` now, as a callback is sent, and answer
     the attempt: ``ok``, ``status_code``, ``latency_ms``, ``response_excerpt``,

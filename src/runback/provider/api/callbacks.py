@@ -9,21 +9,26 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from runback.core.clock import isoformat, to_utc
+from runback.core.clock import isoformat
 from runback.core.ids import new_id
 from runback.core.records import Recovery
 from runback.errors import NotFoundError, ValidationFailedError
+from runback.provider.api import schemas
 from runback.provider.api.deps import CurrentCaller, Deps
-from runback.provider.api.runs import run_of
+from runback.provider.api.runs import run_of, utc
 from runback.provider.api.views import delivery_view
 from runback.web.auth import uuid_or_none
 from runback.web.bodies import documented_body, read_json
 from runback.web.responses import json_response
+from runback.web.schemas import BODY_ERRORS, CALLER_ERRORS, documented
+
+_FOUND = (*CALLER_ERRORS, 404)
+
 
 router = APIRouter(prefix="/v1", tags=["callbacks"])
 
 
-@router.get("/runs/{run_id}/callback")
+@router.get("/runs/{run_id}/callback", responses=documented(list[schemas.Delivery], fails=_FOUND))
 async def list_run_callbacks(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """The run's callback deliveries, oldest first, attempts inline (a bare array)."""
     run = await run_of(deps, caller, run_id)
@@ -47,6 +52,7 @@ class RedeliveryCreate(BaseModel):
     "/runs/{run_id}/callback-redeliveries",
     status_code=201,
     openapi_extra=documented_body(RedeliveryCreate, required=False),
+    responses=documented(schemas.Delivery, 201, fails=(*_FOUND, *BODY_ERRORS, 409)),
 )
 async def redeliver_callback(
     run_id: str, request: Request, deps: Deps, caller: CurrentCaller
@@ -69,7 +75,9 @@ async def redeliver_callback(
     return json_response(delivery_view(delivery, []), 201)
 
 
-@router.get("/callback-deliveries/{delivery_id}")
+@router.get(
+    "/callback-deliveries/{delivery_id}", responses=documented(schemas.Delivery, fails=_FOUND)
+)
 async def get_delivery(delivery_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """One delivery, attempts inline."""
     found = None
@@ -113,12 +121,13 @@ def recovery_view(recovery: Recovery, counts: dict[str, int]) -> dict[str, Any]:
     "/callback-deliveries/recoveries",
     status_code=201,
     openapi_extra=documented_body(RecoveryCreate),
+    responses=documented(schemas.Recovery, 201, fails=(*CALLER_ERRORS, *BODY_ERRORS)),
 )
 async def create_recovery(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
     """Queue again every failed delivery created in a time range (to one destination, if
     given): each run's callback as a fresh redelivery. Progress: ``GET`` the answer's id."""
     body = await read_json(request, RecoveryCreate, limit=deps.max_body_bytes)
-    start, end = to_utc(body.created_from), to_utc(body.created_to)
+    start, end = utc(body.created_from, "from"), utc(body.created_to, "to")
     if end <= start:
         raise ValidationFailedError.for_field("to", "must be after from")
     recovery = Recovery(
@@ -138,7 +147,10 @@ async def create_recovery(request: Request, deps: Deps, caller: CurrentCaller) -
     return json_response(recovery_view(*found), 201)
 
 
-@router.get("/callback-deliveries/recoveries/{recovery_id}")
+@router.get(
+    "/callback-deliveries/recoveries/{recovery_id}",
+    responses=documented(schemas.Recovery, fails=_FOUND),
+)
 async def get_recovery(recovery_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """A recovery's progress: how many it queued and how they are doing."""
     parsed = uuid_or_none(recovery_id)

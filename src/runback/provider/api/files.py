@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -22,6 +23,7 @@ from runback.core.thin import is_full_body_key
 from runback.errors import NotFoundError, PermissionDeniedError, RunbackError
 from runback.provider.api.deps import ApiDeps, Deps
 from runback.web.responses import json_response
+from runback.web.schemas import errors
 
 router = APIRouter(tags=["files"])
 
@@ -116,8 +118,21 @@ def _unsatisfiable(size: int) -> Response:
     return response
 
 
-@router.get("/files/{key:path}", operation_id="get_file")
-@router.head("/files/{key:path}", operation_id="head_file")
+_BYTES: dict[int | str, Any] = {
+    status: {
+        "description": description,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+    for status, description in ((200, "The whole file"), (206, "One byte range of the file"))
+}
+_FILE = _BYTES | errors((403, 404, 416, 422, 503))
+
+
+# response_class=Response: the document lists the file's bytes alone, no JSON.
+@router.get("/files/{key:path}", operation_id="get_file", response_class=Response, responses=_FILE)
+@router.head(
+    "/files/{key:path}", operation_id="head_file", response_class=Response, responses=_FILE
+)
 async def serve_file(
     key: str,
     request: Request,

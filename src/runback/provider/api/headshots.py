@@ -34,11 +34,13 @@ from runback.errors import (
     UnsupportedMediaError,
     ValidationFailedError,
 )
+from runback.provider.api import schemas
 from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
 from runback.provider.api.runs import check_callback_url, served_model
 from runback.web.auth import uuid_or_none
 from runback.web.bodies import documented_body, read_json
 from runback.web.responses import json_response
+from runback.web.schemas import BODY_ERRORS, documented, errors
 
 MAX_IMAGES: Final = 20
 MAX_IMAGE_BYTES: Final = 15 * 1024 * 1024
@@ -68,6 +70,10 @@ class _OwnShapes(APIRoute):
         return answered
 
 
+# Refused in this door's envelope; a database outage (503) in the contract's.
+_REFUSED = (400, 401, 403, 429)
+
+
 router = APIRouter(prefix="/api/v1/images", tags=["headshots"], route_class=_OwnShapes)
 
 
@@ -80,7 +86,16 @@ class HeadshotsJson(BaseModel):
     callback_url: str | None = None
 
 
-@router.post("/generate-headshots", openapi_extra=documented_body(HeadshotsJson))
+@router.post(
+    "/generate-headshots",
+    openapi_extra=documented_body(HeadshotsJson),
+    responses=documented(
+        schemas.HeadshotsAnswer,
+        fails=(*_REFUSED, *BODY_ERRORS, 404),
+        error=schemas.HeadshotsRefusal,
+    )
+    | errors((503,)),
+)
 async def generate_headshots(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
     """Make 60 headshots from the photos; the answer comes at once, the callback when done."""
     served_model(deps, door.MODEL)
@@ -147,7 +162,15 @@ async def _photo(n: int, image: UploadFile) -> bytes:
     return data
 
 
-@router.get("/generate-headshots/{headshots_id}")
+@router.get(
+    "/generate-headshots/{headshots_id}",
+    responses=documented(
+        schemas.HeadshotsStatusAnswer,
+        fails=(*_REFUSED, 404),
+        error=schemas.HeadshotsRefusal,
+    )
+    | errors((503,)),
+)
 async def get_headshots(headshots_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """How the headshots are doing; their URLs once done, the error if they failed."""
     run = await _headshots_of(deps, caller.organization_id, headshots_id)

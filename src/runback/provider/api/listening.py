@@ -17,14 +17,17 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from runback.core.clock import isoformat, to_utc
+from runback.core.clock import isoformat
 from runback.core.delivery import delivery_headers
 from runback.core.records import Delivery
 from runback.errors import NotFoundError
+from runback.provider.api import schemas
 from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
+from runback.provider.api.runs import utc
 from runback.web.auth import uuid_or_none
 from runback.web.pages import decode_cursor, encode_cursor
 from runback.web.responses import json_response
+from runback.web.schemas import CALLER_ERRORS, documented, errors
 from runback.web.sse import DOCUMENTED, sse_message, sse_response
 
 router = APIRouter(prefix="/v1", tags=["callbacks"])
@@ -55,7 +58,11 @@ async def _messages(deps: ApiDeps, found: list[Delivery]) -> list[dict[str, Any]
     ]
 
 
-@router.get("/callback-deliveries/stream", response_class=StreamingResponse, responses=DOCUMENTED)
+@router.get(
+    "/callback-deliveries/stream",
+    response_class=StreamingResponse,
+    responses=DOCUMENTED | errors((*CALLER_ERRORS, 422)),
+)
 async def stream_deliveries(
     request: Request,
     deps: Deps,
@@ -71,7 +78,7 @@ async def stream_deliveries(
     ``event: delivery`` with its body and freshly signed headers; resumable with
     ``Last-Event-ID``. The stream does not end: the client closes it."""
     position = decode_cursor(last_event_id) or (
-        to_utc(since) if since is not None else deps.clock.now(),
+        utc(since, "since") if since is not None else deps.clock.now(),
         UUID(int=0),
     )
 
@@ -92,7 +99,10 @@ async def stream_deliveries(
     return sse_response(poll, request)
 
 
-@router.get("/callback-deliveries/{delivery_id}/message")
+@router.get(
+    "/callback-deliveries/{delivery_id}/message",
+    responses=documented(schemas.DeliveryMessage, fails=(*CALLER_ERRORS, 404)),
+)
 async def delivery_message(delivery_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """One delivery as ``runback listen --replay`` forwards it: its body and headers signed
     now."""

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from runback.provider.api import schemas
 from runback.provider.api.deps import CurrentCaller, Deps
 from runback.web.pages import page
 from runback.web.responses import json_response
+from runback.web.schemas import CALLER_ERRORS, Page, documented
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
 
-@router.get("/models")
+@router.get("/models", responses=documented(Page[schemas.Model], fails=CALLER_ERRORS))
 async def list_models(deps: Deps, caller: CurrentCaller) -> Response:
     """Every model, by name."""
     items = [

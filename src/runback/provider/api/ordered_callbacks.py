@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runback.core.clock import isoformat
 from runback.errors import NotFoundError
+from runback.provider.api import schemas
 from runback.provider.api.deps import CurrentCaller, Deps
 from runback.provider.api.runs import check_callback_url
 from runback.provider.api.views import delivery_view
@@ -21,6 +22,7 @@ from runback.store import OrderedUrl
 from runback.web.bodies import documented_body, read_json
 from runback.web.pages import page
 from runback.web.responses import json_response
+from runback.web.schemas import BODY_ERRORS, CALLER_ERRORS, Page, documented, errors
 
 router = APIRouter(prefix="/v1", tags=["ordered callbacks"])
 
@@ -72,7 +74,13 @@ async def _body(request: Request, deps: Deps) -> OrderedCallbackBody:
     return await read_json(request, OrderedCallbackBody, limit=deps.max_body_bytes)
 
 
-@router.put("/ordered-callbacks", openapi_extra=documented_body(OrderedCallbackBody))
+@router.put(
+    "/ordered-callbacks",
+    openapi_extra=documented_body(OrderedCallbackBody),
+    responses=documented(
+        schemas.OrderedCallback, 200, also=(201,), fails=(*CALLER_ERRORS, *BODY_ERRORS)
+    ),
+)
 async def order_callbacks(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
     """Deliver the organization's callbacks to ``callback_url`` in the order they are made,
     each only after the previous one succeeded or failed: ``201`` when newly switched on,
@@ -86,7 +94,12 @@ async def order_callbacks(request: Request, deps: Deps, caller: CurrentCaller) -
     return json_response(ordered_view(found), 201 if made else 200)
 
 
-@router.delete("/ordered-callbacks", openapi_extra=documented_body(OrderedCallbackBody))
+@router.delete(
+    "/ordered-callbacks",
+    status_code=204,
+    openapi_extra=documented_body(OrderedCallbackBody),
+    responses=errors({*CALLER_ERRORS, *BODY_ERRORS, 404}),
+)
 async def unorder_callbacks(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
     """Stop ordering callbacks to ``callback_url``: those waiting their turn go out side by
     side at once. ``204``; ``404`` when it was not ordered."""
@@ -96,7 +109,10 @@ async def unorder_callbacks(request: Request, deps: Deps, caller: CurrentCaller)
     return Response(status_code=204)
 
 
-@router.get("/ordered-callbacks")
+@router.get(
+    "/ordered-callbacks",
+    responses=documented(Page[schemas.OrderedCallback], fails=CALLER_ERRORS),
+)
 async def list_ordered_callbacks(deps: Deps, caller: CurrentCaller) -> Response:
     """The organization's ordered callback URLs, each with its head (null when nothing is
     in flight): its status, attempts, next attempt and latest failure."""
@@ -104,7 +120,11 @@ async def list_ordered_callbacks(deps: Deps, caller: CurrentCaller) -> Response:
     return json_response(page([ordered_view(f) for f in found], None))
 
 
-@router.post("/ordered-callbacks/release", openapi_extra=documented_body(OrderedCallbackBody))
+@router.post(
+    "/ordered-callbacks/release",
+    openapi_extra=documented_body(OrderedCallbackBody),
+    responses=documented(schemas.Delivery, fails=(*CALLER_ERRORS, *BODY_ERRORS, 404, 409)),
+)
 async def release_head(request: Request, deps: Deps, caller: CurrentCaller) -> Response:
     """Give up the head of an ordered URL: it ends ``failed`` with ``released`` and the
     next one goes at once. Answers the released delivery. ``409`` while the head is being

@@ -20,6 +20,7 @@ from runback.core.runs import Ending, as_submitted, new_run
 from runback.core.states import RunStatus
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
+from runback.provider.api import schemas
 from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
 from runback.provider.api.views import callback_summary, run_view
 from runback.provider.registry import Model
@@ -28,6 +29,7 @@ from runback.web.auth import uuid_or_none
 from runback.web.bodies import documented_body, read_json, validation_error
 from runback.web.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
 from runback.web.responses import json_response
+from runback.web.schemas import BODY_ERRORS, CALLER_ERRORS, Page, documented
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
@@ -97,6 +99,7 @@ def served_model(deps: ApiDeps, model: str) -> Model:
     "/models/{model:path}/runs",
     status_code=201,
     openapi_extra=documented_body(RunCreate),
+    responses=documented(schemas.Run, 201, fails=(*CALLER_ERRORS, *BODY_ERRORS, 404, 409)),
 )
 async def create_run(
     model: str,
@@ -159,6 +162,17 @@ def checked_events(values: list[str] | None) -> tuple[EventKind, ...] | None:
         raise ValidationFailedError.for_field("events", str(exc)) from None
 
 
+def utc(moment: datetime, field: str) -> datetime:
+    """``moment`` in UTC, or a ``422`` naming ``field`` when that instant is outside the
+    years 1 to 9999 (``0001-01-01T00:00:00+01:00``): found by the OpenAPI fuzz as a 500."""
+    try:
+        return to_utc(moment)
+    except OverflowError:
+        raise ValidationFailedError.for_field(
+            field, "is outside the years 1 to 9999 once in UTC"
+        ) from None
+
+
 def check_metadata(metadata: dict[str, Any] | None) -> None:
     """A ``422`` for metadata too large to ride along in every callback."""
     if metadata is not None and len(dumps(metadata)) > MAX_METADATA_BYTES:
@@ -178,13 +192,13 @@ def check_callback_url(
             raise ValidationFailedError.for_field(field, str(exc)) from None
 
 
-@router.get("/runs/statuses")
+@router.get("/runs/statuses", responses=documented(list[RunStatus], fails=CALLER_ERRORS))
 async def list_statuses(caller: CurrentCaller) -> Response:
     """Every run status, in lifecycle order."""
     return json_response([status.value for status in RunStatus])
 
 
-@router.get("/runs")
+@router.get("/runs", responses=documented(Page[schemas.Run], fails=CALLER_ERRORS))
 async def list_runs(
     deps: Deps,
     caller: CurrentCaller,
@@ -201,8 +215,8 @@ async def list_runs(
         statuses=tuple(status or ()),
         model=model,
         client_ref=client_ref,
-        created_after=None if created_after is None else to_utc(created_after),
-        created_before=None if created_before is None else to_utc(created_before),
+        created_after=None if created_after is None else utc(created_after, "created_after"),
+        created_before=None if created_before is None else utc(created_before, "created_before"),
     )
     found, after = await deps.store.runs.page(
         caller.organization_id, filters=filters, after=decode_cursor(cursor), limit=limit
@@ -211,7 +225,7 @@ async def list_runs(
     return json_response(page([run_view(run, output=outputs[run.id]) for run in found], after))
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", responses=documented(schemas.RunDetail, fails=(*CALLER_ERRORS, 404)))
 async def get_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """One run, as it stands now, with how its callback is doing; a queued run that no
     live worker can execute says so in ``waiting_for``."""
@@ -236,7 +250,10 @@ async def _shown(deps: ApiDeps, run: Run) -> Response:
     return json_response(view)
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post(
+    "/runs/{run_id}/cancel",
+    responses=documented(schemas.RunDetail, fails=(*CALLER_ERRORS, 404)),
+)
 async def cancel_run(run_id: str, deps: Deps, caller: CurrentCaller) -> Response:
     """Cancel a run: a queued one at once, a running one by cancelling its model. The
     callback is ``run.cancelled``. A run already ended is answered unchanged."""

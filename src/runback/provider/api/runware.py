@@ -27,12 +27,14 @@ from runback.core.records import Run
 from runback.core.runs import new_run
 from runback.errors import ApiError, IdempotencyKeyReusedError, UrlRefusedError
 from runback.models.image_inference import ImageInferenceInput
+from runback.provider.api import schemas
 from runback.provider.api.deps import ApiDeps, Deps
 from runback.provider.api.runs import IDEMPOTENCY_WINDOW, until_ended
 from runback.store import Idempotency
 from runback.web.auth import key_organizations
 from runback.web.bodies import read_body
 from runback.web.responses import json_response
+from runback.web.schemas import documented, errors
 from runback.wording import problem
 
 router = APIRouter(tags=["runware"])
@@ -57,7 +59,13 @@ def _refused(
     return TaskError(status, runware.error(code, message, **where))
 
 
-@router.post("/v1")
+@router.post(
+    "/v1",
+    responses=documented(
+        schemas.RunwareAnswer, fails=(400, 401, 404, 409, 413), error=schemas.RunwareErrors
+    )
+    | errors((503,)),
+)
 async def tasks(request: Request, deps: Deps) -> Response:
     """Run an array of Runware tasks: ``authentication``, ``imageInference``, ``getResponse``."""
     try:

@@ -18,6 +18,7 @@ from runback.core.records import Run
 from runback.errors import ValidationFailedError
 from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
 from runback.provider.api.runs import run_of
+from runback.web.schemas import CALLER_ERRORS, errors
 from runback.web.sse import DOCUMENTED, sse_message, sse_response
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -35,7 +36,11 @@ def _resume_after(value: str | None) -> int:
     return int(value)
 
 
-@router.get("/runs/{run_id}/stream", response_class=StreamingResponse, responses=DOCUMENTED)
+@router.get(
+    "/runs/{run_id}/stream",
+    response_class=StreamingResponse,
+    responses=DOCUMENTED | errors((*CALLER_ERRORS, 404, 422)),
+)
 async def stream_run(
     run_id: str,
     request: Request,
