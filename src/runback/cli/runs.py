@@ -57,7 +57,10 @@ def show_delivery_made(delivery: Delivery, as_json: bool) -> None:
 def runs_list(
     status: Annotated[
         list[str] | None,
-        typer.Option(metavar="STATUS", help="Only runs of this status; repeat for several"),
+        # Named: typer 0.27 names a list option after its metavar otherwise (--STATUS).
+        typer.Option(
+            "--status", metavar="STATUS", help="Only runs of this status; repeat for several"
+        ),
     ] = None,
     model: Annotated[
         str | None, typer.Option(metavar="MODEL", help="Only runs of this model")
