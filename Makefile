@@ -43,7 +43,15 @@ node-express:
 	@NODE_PATH=/usr/share/nodejs node -e "require('express')" 2>/dev/null || \
 	  (apt-get install -y -q node-express >/dev/null || sudo apt-get install -y -q node-express >/dev/null)
 
-test: $(VENV)/.dev node-express  ## the whole suite, on two processes
+# The OpenAPI client generator a test runs: a venv of its own (it pins an older typer).
+GEN_VENV := .venv-openapi
+$(GEN_VENV)/.done: requirements-openapi.lock
+	$(PYTHON) -m venv $(GEN_VENV)
+	$(GEN_VENV)/bin/pip install -q --upgrade 'pip>=24'
+	$(GEN_VENV)/bin/pip install -q -r requirements-openapi.lock
+	touch $@
+
+test: $(VENV)/.dev node-express $(GEN_VENV)/.done  ## the whole suite, on two processes
 	$(BIN)/pytest -n 2
 
 check: $(VENV)/.dev  ## format, lint, types
@@ -68,6 +76,7 @@ bench-full: $(VENV)/.bench  ## P1-P8 at full size
 lock: $(BIN)/python  ## re-pin every dependency after changing pyproject.toml
 	$(BIN)/pip install -q 'pip-tools>=7.4'
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra server --extra dev --extra bench -o $(LOCK) pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-openapi.lock requirements-openapi.in
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(GEN_VENV) .mypy_cache .ruff_cache .pytest_cache
