@@ -240,6 +240,8 @@ class Delivery:
     payload_bytes: bytes = b""
     signing_secret_id: str | None = None
     is_automatic: bool = True
+    ordered: bool = False
+    """Sent only after every older callback to its URL ended (ordered delivery)."""
     failure_reason_code: str | None = None
     failure_detail: str | None = None
     attempt_count: int = 0

@@ -120,3 +120,15 @@ async def test_ordering_is_the_callers_organizations_own(api: Api) -> None:
     other = await harness.store.accounts.create_organization("other", now=harness.clock.now())
 
     assert await harness.store.ordering.listing(other.id) == []
+
+
+async def test_a_delivery_says_whether_it_is_ordered(api: Api) -> None:
+    unordered = await _stuck_callbacks(api, 1)
+    await _send(api, "PUT", {"callback_url": URL})
+    ordered = await _stuck_callbacks(api, 1)
+
+    before = (await api.get(f"/v1/runs/{unordered[0]}/callback")).json()
+    after = (await api.get(f"/v1/runs/{ordered[0]}/callback")).json()
+
+    assert [d["ordered"] for d in before] == [False]  # made before ordering was on
+    assert [d["ordered"] for d in after] == [True]

@@ -137,6 +137,9 @@ class Delivery(Shape):
     payload: dict[str, Any] = Field(description="the same body, as JSON")
     signing_secret_id: UUID | None
     is_automatic: bool
+    ordered: bool = Field(
+        description="sent only after every older callback to its URL ended (ordered delivery)"
+    )
     status_code: DeliveryStatus
     failure_reason_code: str | None
     failure_detail: str | None

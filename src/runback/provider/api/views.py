@@ -149,6 +149,7 @@ def delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]
         "payload": orjson.Fragment(delivery.payload_bytes),
         "signing_secret_id": _id(delivery.signing_secret_id),
         "is_automatic": delivery.is_automatic,
+        "ordered": delivery.ordered,
         "status_code": delivery.status.value,
         "failure_reason_code": delivery.failure_reason_code,
         "failure_detail": delivery.failure_detail,
