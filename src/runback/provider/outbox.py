@@ -79,13 +79,12 @@ class Outbox:
         return self._retry_policy if model is None or model.retry is None else model.retry
 
     async def _delivery(
-        self, run: Run, *, is_automatic: bool, files: bool = True
+        self, run: Run, output: JsonText | None, *, is_automatic: bool
     ) -> Delivery | None:
-        """The delivery of ``run``'s end; None when its model's shape sends none, or the
-        run did not ask for it."""
+        """The delivery of ``run``'s end, ``output`` its rendered output; None when its
+        model's shape sends none, or the run did not ask for it."""
         if not asks(run, EventKind.COMPLETED):
             return None
-        output = await self._outputs.render_one(run) if files else run.output
         model = self._model_of(run.model)
         body = None
         if model is not None and model.callback is not None:
@@ -138,12 +137,17 @@ class Outbox:
     async def _ending(self, done: Run, *, files: bool) -> tuple[Delivery | None, RunEvent | None]:
         """What an ended run commits besides itself: its callback, and its terminal event
         when it asked for events (its stream's last)."""
+        if done.callback_url is None and done.events is None:
+            return None, None
+        # Rendered once for both (signing each file's URL is the costly part).
+        output = await self._outputs.render_one(done) if files else done.output
         delivery = None
         if done.callback_url is not None:
-            delivery = await self._delivery(done, is_automatic=True, files=files)
+            delivery = await self._delivery(done, output, is_automatic=True)
         event = None
         if done.events is not None:
-            event = self._event(done, callback_event(done.status), await self.end_body(done))
+            body = run_callback_body(done, output=output)
+            event = self._event(done, callback_event(done.status), body)
         return delivery, event
 
     async def end_body(self, run: Run) -> bytes:
@@ -355,7 +359,7 @@ class Outbox:
             raise ConflictError(
                 f"run {run.id} has no callback_url to deliver to", code="NO_CALLBACK_URL"
             )
-        made = await self._delivery(run, is_automatic=False)
+        made = await self._delivery(run, await self._outputs.render_one(run), is_automatic=False)
         if made is None:
             raise ConflictError(
                 f"run {run.id} sends no callback when it ends: it did not ask for 'completed', "
