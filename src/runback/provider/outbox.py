@@ -44,6 +44,7 @@ from runback.provider.outputs import Outputs
 from runback.provider.payloads import Payloads
 from runback.provider.registry import Model
 from runback.store import Store
+from runback.tracing import Tracing, delivery_attributes
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Outbox:
         take: Callable[[Delivery], Handoff | None] | None = None,
         model_of: Callable[[str], Model | None] = lambda _name: None,
         ordering: Ordering | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._store = store
         self._model_of = model_of
@@ -73,6 +75,7 @@ class Outbox:
         self._on_delivery = on_delivery
         self._take = take
         self._ordering = ordering
+        self._tracing = tracing or Tracing.off()
 
     def _policy(self, run: Run) -> RetryPolicy:
         model = self._model_of(run.model)
@@ -109,6 +112,8 @@ class Outbox:
         sparing their look-up."""
         done = end_run(run, ending, now=self._clock.now())
         delivery, event = await self._ending(done, files=files)
+        if delivery is not None and self._tracing.enabled:
+            delivery = self._traced(delivery)
         delivery, handoff = await self._hand_over(delivery)
         try:
             refused = await self._store.outbox.end(
@@ -133,6 +138,13 @@ class Outbox:
         if done.batch_id is not None:
             await self.owe_batch_callback(done.batch_id)
         return done
+
+    def _traced(self, delivery: Delivery) -> Delivery:
+        """The delivery with the context of its ``deliver`` span, a child of the current
+        (``execute``) one: its attempts, wherever and whenever they are made, are the
+        span's children."""
+        with self._tracing.span("deliver", attributes=delivery_attributes(delivery)):
+            return replace(delivery, traceparent=self._tracing.traceparent())
 
     async def _ending(self, done: Run, *, files: bool) -> tuple[Delivery | None, RunEvent | None]:
         """What an ended run commits besides itself: its callback, and its terminal event
