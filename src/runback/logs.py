@@ -95,12 +95,17 @@ def _message(record: logging.LogRecord) -> str:
     return record.getMessage()
 
 
+def _utc(created: float) -> str:
+    """``2026-12-06T14:52:55.852Z``."""
+    return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, the bound ids, ``exc``."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": _utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": redact(_message(record)),
