@@ -103,6 +103,7 @@ async def test_a_run_whose_callback_failed_once_leaves_json_lines_naming_its_ids
     lines = logged.lines()
     [failed] = [line for line in lines if "callback attempt 1 failed" in line["message"]]
     assert failed["run_id"] == run_id
+    assert f"to {logged.receiver.url_for('/hook')}," in failed["message"]
     assert failed["attempt"] == 1
     [delivery] = (await logged.client.get(f"/v1/runs/{run_id}/callback")).json()
     assert failed["delivery_id"] == delivery["id"]

@@ -32,6 +32,7 @@ from runback.core.ids import new_id
 from runback.core.records import Attempt, CallbackSecret, Delivery
 from runback.core.retry import Random
 from runback.core.states import DeliveryStatus
+from runback.core.urls import loggable
 from runback.errors import UrlRefusedError
 from runback.outbound.sender import OutboundRequest, Sender
 from runback.provider.gate import DestinationGate
@@ -332,10 +333,11 @@ def _log_failed(delivery: Delivery, number: int, step: NextStep) -> None:
         else "the delivery failed for good"
     )
     log.warning(
-        "callback attempt %d failed: run %s, delivery %s, %s (%s); %s",
+        "callback attempt %d failed: run %s, delivery %s to %s, %s (%s); %s",
         number,
         delivery.run_id,
         delivery.id,
+        loggable(delivery.callback_url),
         step.failure_reason_code.value if step.failure_reason_code else "unknown",
         step.failure_detail,
         then,
