@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from runback.core.signing import generate_secret, signature_headers
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver
 from support.waiting import eventually
@@ -169,3 +171,54 @@ def _private_keys(data_dir: Path) -> list[str]:
     with sqlite3.connect(data_dir / "runback.db") as db:
         rows = db.execute("SELECT secret FROM callback_secrets").fetchall()
     return [row[0] for row in rows]
+
+
+async def test_a_callback_received_is_logged_with_its_event_and_run_ids(
+    tmp_path: Path,
+) -> None:
+    secret = generate_secret()
+    body = json.dumps({"event": "run.completed", "run_id": "r-logs", "status": "succeeded"})
+    headers = dict(
+        signature_headers(
+            body=body.encode(),
+            msg_id="msg_logs",
+            timestamp=int(time.time()),
+            current=secret,
+            active=[secret],
+        )
+    )
+    inbox = tmp_path / "inbox"
+    process = ServeProcess(
+        inbox,
+        command="receive",
+        args=("--secret", secret),
+        env={"RUNBACK_ACCESS_LOG": "true"},
+        errors=tmp_path / "stderr.log",
+    )
+    with process:
+        async with httpx.AsyncClient(base_url=process.url) as client:
+            received = await client.post(
+                "/webhooks/logs?token=tok3n",
+                content=body,
+                headers={**headers, "Content-Type": "application/json"},
+            )
+        assert received.status_code == 200, received.text
+        event_id = received.json()["event_id"]
+
+        def logged() -> list[dict[str, Any]]:
+            text = (tmp_path / "stderr.log").read_text()
+            return [_parsed(line) for line in text.splitlines()]
+
+        async def arrival_logged() -> bool:
+            return any(line["logger"] == "uvicorn.access" for line in logged())
+
+        await eventually(arrival_logged, what="the arrival's access line")
+
+    [access] = [line for line in logged() if line["logger"] == "uvicorn.access"]
+    assert access["event_id"] == event_id
+    assert access["run_id"] == "r-logs"
+    assert access["request_id"] == received.headers["X-Request-Id"]
+    assert "/webhooks/logs?***" in access["message"]
+    text = (tmp_path / "stderr.log").read_text()
+    assert secret not in text
+    assert "tok3n" not in text
