@@ -27,8 +27,8 @@ from typing import Any, Final, Literal, TextIO
 
 LogFormat = Literal["json", "text"]
 
-_NO_IDS: Final[Mapping[str, str | int]] = MappingProxyType({})
-_ids: ContextVar[Mapping[str, str | int]] = ContextVar("runback_log_ids", default=_NO_IDS)
+_NO_IDS: Final[Mapping[str, object]] = MappingProxyType({})
+_ids: ContextVar[Mapping[str, object]] = ContextVar("runback_log_ids", default=_NO_IDS)
 
 MASK: Final = "***"
 _SECRETS: Final = re.compile(
@@ -62,18 +62,21 @@ def bound(**ids: object) -> Iterator[None]:
         _ids.reset(token)
 
 
-def current_ids() -> Mapping[str, str | int]:
-    """The ids bound here now."""
-    return _ids.get()
+def current_ids() -> dict[str, str | int]:
+    """The ids bound here now, as the lines show them."""
+    return {name: _shown(value) for name, value in _ids.get().items()}
 
 
-def _with(
-    ids: dict[str, object], base: Mapping[str, str | int] | None = None
-) -> dict[str, str | int]:
+def _shown(value: object) -> str | int:
+    return value if isinstance(value, int | str) else str(value)
+
+
+def _with(ids: dict[str, object], base: Mapping[str, object] | None = None) -> dict[str, object]:
+    # Kept as given (a UUID stays one): made text only when a line is written.
     merged = dict(_ids.get() if base is None else base)
     for name, value in ids.items():
         if value is not None:
-            merged[name] = value if isinstance(value, int | str) else str(value)
+            merged[name] = value
     return merged
 
 
@@ -110,7 +113,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(_message(record)),
         }
-        line.update(_ids.get())
+        for name, value in _ids.get().items():
+            line[name] = _shown(value)
         if record.exc_info:
             line["exc"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
