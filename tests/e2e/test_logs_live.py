@@ -222,3 +222,12 @@ async def test_a_callback_received_is_logged_with_its_event_and_run_ids(
     text = (tmp_path / "stderr.log").read_text()
     assert secret not in text
     assert "tok3n" not in text
+
+
+@pytest.mark.parametrize("command", ["serve", "api", "worker", "receive"])
+def test_every_server_command_takes_log_format_and_names_a_bad_one(command: str) -> None:
+    refused = cli(command, "--log-format", "xml", env={"RUNBACK_PUBLIC_URL": "http://x"})
+
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("runback: --log-format ")
+    assert "'json' or 'text'" in refused.stderr
