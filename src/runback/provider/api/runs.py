@@ -153,6 +153,7 @@ async def _create_run(
         )
     stored = await deps.store.runs.insert(run, idempotency=idempotency)
     if stored.id != run.id:  # the first answer again, not the run's state now
+        logs.bind(run_id=stored.id)
         response = json_response(run_view(as_submitted(stored)), 201)
         response.headers["Idempotent-Replayed"] = "true"
         return response
