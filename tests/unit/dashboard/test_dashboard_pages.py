@@ -265,3 +265,14 @@ async def test_every_page_has_the_nav_a_main_landmark_and_security_headers(
     assert '<main id="main"' in page.text
     assert page.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+async def test_an_output_file_that_is_an_image_is_previewed(api: Api) -> None:
+    run_id = await api.run_id({"input": {"width": 32, "height": 16}}, model="runback/thumbnail")
+    await api.harness.executor.run_until_idle()
+
+    page = (await api.client.get(f"{PREFIX}/runs/{run_id}")).text
+
+    found = re.search(r'<img src="([^"]+)"', page)
+    assert found is not None, page
+    assert found[1].startswith("http://runback.test/")  # the run's own file URL, signed

@@ -113,6 +113,7 @@ async def recovery_page(
         await flash(site, viewer, f"There is no recovery {recovery_id}.")
         return site.redirect("/callbacks")
     view = recovery_view(*found)
-    context = {"recovery": view, "live": view["pending"] > 0, "refresh_seconds": 2}
+    context = {"recovery": view, "record": found[0], "live": view["pending"] > 0,
+               "refresh_seconds": 2}  # fmt: skip
     name = "provider/recovery_progress.html" if is_htmx(request) else "provider/recovery.html"
     return site.page(name, context, viewer=viewer, current="/callbacks")
