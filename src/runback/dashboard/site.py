@@ -8,11 +8,13 @@ and pages, and gets the same login, sessions, CSRF checks and layout.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment
@@ -20,7 +22,12 @@ from jinja2 import Environment
 from runback.core.clock import Clock
 from runback.dashboard.config import DashboardConfig
 from runback.dashboard.templating import environment, render
+from runback.errors import ApiError
 from runback.store import Store
+from runback.web.bodies import validation_error
+
+if TYPE_CHECKING:
+    from runback.dashboard.sessions import Viewer
 
 SECURITY_HEADERS = {
     # Images may come from wherever a run's output points; everything else is ours.
@@ -83,7 +90,7 @@ class Site:
         context: dict[str, Any],
         *,
         status: int = 200,
-        viewer: Any = None,
+        viewer: Viewer | None = None,
         current: str | None = None,
     ) -> HTMLResponse:
         """Template ``name`` with the layout's context (nav, CSRF token, flash message)."""
@@ -128,6 +135,7 @@ def install(app: FastAPI, site: Site, routers: Sequence[APIRouter]) -> None:
         name="dashboard-static",
     )
     app.add_exception_handler(sessions.LoginRequiredError, sessions.to_login)
+    _errors_as_pages(app, site)
     app.include_router(login.router, prefix=prefix, include_in_schema=False)
     for router in routers:
         app.include_router(router, prefix=prefix, include_in_schema=False)
@@ -135,3 +143,23 @@ def install(app: FastAPI, site: Site, routers: Sequence[APIRouter]) -> None:
     @app.get(prefix, include_in_schema=False)
     async def dashboard_home() -> Response:
         return RedirectResponse(site.url(site.home), status_code=303)
+
+
+def _errors_as_pages(app: FastAPI, site: Site) -> None:
+    """Errors of the dashboard's paths answered as a page (same status, same message and
+    fields); the app's other paths keep their own answers (the API's JSON envelope)."""
+    handlers = {kind: app.exception_handlers[kind] for kind in (ApiError, RequestValidationError)}
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        kind = ApiError if isinstance(exc, ApiError) else RequestValidationError
+        if not request.url.path.startswith(site.url("/")):
+            answered = handlers[kind](request, exc)
+            return await answered if inspect.isawaitable(answered) else answered
+        if isinstance(exc, RequestValidationError):
+            exc = validation_error(exc.errors())
+        assert isinstance(exc, ApiError)
+        context = {"error": exc, "status": exc.status_code}
+        return site.page("error.html", context, status=exc.status_code)
+
+    app.add_exception_handler(ApiError, answer)
+    app.add_exception_handler(RequestValidationError, answer)

@@ -276,3 +276,25 @@ async def test_an_output_file_that_is_an_image_is_previewed(api: Api) -> None:
     found = re.search(r'<img src="([^"]+)"', page)
     assert found is not None, page
     assert found[1].startswith("http://runback.test/")  # the run's own file URL, signed
+
+
+async def test_a_run_of_no_one_is_a_404_page_and_the_api_keeps_its_json(api: Api) -> None:
+    page = await api.client.get(f"{PREFIX}/runs/01a24bdf-0000-7000-8000-000000000000")
+    json = await api.get("/v1/runs/01a24bdf-0000-7000-8000-000000000000")
+
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "there is no run" in page.text
+    assert json.status_code == 404
+    assert json.json()["code"] == "RUN_NOT_FOUND"
+
+
+async def test_a_form_field_out_of_bounds_is_named_on_a_422_page(api: Api) -> None:
+    token = await csrf_token(api.client)
+
+    answer = await api.client.post(
+        f"{PREFIX}/secrets", data={"csrf_token": token, "label": "x" * 201}
+    )
+
+    assert answer.status_code == 422
+    assert "<code>label</code>" in answer.text
