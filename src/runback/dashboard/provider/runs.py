@@ -107,7 +107,8 @@ def timeline(
     if run.completed_at is not None:
         moments.append(Moment(run.completed_at, run.status.value, run.failure_code or ""))
     for delivery, attempts in found:
-        moments.append(Moment(delivery.created_at, "callback queued", delivery.event_key))
+        queued = "callback queued" if delivery.is_automatic else "redelivery queued"
+        moments.append(Moment(delivery.created_at, queued, delivery.event_key))
         for attempt in attempts:
             outcome = attempt.failure_reason_code or f"HTTP {attempt.status_code}"
             moments.append(Moment(attempt.created_at, f"attempt {attempt.attempt_number}", outcome))
