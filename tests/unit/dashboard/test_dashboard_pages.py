@@ -296,3 +296,16 @@ async def test_a_form_field_out_of_bounds_is_named_on_a_422_page(api: Api) -> No
 
     assert answer.status_code == 422
     assert "<code>label</code>" in answer.text
+
+
+async def test_what_a_run_carries_is_escaped_never_markup(api: Api) -> None:
+    hostile = "<script>alert(1)</script>"
+    run_id = await api.run_id({"input": {"note": hostile}, "client_ref": hostile})
+    await api.harness.executor.run_until_idle()
+
+    listed = (await api.client.get(f"{PREFIX}/runs")).text
+    shown = (await api.client.get(f"{PREFIX}/runs/{run_id}")).text
+
+    for page in (listed, shown):
+        assert hostile not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
