@@ -15,6 +15,8 @@ from fastapi.responses import RedirectResponse
 from runback.dashboard.csrf import CheckedViewer, same_token
 from runback.dashboard.sessions import clear_session_cookie, set_session_cookie
 from runback.dashboard.site import SECURITY_HEADERS, CurrentSite, Site
+from runback.errors import FieldError, PermissionDeniedError
+from runback.web.auth import uuid_or_none
 
 router = APIRouter()
 
@@ -95,4 +97,24 @@ async def logout(site: CurrentSite, viewer: CheckedViewer) -> Response:
     await site.store.sessions.close(viewer.session_id)
     response = site.redirect("/login?out=true")
     clear_session_cookie(response, site)
+    return response
+
+
+@router.post("/organization")
+async def choose_organization(
+    site: CurrentSite,
+    viewer: CheckedViewer,
+    organization_id: Annotated[str, Form()] = "",
+    next_url: Annotated[str, Form(alias="next")] = "",
+) -> Response:
+    """Show another organization of the key (``X-Organization-Id`` of the API)."""
+    chosen = uuid_or_none(organization_id)
+    if chosen is None or chosen not in viewer.session.organization_ids:
+        raise PermissionDeniedError(
+            "the API key is not a member of that organization",
+            errors=[FieldError(field="organization_id", message="not one of the key's")],
+        )
+    await site.store.sessions.choose(viewer.session_id, chosen)
+    response = RedirectResponse(_safe_next(site, next_url), status_code=303)
+    response.headers.update(SECURITY_HEADERS)
     return response

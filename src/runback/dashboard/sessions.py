@@ -37,8 +37,15 @@ class Viewer:
 
     @property
     def organization_id(self) -> UUID:
-        """The organization the pages show: the key's default one."""
-        return self.session.organization_ids[0]
+        """The organization the pages show: the chosen one, else the key's default."""
+        return self.session.organization_id
+
+    @property
+    def organizations(self) -> list[tuple[UUID, str]]:
+        """Every organization of the key, with its name, the default first."""
+        return list(
+            zip(self.session.organization_ids, self.session.organization_names, strict=True)
+        )
 
     @property
     def csrf_token(self) -> str:

@@ -147,13 +147,19 @@ def install(app: FastAPI, site: Site, routers: Sequence[APIRouter]) -> None:
 
 def _errors_as_pages(app: FastAPI, site: Site) -> None:
     """Errors of the dashboard's paths answered as a page (same status, same message and
-    fields); the app's other paths keep their own answers (the API's JSON envelope)."""
-    handlers = {kind: app.exception_handlers[kind] for kind in (ApiError, RequestValidationError)}
+    fields); the app's other paths keep their own answers (the API's JSON envelope, from
+    ``web.app.base_app``; an app without a handler lets the error through as before)."""
+    handlers = {
+        kind: app.exception_handlers.get(kind) for kind in (ApiError, RequestValidationError)
+    }
 
     async def answer(request: Request, exc: Exception) -> Response:
         kind = ApiError if isinstance(exc, ApiError) else RequestValidationError
         if not request.url.path.startswith(site.url("/")):
-            answered = handlers[kind](request, exc)
+            handler = handlers[kind]
+            if handler is None:
+                raise exc
+            answered = handler(request, exc)
             return await answered if inspect.isawaitable(answered) else answered
         if isinstance(exc, RequestValidationError):
             exc = validation_error(exc.errors())

@@ -536,6 +536,8 @@ dashboard_sessions = Table(
     Column("id_hash", Text, primary_key=True),
     Column("api_key_id", Uuid, ForeignKey("api_keys.id"), nullable=False),
     Column("csrf_token", Text, nullable=False),
+    # The organization the pages show, for a key of several (None: the key's default).
+    Column("organization_id", Uuid),
     Column("flash", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),

@@ -18,20 +18,31 @@ from sqlalchemy import delete, select, update
 
 from runback.core.ids import hash_api_key
 from runback.store.database import Database
-from runback.store.schema import api_keys, dashboard_sessions, memberships
+from runback.store.schema import api_keys, dashboard_sessions, memberships, organizations
 
 _ID_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A live dashboard login: its key's organizations (the default first) and CSRF token."""
+    """A live dashboard login: its key's organizations (the default first, with their
+    names), the one it shows, and its CSRF token."""
 
     api_key_id: UUID
     organization_ids: tuple[UUID, ...]
     csrf_token: str
     expires_at: datetime
     flash: str | None = None
+    chosen: UUID | None = None
+    """The organization chosen to be shown; None: the key's default."""
+    organization_names: tuple[str, ...] = ()
+
+    @property
+    def organization_id(self) -> UUID:
+        """The organization the pages show: the chosen one while the key is its member."""
+        if self.chosen is not None and self.chosen in self.organization_ids:
+            return self.chosen
+        return self.organization_ids[0]
 
 
 def _hashed(session_id: str) -> str:
@@ -75,9 +86,14 @@ class SessionStore:
     async def get(self, session_id: str, *, now: datetime) -> Session | None:
         """The live session of this id; None when unknown, expired or its key revoked."""
         query = (
-            select(dashboard_sessions, memberships.c.organization_id)
+            select(
+                dashboard_sessions,
+                memberships.c.organization_id.label("member_of"),
+                organizations.c.name,
+            )
             .join(api_keys, api_keys.c.id == dashboard_sessions.c.api_key_id)
             .join(memberships, memberships.c.api_key_id == api_keys.c.id)
+            .join(organizations, organizations.c.id == memberships.c.organization_id)
             .where(
                 dashboard_sessions.c.id_hash == _hashed(session_id),
                 dashboard_sessions.c.expires_at > now,
@@ -92,10 +108,12 @@ class SessionStore:
         first = rows[0]
         return Session(
             api_key_id=first.api_key_id,
-            organization_ids=tuple(row.organization_id for row in rows),
+            organization_ids=tuple(row.member_of for row in rows),
             csrf_token=first.csrf_token,
             expires_at=first.expires_at,
             flash=first.flash,
+            chosen=first.organization_id,
+            organization_names=tuple(row.name for row in rows),
         )
 
     async def set_flash(self, session_id: str, message: str | None) -> None:
@@ -105,6 +123,15 @@ class SessionStore:
                 update(dashboard_sessions)
                 .where(dashboard_sessions.c.id_hash == _hashed(session_id))
                 .values(flash=message)
+            )
+
+    async def choose(self, session_id: str, organization_id: UUID) -> None:
+        """Show ``organization_id`` (one of the key's, as the caller checked) from now on."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(dashboard_sessions)
+                .where(dashboard_sessions.c.id_hash == _hashed(session_id))
+                .values(organization_id=organization_id)
             )
 
     async def close(self, session_id: str) -> None:

@@ -174,3 +174,40 @@ async def test_revoking_the_key_ends_its_sessions(api: Api) -> None:
     await api.harness.store.accounts.revoke_key(str(key.id), now=api.harness.clock.now())
 
     assert (await api.client.get(f"{PREFIX}/runs")).status_code == 303
+
+
+async def test_a_key_of_several_organizations_chooses_the_one_shown(api: Api) -> None:
+    store, clock = api.harness.store, api.harness.clock
+    other = await store.accounts.create_organization("acme", now=clock.now())
+    key = await store.accounts.create_api_key(
+        [api.harness.organization_id, other.id], now=clock.now()
+    )
+    await login(api.client, key)
+    mine = await api.run_id()  # of the default organization
+    token = await csrf_token(api.client)
+    assert mine in (await api.client.get(f"{PREFIX}/runs")).text
+
+    chosen = await api.client.post(
+        f"{PREFIX}/organization",
+        data={"csrf_token": token, "organization_id": str(other.id), "next": "/dashboard/runs"},
+    )
+
+    assert chosen.status_code == 303
+    page = (await api.client.get(f"{PREFIX}/runs")).text
+    assert mine not in page
+    assert f'<option value="{other.id}" selected>acme</option>' in page
+
+
+async def test_an_organization_not_of_the_key_cannot_be_chosen(api: Api) -> None:
+    other = await api.other_organization_key()
+    [org] = [o for o in await api.harness.store.accounts.list_organizations() if o.name == "other"]
+    assert other
+    await login(api.client, api.key)
+    token = await csrf_token(api.client)
+
+    refused = await api.client.post(
+        f"{PREFIX}/organization", data={"csrf_token": token, "organization_id": str(org.id)}
+    )
+
+    assert refused.status_code == 403
+    assert "<code>organization_id</code>" in refused.text

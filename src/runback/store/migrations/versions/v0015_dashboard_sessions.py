@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("id_hash", sa.Text, primary_key=True),
         sa.Column("api_key_id", sa.Uuid, sa.ForeignKey("api_keys.id"), nullable=False),
         sa.Column("csrf_token", sa.Text, nullable=False),
+        sa.Column("organization_id", sa.Uuid),
         sa.Column("flash", sa.Text),
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("expires_at", UtcDateTime, nullable=False),
