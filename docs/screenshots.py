@@ -34,20 +34,37 @@ _SERVING = re.compile(r"runback serving (http://[^\s/]+)")
 def _key(data_dir: Path) -> str:
     made = subprocess.run(
         [*RUNBACK, "keys", "create", "--data-dir", str(data_dir)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return made.stdout.strip()
 
 
 def _serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**os.environ, "RUNBACK_RETRY_DELAYS": "100ms", "RUNBACK_RETRY_JITTER": "0",
-           "RUNBACK_POLL_INTERVAL": "0.2", "RUNBACK_SHUTDOWN_GRACE": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "RUNBACK_RETRY_DELAYS": "100ms",
+        "RUNBACK_RETRY_JITTER": "0",
+        "RUNBACK_POLL_INTERVAL": "0.2",
+        "RUNBACK_SHUTDOWN_GRACE": "1",
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*RUNBACK, "serve", "--port", "0", "--data-dir", str(data_dir),
-             "--callback-allow", "127.0.0.0/8"],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+            [
+                *RUNBACK,
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                "--callback-allow",
+                "127.0.0.0/8",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     deadline = time.monotonic() + 30
     while (found := _SERVING.search(log.read_text())) is None:
         if process.poll() is not None or time.monotonic() > deadline:
@@ -88,8 +105,14 @@ async def _demo(api: httpx.AsyncClient, hooks: str) -> dict[str, str]:
 
     ok, down = f"{hooks}/ok", f"{hooks}/down"
     for n in range(3):
-        await submit("runback/echo", {"input": {"prompt": f"hello {n}"}, "callback_url": ok,
-                                      "client_ref": f"order-{1000 + n}"})  # fmt: skip
+        await submit(
+            "runback/echo",
+            {
+                "input": {"prompt": f"hello {n}"},
+                "callback_url": ok,
+                "client_ref": f"order-{1000 + n}",
+            },
+        )
     thumb = {"input": {"width": 320, "height": 200}, "callback_url": ok, "client_ref": "thumb-1"}
     image = await submit("runback/thumbnail", thumb)
     await submit("runback/fail", {"input": {"message": "out of GPU memory"}, "callback_url": ok})
@@ -112,12 +135,20 @@ async def _demo(api: httpx.AsyncClient, hooks: str) -> dict[str, str]:
     await _until(callback_failed, "a failed callback")
     await _until(image_done, "the thumbnail")
     now = datetime.now(UTC)
-    recovery = await api.post("/v1/callback-deliveries/recoveries", json={
-        "from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()
-    })  # fmt: skip
+    recovery = await api.post(
+        "/v1/callback-deliveries/recoveries",
+        json={
+            "from": (now - timedelta(hours=1)).isoformat(),
+            "to": (now + timedelta(hours=1)).isoformat(),
+        },
+    )
     recovery.raise_for_status()
-    return {"image": image, "failed": failed, "batch": str(batch.json()["id"]),
-            "recovery": str(recovery.json()["id"])}  # fmt: skip
+    return {
+        "image": image,
+        "failed": failed,
+        "batch": str(batch.json()["id"]),
+        "recovery": str(recovery.json()["id"]),
+    }
 
 
 async def _pictures(base: str, key: str, ids: dict[str, str]) -> list[Path]:

@@ -94,8 +94,9 @@ async def test_the_runs_table_alone_answers_htmxs_poll(api: Api) -> None:
 
 
 async def test_a_run_page_shows_input_output_timeline_and_every_attempt(api: Api) -> None:
-    run_id = await _failed_run(api, {"input": {"picture": "https://cdn.example/cat.png?sig=1"},
-                                     "callback_url": DOWN})  # fmt: skip
+    run_id = await _failed_run(
+        api, {"input": {"picture": "https://cdn.example/cat.png?sig=1"}, "callback_url": DOWN}
+    )
 
     page = (await api.client.get(f"{PREFIX}/runs/{run_id}")).text
 
@@ -162,8 +163,10 @@ async def test_a_secret_is_promoted_then_the_old_one_disabled(api: Api) -> None:
     assert "is current" in await _post(api, f"/secrets/{new.id}/promote")
     assert "is disabled" in await _post(api, f"/secrets/{old.id}/disable")
 
-    states = {s.id: (s.is_current, s.disabled_at is not None)
-              for s in await api.harness.store.secrets.list(org)}  # fmt: skip
+    states = {
+        s.id: (s.is_current, s.disabled_at is not None)
+        for s in await api.harness.store.secrets.list(org)
+    }
     assert states == {old.id: (False, True), new.id: (True, False)}
 
 

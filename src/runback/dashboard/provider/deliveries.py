@@ -47,8 +47,9 @@ async def redeliver(
 @router.get("/callbacks")
 async def callbacks_page(site: CurrentSite, viewer: CurrentViewer) -> Response:
     """The forms of the callback actions: a test ping, a recovery."""
-    return site.page("provider/callbacks.html", {"errors": {}, "form": {}}, viewer=viewer,
-                     current="/callbacks")  # fmt: skip
+    return site.page(
+        "provider/callbacks.html", {"errors": {}, "form": {}}, viewer=viewer, current="/callbacks"
+    )
 
 
 @router.post("/callback-tests")
@@ -93,8 +94,13 @@ async def start_recovery(
         errors["created_to"] = "must be after the start"
     if errors or start is None or end is None:
         form = {"created_from": created_from, "created_to": created_to, "destination": destination}
-        return site.page("provider/callbacks.html", {"errors": errors, "form": form},
-                         viewer=viewer, current="/callbacks", status=422)  # fmt: skip
+        return site.page(
+            "provider/callbacks.html",
+            {"errors": errors, "form": form},
+            viewer=viewer,
+            current="/callbacks",
+            status=422,
+        )
     done = await recover(deps, viewer.organization_id, start, end, destination.strip() or None)
     await flash(site, viewer, f"Recovery started: {done.queued} queued, {done.skipped} skipped.")
     return site.redirect(f"/recoveries/{done.id}")
@@ -113,7 +119,11 @@ async def recovery_page(
         await flash(site, viewer, f"There is no recovery {recovery_id}.")
         return site.redirect("/callbacks")
     view = recovery_view(*found)
-    context = {"recovery": view, "record": found[0], "live": view["pending"] > 0,
-               "refresh_seconds": 2}  # fmt: skip
+    context = {
+        "recovery": view,
+        "record": found[0],
+        "live": view["pending"] > 0,
+        "refresh_seconds": 2,
+    }
     name = "provider/recovery_progress.html" if is_htmx(request) else "provider/recovery.html"
     return site.page(name, context, viewer=viewer, current="/callbacks")

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Form, Response
 from runback.core.records import SecretType
 from runback.core.signing import new_callback_secret
 from runback.dashboard.csrf import CheckedViewer
-from runback.dashboard.sessions import CurrentViewer, flash
-from runback.dashboard.site import CurrentSite
+from runback.dashboard.sessions import CurrentViewer, Viewer, flash
+from runback.dashboard.site import CurrentSite, Site
 from runback.errors import ApiError, StoreError
-from runback.provider.api.deps import Deps
+from runback.provider.api.deps import ApiDeps, Deps
 from runback.web.auth import uuid_or_none
 
 router = APIRouter()
@@ -50,19 +50,21 @@ async def create_secret(
     )
 
 
-async def _change(site: CurrentSite, deps: Deps, viewer: CheckedViewer, secret_id: str,
-                  *, promote: bool) -> Response:  # fmt: skip
+async def _change(
+    site: Site, deps: ApiDeps, viewer: Viewer, secret_id: str, *, promote: bool
+) -> Response:
     parsed = uuid_or_none(secret_id)
     org, now = viewer.organization_id, deps.clock.now()
     try:
         if parsed is None:
             found = None
         elif promote:
-            found = await deps.store.secrets.update(parsed, organization_id=org, now=now,
-                                                    promote=True)  # fmt: skip
+            found = await deps.store.secrets.update(
+                parsed, organization_id=org, now=now, promote=True
+            )
         else:
             found = await deps.store.secrets.disable(parsed, organization_id=org, now=now)
-        done = "is current: it signs Runflow-Signature" if promote else "is disabled"
+        done = "is current: it signs from now on" if promote else "is disabled"
         message = f"Secret {secret_id} {done}." if found else f"There is no secret {secret_id}."
     except (ApiError, StoreError) as exc:  # disabled, or current with others active
         message = f"Not changed: {exc}"
