@@ -264,6 +264,7 @@ async def test_every_page_has_the_nav_a_main_landmark_and_security_headers(api: 
         assert page.status_code == 200, path
         assert f'<a href="{PREFIX}{path}" aria-current="page">' in page.text
         assert '<main id="main"' in page.text
+        assert re.search(r"<title>[^<]+ · runback dashboard</title>", page.text), path
         assert page.headers["cache-control"] == "no-store"
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
@@ -312,3 +313,18 @@ async def test_what_a_run_carries_is_escaped_never_markup(api: Api) -> None:
     for page in (listed, shown):
         assert hostile not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+async def test_the_callbacks_page_lists_failed_deliveries_to_redeliver(
+    api: Api, switch: Switch
+) -> None:
+    run_id = await _failed_run(api)
+    switch.up = True
+    await api.deliver_one()  # one that succeeds is not listed
+
+    page = (await api.client.get(f"{PREFIX}/callbacks")).text
+
+    assert page.count(f'href="{PREFIX}/runs/') == 1
+    assert f'href="{PREFIX}/runs/{run_id}"' in page
+    [(failed, _)] = await api.harness.deliveries(UUID(run_id))
+    assert f'action="{PREFIX}/deliveries/{failed.id}/redeliver"' in page

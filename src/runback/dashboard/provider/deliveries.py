@@ -19,6 +19,8 @@ from runback.web.auth import uuid_or_none
 
 router = APIRouter()
 
+FAILED_SHOWN = 50
+
 
 @router.post("/deliveries/{delivery_id}/redeliver")
 async def redeliver(
@@ -45,11 +47,12 @@ async def redeliver(
 
 
 @router.get("/callbacks")
-async def callbacks_page(site: CurrentSite, viewer: CurrentViewer) -> Response:
-    """The forms of the callback actions: a test ping, a recovery."""
-    return site.page(
-        "provider/callbacks.html", {"errors": {}, "form": {}}, viewer=viewer, current="/callbacks"
-    )
+async def callbacks_page(site: CurrentSite, deps: Deps, viewer: CurrentViewer) -> Response:
+    """The newest failed deliveries, and the forms of the callback actions: a test ping, a
+    recovery."""
+    failed = await deps.store.deliveries.latest_failed(viewer.organization_id, limit=FAILED_SHOWN)
+    context = {"errors": {}, "form": {}, "failed": failed}
+    return site.page("provider/callbacks.html", context, viewer=viewer, current="/callbacks")
 
 
 @router.post("/callback-tests")
@@ -94,9 +97,12 @@ async def start_recovery(
         errors["created_to"] = "must be after the start"
     if errors or start is None or end is None:
         form = {"created_from": created_from, "created_to": created_to, "destination": destination}
+        failed = await deps.store.deliveries.latest_failed(
+            viewer.organization_id, limit=FAILED_SHOWN
+        )
         return site.page(
             "provider/callbacks.html",
-            {"errors": errors, "form": form},
+            {"errors": errors, "form": form, "failed": failed},
             viewer=viewer,
             current="/callbacks",
             status=422,
