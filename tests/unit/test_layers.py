@@ -31,8 +31,13 @@ ONLY = {
 
 SHARED = ("runback.web", "runback.store", "runback.blobs", "runback.pruner", "runback.work_loop",
           "runback.process", "runback.http_server")  # fmt: skip
+DASHBOARD_SHARED = tuple(
+    f"runback.dashboard.{name}"
+    for name in ("config", "csrf", "formatting", "login", "sessions", "site", "templating")
+)
+"""The dashboard's infrastructure, which the receiver's pages build on as the provider's do."""
 NEVER = {
-    **dict.fromkeys(SHARED, ("runback.provider", "runback.receiving")),
+    **dict.fromkeys((*SHARED, *DASHBOARD_SHARED), ("runback.provider", "runback.receiving")),
     "runback.outbound": ("runback.provider", "runback.receiving", "runback.store"),
     "runback.receiving": ("runback.provider",),
 }

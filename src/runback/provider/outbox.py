@@ -396,7 +396,12 @@ class Outbox:
         await self._store.deliveries.save_recovery(done)
         return done
 
-    async def _queue_again(self, failed: Delivery, recovery_id: UUID) -> None:
+    async def redeliver_delivery(self, delivery: Delivery) -> None:
+        """Queue ``delivery``'s event again, as a recovery queues a failed one: a run's as a
+        fresh redelivery, an operational one with its own bytes (the dashboard's button)."""
+        await self._queue_again(delivery, None)
+
+    async def _queue_again(self, failed: Delivery, recovery_id: UUID | None) -> None:
         if failed.run_id is not None:
             run = await self._store.runs.get(failed.run_id)
             if run is None:

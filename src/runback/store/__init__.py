@@ -28,6 +28,7 @@ from runback.store.outputs import OutputStore
 from runback.store.retention import Retention
 from runback.store.runs import RunFilter, RunStore
 from runback.store.secrets import SecretStore
+from runback.store.sessions import Session, SessionStore
 from runback.store.workers import WorkerStore
 
 
@@ -52,6 +53,7 @@ class Store:
         self.expected = ExpectedStore(database)
         self.retention = Retention(database)
         self.workers = WorkerStore(database)
+        self.sessions = SessionStore(database)
 
 
 DATABASE_FILE = "runback.db"
@@ -117,6 +119,7 @@ __all__ = [
     "Refusal",
     "Round",
     "RunFilter",
+    "Session",
     "Store",
     "check_schema",
     "head_revision",

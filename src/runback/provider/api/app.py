@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from runback.dashboard.config import DashboardConfig
+from runback.dashboard.provider import install_provider
 from runback.provider.api import (
     batches,
     callback_secrets,
@@ -23,8 +25,8 @@ from runback.store import check_schema
 from runback.web.app import base_app
 
 
-def create_app(deps: ApiDeps) -> FastAPI:
-    """The API app, serving ``deps``."""
+def create_app(deps: ApiDeps, *, dashboard: DashboardConfig | None = None) -> FastAPI:
+    """The API app, serving ``deps``, with the web dashboard at ``/dashboard``."""
     app = base_app("runback", ready=lambda: check_schema(deps.store.database))
     app.state.deps = deps
     app.include_router(runs.router)
@@ -39,4 +41,5 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(files.router)
     app.include_router(headshots.router)
     app.include_router(runware.router)
+    install_provider(app, deps, dashboard or DashboardConfig())
     return app
