@@ -66,7 +66,10 @@ async def _greet(store: Store, config: Config, url: str, say: Print) -> None:
     say(f"runback receiving at {url}/webhooks/<source> (data: {config.server.data_dir})")
     if created:
         key = await store.accounts.create_api_key([organization.id], now=clock.now())
-        say(f"\nThe inbox API key (GET {url}/v1/inbox), shown this once only:\n\n    {key}\n")
+        say(
+            f"\nThe inbox API key (GET {url}/v1/inbox; the dashboard at {url}/dashboard), "
+            f"shown this once only:\n\n    {key}\n"
+        )
 
 
 async def receive(
