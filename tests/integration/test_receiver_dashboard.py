@@ -159,7 +159,7 @@ async def test_a_replay_without_the_session_s_csrf_token_is_refused_and_changes_
     answer = await box.client.post(f"{PREFIX}/events/{event_id}/replay", data=data)
 
     assert answer.status_code == 403
-    assert answer.json()["errors"][0]["field"] == "csrf_token"
+    assert "<code>csrf_token</code>" in answer.text
     assert (await box.event(event_id))["handler"]["state"] == "failed"
 
 
@@ -265,13 +265,16 @@ async def test_an_event_page_shows_its_payload_verification_sequence_copies_and_
     assert re.search(r'id="event-stale">no<', later_html)
 
 
-async def test_an_unknown_event_is_not_found(box: Inbox) -> None:
+async def test_an_unknown_event_is_a_404_page_and_the_inbox_api_keeps_its_json(box: Inbox) -> None:
     await login(box.client, box.key)
 
     for event_id in ("0b6c1c1e-5a4e-4c55-9a62-2f3c1a4a8d11", "not-an-id"):
         answer = await box.client.get(f"{PREFIX}/events/{event_id}")
         assert answer.status_code == 404
-        assert answer.json()["code"] == "EVENT_NOT_FOUND"
+        assert answer.headers["content-type"].startswith("text/html")
+        assert f"there is no event {event_id}" in answer.text
+        api = await box.client.get(f"/v1/inbox/{event_id}", headers=box.auth())
+        assert api.json()["code"] == "EVENT_NOT_FOUND"
 
 
 # --- acting on it ----------------------------------------------------------------------------
