@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Column, and_, bindparam, exists, func, or_, select, tuple_, update
+from sqlalchemy import Column, Select, and_, bindparam, exists, func, or_, select, tuple_, update
 
 from runback.batching import GroupCommit
 from runback.core.inbox import Copy, CopyState, HandlerState, InboxEvent, Receipt
@@ -52,7 +52,7 @@ class InboxFilter:
     """Only events whose handler failed or retries, or with a copy that failed or is lost."""
 
 
-def _filtered(query: Any, filters: InboxFilter) -> Any:
+def _filtered(query: Select[Any], filters: InboxFilter) -> Select[Any]:
     events = inbox_events.c
     for column, value in (
         (events.source, filters.source),
