@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 from playwright.async_api import Page, async_playwright
+from screenshots_receiver import receiver_pictures
 
 OUT = Path(__file__).parent / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -151,7 +152,7 @@ async def _demo(api: httpx.AsyncClient, hooks: str) -> dict[str, str]:
     }
 
 
-async def _pictures(base: str, key: str, ids: dict[str, str]) -> list[Path]:
+async def _pictures(base: str, key: str, ids: dict[str, str], work: Path) -> list[Path]:
     saved: list[Path] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
@@ -181,6 +182,7 @@ async def _pictures(base: str, key: str, ids: dict[str, str]) -> list[Path]:
         await shot("secret-created")
         await shot("callbacks", "/callbacks")
         await shot("recovery", f"/recoveries/{ids['recovery']}")
+        saved += await receiver_pictures(browser, work, OUT, len(saved) + 1)
         await browser.close()
     return saved
 
@@ -199,7 +201,7 @@ async def main() -> None:
                 base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10
             ) as api:
                 ids = await _demo(api, hooks)
-            for path in await _pictures(base, key, ids):
+            for path in await _pictures(base, key, ids, Path(tmp)):
                 print(path.relative_to(OUT.parent.parent))
         finally:
             await runner.cleanup()

@@ -33,13 +33,14 @@ SHARED = ("runback.web", "runback.store", "runback.blobs", "runback.pruner", "ru
           "runback.process", "runback.http_server")  # fmt: skip
 DASHBOARD_SHARED = tuple(
     f"runback.dashboard.{name}"
-    for name in ("config", "csrf", "formatting", "login", "sessions", "site", "templating")
+    for name in ("config", "csrf", "forms", "formatting", "login", "sessions", "site", "templating")
 )
 """The dashboard's infrastructure, which the receiver's pages build on as the provider's do."""
 NEVER = {
     **dict.fromkeys((*SHARED, *DASHBOARD_SHARED), ("runback.provider", "runback.receiving")),
     "runback.outbound": ("runback.provider", "runback.receiving", "runback.store"),
     "runback.receiving": ("runback.provider",),
+    "runback.dashboard.receiver": ("runback.provider", "runback.dashboard.provider"),
 }
 """A package (or module) and the runback modules it must not import."""
 

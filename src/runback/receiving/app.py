@@ -21,6 +21,8 @@ from runback.core.clock import isoformat
 from runback.core.ids import new_id
 from runback.core.inbox import Copy, InboxEvent, Receipt
 from runback.core.verification import Verifier
+from runback.dashboard.config import DashboardConfig
+from runback.dashboard.receiver import install_receiver
 from runback.errors import (
     BadRequestError,
     NotFoundError,
@@ -218,11 +220,12 @@ async def get_event(event_id: str, deps: Deps, _: Authorized) -> Response:
     )
 
 
-def create_receive_app(deps: ReceiveDeps) -> FastAPI:
-    """The receiver's app, serving ``deps``."""
+def create_receive_app(deps: ReceiveDeps, *, dashboard: DashboardConfig | None = None) -> FastAPI:
+    """The receiver's app, serving ``deps``, with its dashboard at ``/dashboard``."""
     app = base_app("runback receive")
     app.state.receive = deps
     app.include_router(webhooks)
     app.include_router(inbox)
     app.include_router(expected)
+    install_receiver(app, deps, dashboard or DashboardConfig())
     return app

@@ -19,7 +19,7 @@ from runback.store.events import EventStore
 from runback.store.expected import ExpectedStore
 from runback.store.feed import DeliveryFeed
 from runback.store.idempotency import Idempotency
-from runback.store.inbox import InboxStore
+from runback.store.inbox import InboxFilter, InboxStore
 from runback.store.migrate import MigrationProgress, check_schema, head_revision, migrate
 from runback.store.moves import Refusal
 from runback.store.ordering import OrderedUrl, OrderingStore
@@ -113,6 +113,7 @@ __all__ = [
     "Database",
     "EventDraft",
     "Idempotency",
+    "InboxFilter",
     "MigrationProgress",
     "OrderedUrl",
     "Recorded",

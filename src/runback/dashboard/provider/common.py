@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+# Re-exported: the provider pages import it from here.
+from runback.dashboard.forms import parse_moment as parse_moment
 from runback.dashboard.sessions import Viewer
 from runback.provider.api.deps import Caller
 
@@ -14,14 +14,3 @@ def caller_of(viewer: Viewer) -> Caller:
         organization_id=viewer.organization_id,
         organization_ids=viewer.session.organization_ids,
     )
-
-
-def parse_moment(text: str | None) -> datetime | None:
-    """A form's ``datetime-local`` (taken as UTC) or an ISO time; None when empty.
-
-    Raises ``ValueError`` for other text, which the page shows next to its field.
-    """
-    if not text or not text.strip():
-        return None
-    moment = datetime.fromisoformat(text.strip())
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
