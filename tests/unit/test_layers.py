@@ -30,7 +30,7 @@ ONLY = {
 """A package and the only runback modules it may import."""
 
 SHARED = ("runback.web", "runback.store", "runback.blobs", "runback.pruner", "runback.work_loop",
-          "runback.process", "runback.http_server")  # fmt: skip
+          "runback.process", "runback.http_server", "runback.metrics")  # fmt: skip
 NEVER = {
     **dict.fromkeys(SHARED, ("runback.provider", "runback.receiving")),
     "runback.outbound": ("runback.provider", "runback.receiving", "runback.store"),

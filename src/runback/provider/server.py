@@ -20,6 +20,7 @@ from runback.config import Config, DatabaseConfig
 from runback.core.clock import Clock, SystemClock
 from runback.core.signing import new_callback_secret
 from runback.errors import ConfigError
+from runback.metrics import PROVIDER_QUEUES, Backlogs
 from runback.outbound.sender import AiohttpSender
 from runback.process import Parts, Place, run_process
 from runback.provider.api.app import create_app
@@ -180,7 +181,11 @@ async def serve(
             if roles.api:
                 app = create_app(runtime.api)
             else:
-                app = base_app("runback worker", ready=lambda: check_schema(store.database))
+                app = base_app(
+                    "runback worker",
+                    ready=lambda: check_schema(store.database),
+                    backlogs=Backlogs(store, clock, queues=PROVIDER_QUEUES),
+                )
             try:
                 yield Parts(
                     app=app,

@@ -10,6 +10,7 @@ from runback.config import DatabaseConfig, SqliteSync
 from runback.core.sealing import MasterKeys
 from runback.store.accounts import AccountStore
 from runback.store.arrivals import CopyDraft, EventDraft
+from runback.store.backlog import Backlog, BacklogStore
 from runback.store.batches import BatchStore
 from runback.store.database import DELIVERIES, RUNS, Database
 from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
@@ -52,6 +53,7 @@ class Store:
         self.expected = ExpectedStore(database)
         self.retention = Retention(database)
         self.workers = WorkerStore(database)
+        self.backlog = BacklogStore(database)
 
 
 DATABASE_FILE = "runback.db"
@@ -107,6 +109,7 @@ __all__ = [
     "DELIVERIES",
     "RUNS",
     "AttemptOutcome",
+    "Backlog",
     "CopyDraft",
     "Database",
     "EventDraft",

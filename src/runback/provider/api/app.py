@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from runback.metrics import PROVIDER_QUEUES, Backlogs
 from runback.provider.api import (
     batches,
     callback_secrets,
@@ -25,7 +26,8 @@ from runback.web.app import base_app
 
 def create_app(deps: ApiDeps) -> FastAPI:
     """The API app, serving ``deps``."""
-    app = base_app("runback", ready=lambda: check_schema(deps.store.database))
+    backlogs = Backlogs(deps.store, deps.clock, queues=PROVIDER_QUEUES)
+    app = base_app("runback", ready=lambda: check_schema(deps.store.database), backlogs=backlogs)
     app.state.deps = deps
     app.include_router(runs.router)
     app.include_router(streams.router)
