@@ -1,6 +1,6 @@
 """Backlog gauges: global views of the store, read when ``/metrics`` is scraped.
 
-Queue depth and the age of the oldest due item are facts of the shared database, not of a
+Queue depth and how overdue its most overdue item is are facts of the shared database, not of a
 process: every process that has a store reports the same values, so a dashboard takes their
 ``max``, never their ``sum``. They are read at scrape time (nothing on the hot path pays for
 them) by bounded queries on partial indexes (``runback.store.backlog``), and kept for
@@ -24,7 +24,7 @@ from runback.store import Backlog, Store
 
 log = logging.getLogger(__name__)
 
-CACHE_SECONDS = 5.0
+CACHE_SECONDS = 2.0
 """How long one read of the backlogs serves scrapes."""
 
 
@@ -75,17 +75,16 @@ class Backlogs:
 
     async def _read(self) -> bytes:
         now = self._clock.now()
-        sampled: dict[Queue, Backlog] = {}
-        for queue in self._queues:
-            if queue is Queue.RUNS:
-                sampled[queue] = await self._store.backlog.runs()
-            elif queue is Queue.DELIVERIES:
-                sampled[queue] = await self._store.backlog.deliveries(now=now)
-            else:
-                sampled[queue] = await self._store.backlog.copies(now=now)
+        reads = {
+            Queue.RUNS: self._store.backlog.runs,
+            Queue.DELIVERIES: self._store.backlog.deliveries,
+            Queue.COPIES: self._store.backlog.copies,
+        }
+        sampled: dict[Queue, Backlog] = {queue: await reads[queue]() for queue in self._queues}
         depth = GaugeMetricFamily(
             "runback_queue_depth",
-            "Items waiting now, by queue: a global view of the store (take max, not sum).",
+            "Items waiting, due or not yet, by queue: a global view of the store (take max, "
+            "not sum).",
             labels=["queue"],
         )
         age = GaugeMetricFamily(
@@ -96,8 +95,8 @@ class Backlogs:
         )
         for queue, backlog in sampled.items():
             depth.add_metric([queue.value], backlog.depth)
-            oldest = backlog.oldest_due
-            age.add_metric([queue.value], max((now - oldest).total_seconds(), 0.0) if oldest else 0)
+            late = 0.0 if backlog.first_due is None else (now - backlog.first_due).total_seconds()
+            age.add_metric([queue.value], max(late, 0.0))
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Fixed([depth, age]))
         return generate_latest(registry)

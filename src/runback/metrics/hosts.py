@@ -17,8 +17,9 @@ OTHER = "other"
 MAX_HOSTS = 100
 """Distinct hosts a process labels by name."""
 
-# A DNS name or an IP literal (IPv6 in brackets), with its port; 253 is DNS's own limit.
-_HOST = re.compile(r"[a-z0-9_.\-]{1,253}:[0-9]{1,5}|\[[0-9a-f:.]{2,45}\]:[0-9]{1,5}")
+# A DNS name or an IP address (IPv6 as urlsplit gives it, unbracketed), with its port; 253
+# is DNS's own limit. Nothing of a URL's path, query or credentials can match.
+_HOST = re.compile(r"(?:[a-z0-9_.\-]{1,253}|[0-9a-f:.]{2,45}):[0-9]{1,5}")
 
 
 class HostLabels:

@@ -1,4 +1,4 @@
-"""Backlogs: how much work waits, and since when, read for metrics.
+"""Backlogs: how much work waits, and how late the most overdue of it is, read for metrics.
 
 Each read walks one partial index (queued runs, pending deliveries, pending copies) and
 counts at most ``COUNT_CAP`` rows, so a scrape stays cheap however deep the backlog: past
@@ -24,14 +24,15 @@ COUNT_CAP = 100_000
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
-    """Items waiting (up to ``COUNT_CAP``), and when the oldest of them became due."""
+    """Items waiting (up to ``COUNT_CAP``), whether due yet or not, and when the first of
+    them is (or was) due."""
 
     depth: int
-    oldest_due: datetime | None
+    first_due: datetime | None
 
 
 class BacklogStore:
-    """Queued runs, due deliveries and due output copies."""
+    """Queued runs, pending deliveries and pending output copies."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -40,22 +41,19 @@ class BacklogStore:
         """Runs queued for an executor; each is due from its submission."""
         return await self._read(runs.c.created_at, runs.c.status == RunStatus.QUEUED.value)
 
-    async def deliveries(self, *, now: datetime) -> Backlog:
-        """Pending deliveries due by ``now`` (a retry not yet due, or one held by an open
-        circuit, is not waiting on runback)."""
-        due = deliveries.c.next_attempt_at
+    async def deliveries(self) -> Backlog:
+        """Pending deliveries: due, waiting for a retry, or held by an open circuit."""
         pending = deliveries.c.status == DeliveryStatus.PENDING.value
-        return await self._read(due, pending, due <= now)
+        return await self._read(deliveries.c.next_attempt_at, pending)
 
-    async def copies(self, *, now: datetime) -> Backlog:
-        """Output copies of ``runback receive`` pending and due by ``now``."""
-        due = inbox_copies.c.next_attempt_at
+    async def copies(self) -> Backlog:
+        """Output copies ``runback receive`` has still to make, due or waiting for a retry."""
         pending = inbox_copies.c.state == CopyState.PENDING.value
-        return await self._read(due, pending, due <= now)
+        return await self._read(inbox_copies.c.next_attempt_at, pending)
 
-    async def _read(self, due: ColumnClause[datetime], *where: ColumnElement[bool]) -> Backlog:
-        capped = select(literal(1)).where(*where).limit(COUNT_CAP).subquery()
+    async def _read(self, due: ColumnClause[datetime], where: ColumnElement[bool]) -> Backlog:
+        capped = select(literal(1)).where(where).limit(COUNT_CAP).subquery()
         async with self._db.read() as conn:
             depth = (await conn.execute(select(func.count()).select_from(capped))).scalar()
-            oldest = (await conn.execute(select(func.min(due)).where(*where))).scalar()
-        return Backlog(int(depth or 0), oldest)
+            first = (await conn.execute(select(func.min(due)).where(where))).scalar()
+        return Backlog(int(depth or 0), first)
