@@ -57,6 +57,8 @@ hosts = HostLabels()
 
 _ATTEMPT_OUTCOMES = {reason: ATTEMPTS.labels(outcome=reason.value) for reason in FailureReason}
 _SUCCEEDED_ATTEMPT = ATTEMPTS.labels(outcome="succeeded")
+_FAILED_REASONS = {reason: FAILED.labels(reason=reason.value) for reason in FailureReason}
+_FAILED_UNKNOWN = FAILED.labels(reason="unknown")
 _ENDS = {status: DELIVERIES.labels(outcome=status.value) for status in DeliveryStatus}
 _latency: dict[str, Histogram] = {}
 _levels: dict[str, int] = {}
@@ -91,7 +93,7 @@ def attempt_refused() -> None:
 def delivery_failed(reason: FailureReason | None) -> None:
     """A delivery ended failed, for ``reason``."""
     _ENDS[DeliveryStatus.FAILED].inc()
-    FAILED.labels(reason=reason.value if reason else "unknown").inc()
+    (_FAILED_REASONS[reason] if reason else _FAILED_UNKNOWN).inc()
 
 
 def destination_transition(transition: Transition) -> None:
