@@ -16,7 +16,7 @@ OTHER = "other"
 RUNS = Counter("runback_runs_total", "Runs that ended, by model and status.", ["model", "status"])
 RUN_SECONDS = Histogram(
     "runback_run_duration_seconds",
-    "Time from a run's start (its model called) to its end, by model.",
+    "Time from a run's start (an executor took it) to its end, by model.",
     ["model"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
