@@ -30,7 +30,7 @@ ONLY = {
 """A package and the only runback modules it may import."""
 
 SHARED = ("runback.web", "runback.store", "runback.blobs", "runback.pruner", "runback.work_loop",
-          "runback.process", "runback.http_server")  # fmt: skip
+          "runback.process", "runback.http_server", "runback.metrics")  # fmt: skip
 DASHBOARD_SHARED = tuple(
     f"runback.dashboard.{name}"
     for name in ("config", "csrf", "forms", "formatting", "login", "sessions", "site", "templating")

@@ -17,6 +17,7 @@ from uuid import UUID
 
 import orjson
 
+from runback import metrics
 from runback.core.batches import batch_callback_body
 from runback.core.clock import Clock
 from runback.core.delivery import new_batch_delivery, new_delivery, new_event_delivery
@@ -128,6 +129,7 @@ class Outbox:
             log.info("run %s was not ended as %s: %s", run.id, done.status, refused)
             await self._payloads.discard(delivery)
             return None
+        metrics.run_ended(done, known=self._model_of(done.model) is not None)
         if handoff is None and delivery is not None:
             self._on_delivery()
         if done.batch_id is not None:

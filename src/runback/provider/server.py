@@ -21,6 +21,7 @@ from runback.core.clock import Clock, SystemClock
 from runback.core.signing import new_callback_secret
 from runback.dashboard.config import DashboardConfig
 from runback.errors import ConfigError
+from runback.metrics import PROVIDER_QUEUES, Backlogs
 from runback.outbound.sender import AiohttpSender
 from runback.process import Parts, Place, run_process
 from runback.provider.api.app import create_app
@@ -185,7 +186,11 @@ async def serve(
                 )
                 app = create_app(runtime.api, dashboard=dashboard)
             else:
-                app = base_app("runback worker", ready=lambda: check_schema(store.database))
+                app = base_app(
+                    "runback worker",
+                    ready=lambda: check_schema(store.database),
+                    backlogs=Backlogs(store, clock, queues=PROVIDER_QUEUES),
+                )
             try:
                 yield Parts(
                     app=app,

@@ -10,6 +10,7 @@ from runback.config import DatabaseConfig, SqliteSync
 from runback.core.sealing import MasterKeys
 from runback.store.accounts import AccountStore
 from runback.store.arrivals import CopyDraft, EventDraft
+from runback.store.backlog import Backlog, BacklogStore
 from runback.store.batches import BatchStore
 from runback.store.database import DELIVERIES, RUNS, Database
 from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
@@ -54,6 +55,7 @@ class Store:
         self.retention = Retention(database)
         self.workers = WorkerStore(database)
         self.sessions = SessionStore(database)
+        self.backlog = BacklogStore(database)
 
 
 DATABASE_FILE = "runback.db"
@@ -109,6 +111,7 @@ __all__ = [
     "DELIVERIES",
     "RUNS",
     "AttemptOutcome",
+    "Backlog",
     "CopyDraft",
     "Database",
     "EventDraft",

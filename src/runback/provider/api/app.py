@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from runback.dashboard.config import DashboardConfig
 from runback.dashboard.provider import install_provider
+from runback.metrics import PROVIDER_QUEUES, Backlogs
 from runback.provider.api import (
     batches,
     callback_secrets,
@@ -27,7 +28,8 @@ from runback.web.app import base_app
 
 def create_app(deps: ApiDeps, *, dashboard: DashboardConfig | None = None) -> FastAPI:
     """The API app, serving ``deps``, with the web dashboard at ``/dashboard``."""
-    app = base_app("runback", ready=lambda: check_schema(deps.store.database))
+    backlogs = Backlogs(deps.store, deps.clock, queues=PROVIDER_QUEUES)
+    app = base_app("runback", ready=lambda: check_schema(deps.store.database), backlogs=backlogs)
     app.state.deps = deps
     app.include_router(runs.router)
     app.include_router(streams.router)
