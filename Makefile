@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LOCK   := requirements.lock
 
-.PHONY: run run-pg test check soak bench bench-full lock clean node-express
+.PHONY: run run-pg test check soak bench bench-full lock clean node-express chromium screenshots
 
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
@@ -43,6 +43,14 @@ node-express:
 	@NODE_PATH=/usr/share/nodejs node -e "require('express')" 2>/dev/null || \
 	  (apt-get install -y -q node-express >/dev/null || sudo apt-get install -y -q node-express >/dev/null)
 
+# The dashboard's browser tests drive Debian's chromium (never a downloaded browser build).
+# A fresh machine may have no package lists yet: update once, then install.
+APT_CHROMIUM := apt-get install -y -q chromium >/dev/null || \
+  (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)
+chromium:
+	@test -x /usr/bin/chromium || ($(APT_CHROMIUM)) || sudo sh -c '$(APT_CHROMIUM)'
+	@test -x /usr/bin/chromium
+
 # The OpenAPI client generator a test runs: a venv of its own (it pins an older typer).
 GEN_VENV := .venv-openapi
 $(GEN_VENV)/.done: requirements-openapi.lock
@@ -51,8 +59,11 @@ $(GEN_VENV)/.done: requirements-openapi.lock
 	$(GEN_VENV)/bin/pip install -q -r requirements-openapi.lock
 	touch $@
 
-test: $(VENV)/.dev node-express $(GEN_VENV)/.done  ## the whole suite, on two processes
+test: $(VENV)/.dev node-express chromium $(GEN_VENV)/.done  ## the whole suite, on two processes
 	$(BIN)/pytest -n 2
+
+screenshots: $(VENV)/.dev chromium  ## a PNG of each dashboard page into docs/screenshots/
+	$(BIN)/python docs/screenshots.py
 
 check: $(VENV)/.dev  ## format, lint, types
 	$(BIN)/ruff format --check src tests examples $(wildcard bench)

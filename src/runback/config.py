@@ -125,6 +125,7 @@ class ServerConfig:
     max_body_bytes: int = 5 * 1024 * 1024
     access_log: bool = False
     shutdown_grace: float = 30.0
+    dashboard_session_lifetime: timedelta = timedelta(hours=8)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     """The base URL receivers reach the API at; output file URLs start with it. ``serve``
     defaults to the address it serves on; ``api`` and ``worker`` require it."""
+    dashboard_session_lifetime: float = Field(default=8 * 3600.0, gt=0)
+    """Seconds a dashboard login lasts (``/dashboard``); then the API key is asked again."""
     files_shared: bool = False
     """Every ``api`` and ``worker`` process sees the same ``<data dir>/files`` (one host,
     or one shared mount): without it, or ``RUNBACK_S3_BUCKET``, they refuse to start."""
@@ -287,6 +289,7 @@ class Settings(BaseSettings):
                 max_body_bytes=self.max_body_bytes,
                 access_log=self.access_log,
                 shutdown_grace=self.shutdown_grace,
+                dashboard_session_lifetime=timedelta(seconds=self.dashboard_session_lifetime),
             ),
             database=self._database(self.data_dir),
             blobs=self._blobs(self.data_dir),

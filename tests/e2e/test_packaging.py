@@ -24,6 +24,10 @@ def test_the_wheel_carries_the_migrations_and_runs_from_elsewhere(tmp_path: Path
     assert "runback/store/migrations/env.py" in names
     assert "runback/store/migrations/versions/v0001_foundation.py" in names
     assert "runback/py.typed" in names
+    # The dashboard's templates and assets, served from the package: never fetched.
+    assert "runback/dashboard/templates/base.html" in names
+    assert "runback/dashboard/static/htmx.min.js" in names
+    assert "runback/dashboard/static/htmx.LICENSE" in names
 
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from runback.core.signing import generate_secret, signature_headers
+from support.dashboard import login
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver
 from support.waiting import eventually, wait_for
@@ -149,12 +150,17 @@ async def test_runbacks_sender_to_runbacks_receiver_copies_the_thumbnail(
             await eventually(copied, timeout=30, what="the callback received and copied")
             [event] = await _events(inbox)
             [copy] = await _copied(inbox, event["id"])
+            # Its dashboard takes the same key and shows the event with its copy.
+            async with httpx.AsyncClient(base_url=receiver.url) as browser:
+                await login(browser, inbox_key)
+                page = (await browser.get(f"/dashboard/events/{event['id']}")).text
 
     assert (event["run_id"], event["event"], event["receipt_count"]) == (run_id, "run.completed", 1)
     [entry] = (await client.get(f"/v1/runs/{run_id}")).json()["output"]["outputs"]
     stored = (inbox_dir / "files" / copy["stored_key"]).read_bytes()
     assert hashlib.sha256(stored).hexdigest() == copy["sha256"] == entry["sha256"]
     assert copy["content_type"] == "image/png"
+    assert copy["stored_key"] in page
 
 
 async def test_a_hundred_concurrent_duplicates_are_one_event_one_handler_run_one_fetch_each(

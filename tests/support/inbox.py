@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
+from fastapi import FastAPI
 
 from runback.blobs import BlobStore
 from runback.config import ReceivingConfig
@@ -72,6 +73,8 @@ class Inbox:
     runner: HandlerRunner
     woken: list[bool] = field(default_factory=list)
     reconciler: Reconciler | None = None
+    app: FastAPI | None = None
+    """The receive app itself, for a test that serves it on a socket (a browser's)."""
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -192,7 +195,9 @@ async def inbox_client(
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://receiver.test"
             ) as client:
-                yield Inbox(client, store, clock, blobs, key, copier, runner, woken, reconciler)
+                yield Inbox(
+                    client, store, clock, blobs, key, copier, runner, woken, reconciler, app
+                )
         finally:
             await copier.close()
             await runner.close()

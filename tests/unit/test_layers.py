@@ -30,11 +30,17 @@ ONLY = {
 """A package and the only runback modules it may import."""
 
 SHARED = ("runback.web", "runback.store", "runback.blobs", "runback.pruner", "runback.work_loop",
-          "runback.process", "runback.http_server")  # fmt: skip
+          "runback.process", "runback.http_server", "runback.metrics")  # fmt: skip
+DASHBOARD_SHARED = tuple(
+    f"runback.dashboard.{name}"
+    for name in ("config", "csrf", "forms", "formatting", "login", "sessions", "site", "templating")
+)
+"""The dashboard's infrastructure, which the receiver's pages build on as the provider's do."""
 NEVER = {
-    **dict.fromkeys(SHARED, ("runback.provider", "runback.receiving")),
+    **dict.fromkeys((*SHARED, *DASHBOARD_SHARED), ("runback.provider", "runback.receiving")),
     "runback.outbound": ("runback.provider", "runback.receiving", "runback.store"),
     "runback.receiving": ("runback.provider",),
+    "runback.dashboard.receiver": ("runback.provider", "runback.dashboard.provider"),
 }
 """A package (or module) and the runback modules it must not import."""
 

@@ -191,7 +191,7 @@ class Dispatcher(WorkLoop):
             lease_until=now + self._lease,
             gate=self._gate,
         )
-        metrics.observe_destinations(self._gate.states())
+        metrics.observe_circuits(self._gate.circuits())
         # Work may wait for a slot (ours, or a destination's at its limit): a finishing
         # attempt wakes the loop then, and only then.
         self._waiting_for_room = len(found.claimed) == room or bool(self._gate.closed())
@@ -307,11 +307,10 @@ class Dispatcher(WorkLoop):
             # Its retry may be due before the loop would look again; an ordered one's
             # end makes the next one to its URL due.
             self.wake()
-        metrics.attempt(result.failure_reason)
-        if step.status is DeliveryStatus.FAILED:
-            metrics.delivery_failed(step.failure_reason_code)
-            if self.operations is not None and delivery.run_id is not None:
-                await self.operations.exhausted(delivery, step)
+        metrics.attempted(delivery.destination, result, step)
+        failed = step.status is DeliveryStatus.FAILED
+        if failed and self.operations is not None and delivery.run_id is not None:
+            await self.operations.exhausted(delivery, step)
 
     async def _record(self, outcomes: list[AttemptOutcome]) -> list[Refusal | None]:
         recorded = await self._store.deliveries.record(

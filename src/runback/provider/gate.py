@@ -79,9 +79,9 @@ class DestinationGate:
         if self._in_flight[destination] <= 0:
             del self._in_flight[destination]
 
-    def states(self) -> Counter[BreakerState]:
-        """How many troubled destinations are in each state (for metrics)."""
-        if self._now is None:
-            return Counter()
+    def circuits(self) -> dict[str, BreakerState]:
+        """The circuit state of each troubled destination (for metrics)."""
         now = self._now
-        return Counter(d.state(now, self.breaker) for d in self._troubled.values())
+        if now is None or not self._troubled:
+            return {}
+        return {host: d.state(now, self.breaker) for host, d in self._troubled.items()}

@@ -17,6 +17,7 @@ from uuid import UUID
 
 import orjson
 
+from runback import metrics
 from runback.core.batches import batch_callback_body
 from runback.core.clock import Clock
 from runback.core.delivery import new_batch_delivery, new_delivery, new_event_delivery
@@ -133,6 +134,7 @@ class Outbox:
             log.info("run %s was not ended as %s: %s", run.id, done.status, refused)
             await self._payloads.discard(delivery)
             return None
+        metrics.run_ended(done, known=self._model_of(done.model) is not None)
         if handoff is None and delivery is not None:
             self._on_delivery()
         if done.batch_id is not None:
@@ -408,7 +410,12 @@ class Outbox:
         await self._store.deliveries.save_recovery(done)
         return done
 
-    async def _queue_again(self, failed: Delivery, recovery_id: UUID) -> None:
+    async def redeliver_delivery(self, delivery: Delivery) -> None:
+        """Queue ``delivery``'s event again, as a recovery queues a failed one: a run's as a
+        fresh redelivery, an operational one with its own bytes (the dashboard's button)."""
+        await self._queue_again(delivery, None)
+
+    async def _queue_again(self, failed: Delivery, recovery_id: UUID | None) -> None:
         if failed.run_id is not None:
             run = await self._store.runs.get(failed.run_id)
             if run is None:

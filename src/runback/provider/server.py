@@ -19,7 +19,9 @@ from runback.blobs import BlobStore
 from runback.config import Config, DatabaseConfig
 from runback.core.clock import Clock, SystemClock
 from runback.core.signing import new_callback_secret
+from runback.dashboard.config import DashboardConfig
 from runback.errors import ConfigError
+from runback.metrics import PROVIDER_QUEUES, Backlogs
 from runback.outbound.sender import AiohttpSender
 from runback.process import Parts, Place, run_process
 from runback.provider.api.app import create_app
@@ -185,9 +187,17 @@ async def serve(
                 await _greet(store, clock, config, place.url, roles, say)
 
             if roles.api:
-                app = create_app(runtime.api)
+                dashboard = DashboardConfig.for_public_url(
+                    config.server.public_url or place.url,
+                    session_lifetime=config.server.dashboard_session_lifetime,
+                )
+                app = create_app(runtime.api, dashboard=dashboard)
             else:
-                app = base_app("runback worker", ready=lambda: check_schema(store.database))
+                app = base_app(
+                    "runback worker",
+                    ready=lambda: check_schema(store.database),
+                    backlogs=Backlogs(store, clock, queues=PROVIDER_QUEUES),
+                )
             try:
                 yield Parts(
                     app=app,

@@ -11,17 +11,20 @@ sender to try again.
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import replace
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from runback import logs
+from runback import logs, metrics
 from runback.core.clock import isoformat
 from runback.core.ids import new_id
 from runback.core.inbox import Copy, InboxEvent, Receipt
 from runback.core.verification import Verifier
+from runback.dashboard.config import DashboardConfig
+from runback.dashboard.receiver import install_receiver
 from runback.errors import (
     BadRequestError,
     NotFoundError,
@@ -93,6 +96,7 @@ def _media_type(request: Request) -> None:
 )
 async def receive(source: str, request: Request, deps: Deps) -> Response:
     """Verify, persist, answer ``200``: the heavy work happens later."""
+    started = time.perf_counter()
     if not valid_source_name(source):
         raise NotFoundError(f"{source!r} is not a source name", code="SOURCE_NOT_FOUND")
     config = deps.config.source(source)
@@ -128,6 +132,7 @@ async def receive(source: str, request: Request, deps: Deps) -> Response:
     event_id, duplicate = await deps.store.inbox.accept(receipt, draft, copies)
     logs.bind(event_id=event_id)
     deps.on_received(bool(copies), draft.wants_handler)
+    metrics.acknowledged(time.perf_counter() - started)
     return json_response({"received": True, "event_id": str(event_id), "duplicate": duplicate})
 
 
@@ -222,11 +227,15 @@ async def get_event(event_id: str, deps: Deps, _: Authorized) -> Response:
     )
 
 
-def create_receive_app(deps: ReceiveDeps) -> FastAPI:
-    """The receiver's app, serving ``deps``."""
-    app = base_app("runback receive")
+def create_receive_app(deps: ReceiveDeps, *, dashboard: DashboardConfig | None = None) -> FastAPI:
+    """The receiver's app, serving ``deps``, with its dashboard at ``/dashboard``."""
+    app = base_app(
+        "runback receive",
+        backlogs=metrics.Backlogs(deps.store, deps.clock, queues=metrics.RECEIVER_QUEUES),
+    )
     app.state.receive = deps
     app.include_router(webhooks)
     app.include_router(inbox)
     app.include_router(expected)
+    install_receiver(app, deps, dashboard or DashboardConfig())
     return app

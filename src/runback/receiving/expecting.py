@@ -103,9 +103,11 @@ async def list_expected(
 ) -> Response:
     """Expected runs, newest first, a page at a time."""
     found, after = await deps.store.expected.page(
-        state=state, source=source, after=_decode(cursor), limit=limit
+        state=state, source=source, after=decode_position(cursor), limit=limit
     )
-    return json_response({"items": [expected_view(e) for e in found], "next": _encode(after)})
+    return json_response(
+        {"items": [expected_view(e) for e in found], "next": encode_position(after)}
+    )
 
 
 def _utc(moment: datetime) -> datetime:
@@ -117,7 +119,8 @@ def _utc(moment: datetime) -> datetime:
         ) from None
 
 
-def _encode(position: Position | None) -> str | None:
+def encode_position(position: Position | None) -> str | None:
+    """An expectations page's cursor: its last item's ``(created_at, source, run_id)``."""
     if position is None:
         return None
     created_at, source, run_id = position
@@ -125,7 +128,8 @@ def _encode(position: Position | None) -> str | None:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
 
-def _decode(cursor: str | None) -> Position | None:
+def decode_position(cursor: str | None) -> Position | None:
+    """The position a cursor stands for; ``400`` for text this API did not give out."""
     if cursor is None:
         return None
     try:

@@ -18,6 +18,7 @@ from runback.blobs import BlobStore
 from runback.config import Config
 from runback.core.clock import SystemClock
 from runback.core.verification import Verifier
+from runback.dashboard.config import DashboardConfig
 from runback.errors import ConfigError
 from runback.outbound.sender import AiohttpSender
 from runback.process import Parts, Place, run_process
@@ -65,7 +66,10 @@ async def _greet(store: Store, config: Config, url: str, say: Print) -> None:
     say(f"runback receiving at {url}/webhooks/<source> (data: {config.server.data_dir})")
     if created:
         key = await store.accounts.create_api_key([organization.id], now=clock.now())
-        say(f"\nThe inbox API key (GET {url}/v1/inbox), shown this once only:\n\n    {key}\n")
+        say(
+            f"\nThe inbox API key (GET {url}/v1/inbox; the dashboard at {url}/dashboard), "
+            f"shown this once only:\n\n    {key}\n"
+        )
 
 
 async def receive(
@@ -137,7 +141,11 @@ async def receive(
                     fetch_body=body_fetcher(client.session, url_policy=receiving.url_policy),
                     reconcile_after=receiving.reconcile_after,
                     on_expected=reconciler.wake,
-                )
+                ),
+                dashboard=DashboardConfig.for_public_url(
+                    config.server.public_url or place.url,
+                    session_lifetime=config.server.dashboard_session_lifetime,
+                ),
             )
             prune = pruners(config.retention, store=store, blobs=blobs, clock=clock, what="inbox")
 

@@ -10,6 +10,7 @@ from runback.config import DatabaseConfig, SqliteSync
 from runback.core.sealing import MasterKeys
 from runback.store.accounts import AccountStore
 from runback.store.arrivals import CopyDraft, EventDraft
+from runback.store.backlog import Backlog, BacklogStore
 from runback.store.batches import BatchStore
 from runback.store.database import DELIVERIES, RUNS, Database
 from runback.store.deliveries import AttemptOutcome, DeliveryStore, Recorded
@@ -19,7 +20,7 @@ from runback.store.events import EventStore
 from runback.store.expected import ExpectedStore
 from runback.store.feed import DeliveryFeed
 from runback.store.idempotency import Idempotency
-from runback.store.inbox import InboxStore
+from runback.store.inbox import InboxFilter, InboxStore
 from runback.store.migrate import MigrationProgress, check_schema, head_revision, migrate
 from runback.store.moves import Refusal
 from runback.store.ordering import OrderedUrl, OrderingStore
@@ -28,6 +29,7 @@ from runback.store.outputs import OutputStore
 from runback.store.retention import Retention
 from runback.store.runs import RunFilter, RunStore
 from runback.store.secrets import SecretStore
+from runback.store.sessions import Session, SessionStore
 from runback.store.workers import WorkerStore
 
 
@@ -52,6 +54,8 @@ class Store:
         self.expected = ExpectedStore(database)
         self.retention = Retention(database)
         self.workers = WorkerStore(database)
+        self.sessions = SessionStore(database)
+        self.backlog = BacklogStore(database)
 
 
 DATABASE_FILE = "runback.db"
@@ -107,16 +111,19 @@ __all__ = [
     "DELIVERIES",
     "RUNS",
     "AttemptOutcome",
+    "Backlog",
     "CopyDraft",
     "Database",
     "EventDraft",
     "Idempotency",
+    "InboxFilter",
     "MigrationProgress",
     "OrderedUrl",
     "Recorded",
     "Refusal",
     "Round",
     "RunFilter",
+    "Session",
     "Store",
     "check_schema",
     "head_revision",

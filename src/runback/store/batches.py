@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, case, exists, func, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, select, tuple_, update
 
 from runback.core.batches import Tally, ended_status
 from runback.core.records import Batch, Run
@@ -169,6 +169,22 @@ class BatchStore:
         if row is None or (organization_id is not None and row.organization_id != organization_id):
             return None
         return _batch(row)
+
+    async def page(
+        self, organization_id: UUID, *, after: tuple[datetime, UUID] | None, limit: int
+    ) -> tuple[list[Batch], tuple[datetime, UUID] | None]:
+        """Batches newest first, after the ``(created_at, id)`` position ``after``; answers a
+        page and the position of its last batch when more follow."""
+        query = select(batches).where(batches.c.organization_id == organization_id)
+        if after is not None:
+            query = query.where(tuple_(batches.c.created_at, batches.c.id) < tuple_(*after))
+        query = query.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(limit + 1)
+        async with self._db.read() as conn:
+            found = [_batch(row) for row in await conn.execute(query)]
+        if len(found) <= limit:
+            return found, None
+        last = found[limit - 1]
+        return found[:limit], (last.created_at, last.id)
 
     async def started(self, batch_id: UUID) -> bool:
         """Whether any of the batch's items has left ``queued``."""

@@ -334,6 +334,21 @@ class DeliveryStore:
             return found, None
         return found, (found[-1].created_at, found[-1].id)
 
+    async def latest_failed(self, organization_id: UUID, *, limit: int) -> list[Delivery]:
+        """The organization's newest failed deliveries (the dashboard's list of what to
+        redeliver or recover)."""
+        query = (
+            select(deliveries)
+            .where(
+                deliveries.c.organization_id == organization_id,
+                deliveries.c.status == DeliveryStatus.FAILED.value,
+            )
+            .order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return [delivery_of(row) for row in await conn.execute(query)]
+
     async def save_recovery(self, recovery: Recovery) -> None:
         """Commit a recovery (its counts once it has queued everything)."""
         values = {

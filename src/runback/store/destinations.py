@@ -212,3 +212,13 @@ class DestinationStore:
             result = await conn.execute(delete(destinations).where(destinations.c.host == host))
             await _release(conn, host, now=now)
             return result.rowcount == 1
+
+    async def disable(self, host: str, *, now: datetime) -> None:
+        """Stop delivering to ``host`` (an operator's decision) until it is enabled: its
+        pending deliveries are held, its failures so far kept."""
+        async with self._db.write() as conn:
+            found = (await conn.execute(_OF_HOSTS, {"hosts": [host]})).first()
+            current = Destination(host=host) if found is None else _destination(found)
+            disabled = replace(current, disabled_at=current.disabled_at or now)
+            await _save(conn, disabled, existed=found is not None, now=now)
+            await _hold(conn, host, now=now)

@@ -10,11 +10,12 @@ times a callback arrives.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Column, bindparam, select, tuple_, update
+from sqlalchemy import Column, Select, and_, bindparam, exists, func, or_, select, tuple_, update
 
 from runback.batching import GroupCommit
 from runback.core.inbox import Copy, CopyState, HandlerState, InboxEvent, Receipt
@@ -31,6 +32,61 @@ from runback.store.moves import claimable
 from runback.store.rows import to_record
 from runback.store.schema import inbox_copies, inbox_events, inbox_receipts
 from runback.store.sql import Connection, Prepared, Row, prepared
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    """Which events a list shows; every field set narrows it."""
+
+    source: str | None = None
+    event: str | None = None
+    """The callback's event type, e.g. ``run.completed``."""
+    status: str | None = None
+    """The status the callback carried, e.g. ``failed``."""
+    handler_states: tuple[HandlerState, ...] = ()
+    received_after: datetime | None = None
+    """Inclusive, on the first arrival."""
+    received_before: datetime | None = None
+    """Exclusive."""
+    troubled: bool = False
+    """Only events whose handler failed or retries, or with a copy that failed or is lost."""
+
+
+def _filtered(query: Select[Any], filters: InboxFilter) -> Select[Any]:
+    events = inbox_events.c
+    for column, value in (
+        (events.source, filters.source),
+        (events.event, filters.event),
+        (events.status, filters.status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.handler_states:
+        query = query.where(events.handler_state.in_([s.value for s in filters.handler_states]))
+    if filters.received_after is not None:
+        query = query.where(events.first_received_at >= filters.received_after)
+    if filters.received_before is not None:
+        query = query.where(events.first_received_at < filters.received_before)
+    if filters.troubled:
+        copies = inbox_copies.c
+        failing_copy = exists().where(
+            copies.event_id == events.id,
+            or_(
+                copies.state == CopyState.LOST.value,
+                and_(copies.state != CopyState.COPIED.value, copies.last_error.is_not(None)),
+            ),
+        )
+        query = query.where(
+            or_(
+                events.handler_state == HandlerState.FAILED.value,
+                and_(
+                    events.handler_state == HandlerState.PENDING.value,
+                    events.handler_error.is_not(None),
+                ),
+                failing_copy,
+            )
+        )
+    return query
 
 
 def _event(row: Row) -> InboxEvent:
@@ -212,12 +268,17 @@ class InboxStore:
         return due
 
     async def page(
-        self, *, source: str | None, after: tuple[datetime, UUID] | None, limit: int
+        self,
+        *,
+        source: str | None = None,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+        filters: InboxFilter = InboxFilter(),
     ) -> tuple[list[InboxEvent], tuple[datetime, UUID] | None]:
         """Events newest first, after the ``(first_received_at, id)`` position ``after``."""
-        query = select(inbox_events)
         if source is not None:
-            query = query.where(inbox_events.c.source == source)
+            filters = replace(filters, source=source)
+        query = _filtered(select(inbox_events), filters)
         if after is not None:
             position = tuple_(inbox_events.c.first_received_at, inbox_events.c.id)
             query = query.where(position < tuple_(*after))
@@ -230,6 +291,22 @@ class InboxStore:
             return found, None
         last = found[limit - 1]
         return found[:limit], (last.first_received_at, last.id)
+
+    async def copy_states(self, event_ids: Sequence[UUID]) -> dict[UUID, dict[CopyState, int]]:
+        """How many copies of each event are in each state (events without copies: absent)."""
+        if not event_ids:
+            return {}
+        copies = inbox_copies.c
+        query = (
+            select(copies.event_id, copies.state, func.count())
+            .where(copies.event_id.in_(list(event_ids)))
+            .group_by(copies.event_id, copies.state)
+        )
+        found: dict[UUID, dict[CopyState, int]] = {}
+        async with self._db.read() as conn:
+            for event_id, state, count in await conn.execute(query):
+                found.setdefault(event_id, {})[CopyState(state)] = count
+        return found
 
     async def event(self, event_id: UUID) -> tuple[InboxEvent, list[Receipt], list[Copy]] | None:
         """One event with its receipts (oldest first) and copies."""

@@ -531,3 +531,20 @@ inbox_expected = Table(
     ),
     Index("ix_inbox_expected_state", "state", "created_at"),
 )
+
+# A dashboard login: the cookie carries a random id, the row only its hash, so a copy of the
+# database opens no session. The key's row (not the key) is kept: revoking it ends these.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("api_key_id", Uuid, ForeignKey("api_keys.id"), nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    # The organization the pages show, for a key of several (None: the key's default).
+    Column("organization_id", Uuid),
+    Column("flash", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index("ix_dashboard_sessions_key", "api_key_id"),
+    Index("ix_dashboard_sessions_expires", "expires_at"),
+)

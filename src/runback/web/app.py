@@ -111,9 +111,12 @@ Readiness = Callable[[], Awaitable[None]]
 """Raises when the process cannot serve (database unreachable, schema not current)."""
 
 
-def base_app(title: str, *, ready: Readiness | None = None) -> FastAPI:
+def base_app(
+    title: str, *, ready: Readiness | None = None, backlogs: metrics.Backlogs | None = None
+) -> FastAPI:
     """An app that answers every error with the contract's envelope, ``/healthz`` (the
-    process lives) and ``/readyz`` (it can serve: for load balancers)."""
+    process lives), ``/readyz`` (it can serve: for load balancers) and ``/metrics`` (with
+    ``backlogs``' gauges, read from the store)."""
     # No redirects for a trailing slash: a bare 307 (which many clients do not follow for a
     # POST) helps no one; the 404 envelope says what to drop.
     app = _App(
@@ -144,7 +147,7 @@ def base_app(title: str, *, ready: Readiness | None = None) -> FastAPI:
     )
     async def prometheus() -> Response:
         """The process's metrics, in Prometheus' text format."""
-        body, media_type = metrics.exposition()
+        body, media_type = await metrics.exposition(backlogs)
         return Response(body, media_type=media_type)
 
     @app.get("/readyz", tags=["operations"], responses=_HEALTH | errors((503,)))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from runback.dashboard.config import DashboardConfig
+from runback.dashboard.provider import install_provider
+from runback.metrics import PROVIDER_QUEUES, Backlogs
 from runback.provider.api import (
     batches,
     callback_secrets,
@@ -23,9 +26,10 @@ from runback.store import check_schema
 from runback.web.app import base_app
 
 
-def create_app(deps: ApiDeps) -> FastAPI:
-    """The API app, serving ``deps``."""
-    app = base_app("runback", ready=lambda: check_schema(deps.store.database))
+def create_app(deps: ApiDeps, *, dashboard: DashboardConfig | None = None) -> FastAPI:
+    """The API app, serving ``deps``, with the web dashboard at ``/dashboard``."""
+    backlogs = Backlogs(deps.store, deps.clock, queues=PROVIDER_QUEUES)
+    app = base_app("runback", ready=lambda: check_schema(deps.store.database), backlogs=backlogs)
     app.state.deps = deps
     app.include_router(runs.router)
     app.include_router(streams.router)
@@ -39,4 +43,5 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(files.router)
     app.include_router(headshots.router)
     app.include_router(runware.router)
+    install_provider(app, deps, dashboard or DashboardConfig())
     return app

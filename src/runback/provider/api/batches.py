@@ -81,7 +81,8 @@ async def batch_of(deps: ApiDeps, caller: CurrentCaller, batch_id: str) -> Batch
     return batch
 
 
-async def _status(deps: ApiDeps, batch: Batch) -> BatchStatus:
+async def batch_status(deps: ApiDeps, batch: Batch) -> BatchStatus:
+    """A batch's status now: a stored batch says only whether it ended."""
     if batch.status.is_terminal or batch.items_done > 0:
         return batch.status if batch.status.is_terminal else BatchStatus.RUNNING
     return BatchStatus.RUNNING if await deps.store.batches.started(batch.id) else batch.status
@@ -186,7 +187,7 @@ async def get_batch(batch_id: str, deps: Deps, caller: CurrentCaller) -> Respons
     """One batch as it stands now, its items and how its callback is doing."""
     batch = await batch_of(deps, caller, batch_id)
     items = await deps.store.batches.items(batch.id)
-    view = batch_view(batch, await _status(deps, batch), items)
+    view = batch_view(batch, await batch_status(deps, batch), items)
     found = await deps.store.deliveries.for_batch(batch.id, organization_id=caller.organization_id)
     view["callback"] = callback_summary(found)
     return json_response(view)

@@ -9,6 +9,7 @@ most a couple in flight. It is not a delivery: nothing is recorded, retried or c
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +20,7 @@ from runback.core.ids import new_id
 from runback.core.pings import Ping, excerpt, new_ping, ping_failure
 from runback.outbound.sender import OutboundRequest
 from runback.provider.api import schemas
-from runback.provider.api.deps import CurrentCaller, Deps
+from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
 from runback.provider.api.runs import check_callback_url
 from runback.web.bodies import documented_body, read_json
 from runback.web.responses import json_response
@@ -49,18 +50,23 @@ async def test_callback(request: Request, deps: Deps, caller: CurrentCaller) -> 
     the attempt: ``ok``, ``status_code``, ``latency_ms``, ``response_excerpt``,
     ``failure`` and the headers sent. Not a delivery: never retried nor recorded."""
     body = await read_json(request, CallbackTestCreate, limit=deps.max_body_bytes)
-    check_callback_url(body.url, deps.url_policy, field="url")
-    organization = caller.organization_id
+    return json_response(await send_ping(deps, caller.organization_id, body.url))
+
+
+async def send_ping(deps: ApiDeps, organization: UUID, url: str) -> dict[str, Any]:
+    """Send ``organization``'s signed ``test.ping`` to ``url`` now; answers the attempt as
+    ``POST /v1/callback-tests`` does (the dashboard's test button too)."""
+    check_callback_url(url, deps.url_policy, field="url")
     with deps.pings.slot(organization):
         secrets = (await deps.store.secrets.signing([organization]))[organization]
         now = deps.clock.now()
         ping = new_ping(ping_id=new_id(), organization_id=organization, now=now, secrets=secrets)
         result = await deps.sender.send(
             OutboundRequest(
-                url=body.url, body=ping.body, headers=ping.headers, timeout=deps.ping_timeout
+                url=url, body=ping.body, headers=ping.headers, timeout=deps.ping_timeout
             )
         )
-    return json_response(_view(ping, body.url, result, isoformat(now)))
+    return _view(ping, url, result, isoformat(now))
 
 
 def _view(ping: Ping, url: str, result: SendResult, created_at: str | None) -> dict[str, Any]:

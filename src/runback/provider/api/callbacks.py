@@ -14,7 +14,7 @@ from runback.core.ids import new_id
 from runback.core.records import Recovery
 from runback.errors import NotFoundError, ValidationFailedError
 from runback.provider.api import schemas
-from runback.provider.api.deps import CurrentCaller, Deps
+from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
 from runback.provider.api.runs import run_of, utc
 from runback.provider.api.views import delivery_view
 from runback.web.auth import uuid_or_none
@@ -128,23 +128,31 @@ async def create_recovery(request: Request, deps: Deps, caller: CurrentCaller) -
     given): each run's callback as a fresh redelivery. Progress: ``GET`` the answer's id."""
     body = await read_json(request, RecoveryCreate, limit=deps.max_body_bytes)
     start, end = utc(body.created_from, "from"), utc(body.created_to, "to")
+    done = await recover(deps, caller.organization_id, start, end, body.destination)
+    found = await deps.store.deliveries.recovery(done.id, organization_id=caller.organization_id)
+    assert found is not None
+    return json_response(recovery_view(*found), 201)
+
+
+async def recover(
+    deps: ApiDeps, organization_id: UUID, start: datetime, end: datetime, destination: str | None
+) -> Recovery:
+    """Record a recovery of ``organization_id``'s failed deliveries created in
+    ``[start, end)`` and queue them again (the dashboard's recovery too)."""
     if end <= start:
         raise ValidationFailedError.for_field("to", "must be after from")
     recovery = Recovery(
         id=new_id(),
-        organization_id=caller.organization_id,
+        organization_id=organization_id,
         created_from=start,
         created_to=end,
-        destination=body.destination,
+        destination=destination,
         queued=0,
         skipped=0,
         created_at=deps.clock.now(),
     )
     await deps.store.deliveries.save_recovery(recovery)
-    done = await deps.outbox.recover(recovery)
-    found = await deps.store.deliveries.recovery(done.id, organization_id=caller.organization_id)
-    assert found is not None
-    return json_response(recovery_view(*found), 201)
+    return await deps.outbox.recover(recovery)
 
 
 @router.get(
