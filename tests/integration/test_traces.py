@@ -193,3 +193,23 @@ async def test_tracing_off_makes_no_span_and_stores_no_context(store: Store) -> 
 
 def run_id_of(text: str) -> UUID:
     return UUID(text)
+
+
+async def test_a_redelivery_joins_its_runs_trace(store: Store) -> None:
+    async with traced(store) as t:
+        run_id = await _submit(t, {"traceparent": CLIENT_TRACEPARENT})
+        await _two_attempts(t)
+        again = await t.client.post(f"/v1/runs/{run_id}/callback-redeliveries")
+        assert again.status_code in (200, 201, 202), again.text
+
+        async def third() -> bool:
+            return len(t.spans("deliver.attempt")) == 3
+
+        await eventually(third, what="the redelivery's attempt")
+        [submit] = t.spans("submit")
+        _, redelivered = sorted(t.spans("deliver"), key=lambda s: s.start_time or 0)
+        last = max(t.spans("deliver.attempt"), key=lambda s: s.start_time or 0)
+
+    assert redelivered.context.trace_id == int(TRACE_ID, 16)
+    assert _parent(redelivered) == submit.context.span_id
+    assert _parent(last) == redelivered.context.span_id

@@ -141,11 +141,12 @@ class Outbox:
             await self.owe_batch_callback(done.batch_id)
         return done
 
-    def _traced(self, delivery: Delivery) -> Delivery:
-        """The delivery with the context of its ``deliver`` span, a child of the current
-        (``execute``) one: its attempts, wherever and whenever they are made, are the
-        span's children."""
-        with self._tracing.span("deliver", attributes=delivery_attributes(delivery)):
+    def _traced(self, delivery: Delivery, *, parent: str | None = None) -> Delivery:
+        """The delivery with the context of its ``deliver`` span, a child of ``parent``
+        (else of the current span: ``execute``): its attempts, wherever and whenever they
+        are made, are the span's children."""
+        attributes = delivery_attributes(delivery)
+        with self._tracing.span("deliver", parent=parent, attributes=attributes):
             return replace(delivery, traceparent=self._tracing.traceparent())
 
     async def _ending(self, done: Run, *, files: bool) -> tuple[Delivery | None, RunEvent | None]:
@@ -381,6 +382,8 @@ class Outbox:
                 code="NO_CALLBACK",
             )
         delivery = replace(made, recovery_id=recovery_id)
+        if self._tracing.enabled:  # a redelivery joins its run's trace
+            delivery = self._traced(delivery, parent=run.traceparent)
         await self._store.outbox.add(delivery)
         self._on_delivery()
         return delivery
