@@ -184,6 +184,11 @@ class Settings(BaseSettings):
     """The API key the client commands act with (from ``runback keys create``)."""
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] | None = None
+    """One JSON object per line, or text; default: text on a terminal, JSON elsewhere."""
+    otel: bool = False
+    """Export OpenTelemetry traces (the ``otel`` extra; the exporter is set by the standard
+    ``OTEL_*`` variables)."""
 
     @field_validator(
         "callback_allow",

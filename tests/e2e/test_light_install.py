@@ -224,3 +224,39 @@ def test_the_fastapi_adapter_runs_with_fastapi_added_alone(light: tuple[Path, Pa
     accepted, refused = said.splitlines()
     assert accepted == '(200, b\'{"event":"run.completed"}\')'
     assert refused.startswith('(401, b\'{"code":"INVALID_SIGNATURE"')
+
+
+NO_OTEL = """
+import io, json, logging
+
+from runback import logs
+from runback.errors import ConfigError
+from runback.tracing import Tracing, configured
+
+tracing = configured(enabled=False)
+with tracing.span("execute", parent="00-" + "1" * 32 + "-" + "2" * 16 + "-01") as span:
+    span.set_attribute("runback.run_id", "r1")
+print("span:", tracing.traceparent())
+try:
+    configured(enabled=True)
+except ConfigError as exc:
+    print("on:", exc)
+stream = io.StringIO()
+logs.configure(level="info", format="json", stream=stream)
+with logs.bound(run_id="r1"):
+    logging.getLogger("runback").info("key rb_%s", "A" * 43)
+print("log:", json.loads(stream.getvalue())["message"], json.loads(stream.getvalue())["run_id"])
+"""
+
+
+def test_the_light_install_logs_and_traces_nothing_without_the_otel_extra(
+    light: tuple[Path, Path],
+) -> None:
+    python, _ = light
+
+    said = _ok(_run(python, "-c", NO_OTEL)).splitlines()
+
+    assert said[0] == "span: None"
+    assert said[1].startswith("on: RUNBACK_OTEL is on but OpenTelemetry is not installed")
+    assert "pip install 'runback[otel]'" in said[1]
+    assert said[2] == "log: key rb_*** r1"

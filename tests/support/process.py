@@ -42,6 +42,7 @@ class ServeProcess:
         args: tuple[str, ...] = ("--callback-allow", "127.0.0.0/8"),
         port: int = 0,
         name: str | None = None,
+        errors: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self._command = (command, "--port", str(port), "--data-dir", str(data_dir), *args)
@@ -56,17 +57,24 @@ class ServeProcess:
         }
         self._process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.errors = errors
+        """Where stderr (the log lines) goes, apart from the output, when given."""
 
     def start(self, *, timeout: float = 30) -> Self:
         """Start and wait until it says where it serves."""
         with self.log.open("ab") as log:
             log.write(b"--- start ---\n")
-            self._process = subprocess.Popen(
-                [*RUNBACK, *self._command],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env,
-            )  # fmt: skip
+            errors = self.errors.open("ab") if self.errors is not None else None
+            try:
+                self._process = subprocess.Popen(
+                    [*RUNBACK, *self._command],
+                    stdout=log,
+                    stderr=errors or subprocess.STDOUT,
+                    env=self._env,
+                )  # fmt: skip
+            finally:
+                if errors is not None:
+                    errors.close()
         deadline = time.monotonic() + timeout
         start = self.log.read_text().rfind("--- start ---")
         while True:

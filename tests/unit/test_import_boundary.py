@@ -120,3 +120,25 @@ def test_every_receiver_public_name_exists() -> None:
 def test_the_serving_names_of_the_root_load_on_first_use() -> None:
     assert runback.ModelRegistry.__name__ == "ModelRegistry"
     assert runback.RunContext.__module__ == "runback.provider.context"
+
+
+UNTRACED = """
+import json, sys
+
+from runback.tracing import configured
+
+tracing = configured(enabled=False)
+with tracing.span("execute", parent="00-" + "1" * 32 + "-" + "2" * 16 + "-01"):
+    assert tracing.traceparent() is None
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_tracing_off_imports_no_opentelemetry() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", UNTRACED], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = set(json.loads(done.stdout))
+
+    assert "runback.tracing" in modules
+    assert not {name for name in modules if name.startswith("opentelemetry")}

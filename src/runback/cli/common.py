@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 import uvloop
 
+from runback import logs
 from runback.cli.exits import exit_status
 from runback.core.clock import SystemClock
 from runback.datadir import prepare_data_dir
@@ -57,12 +57,19 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+LogFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        metavar="json|text",
+        help="Log lines as JSON objects or text [env RUNBACK_LOG_FORMAT; text on a terminal]",
+    ),
+]
+
+
 def setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    """Logs in the chosen format, with the ids of the work under way, secrets masked."""
+    logs.configure(level=settings.log_level, format=settings.log_format)
 
 
 def say(text: str) -> None:

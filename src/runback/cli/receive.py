@@ -11,7 +11,16 @@ from uuid import UUID
 import orjson
 import typer
 
-from runback.cli.common import fail, run, say, settings_from, setup_logging, when, with_store
+from runback.cli.common import (
+    LogFormat,
+    fail,
+    run,
+    say,
+    settings_from,
+    setup_logging,
+    when,
+    with_store,
+)
 from runback.core.inbox import Copy, InboxEvent, Receipt
 from runback.errors import RunbackError
 from runback.receiver.config import load_receive_config
@@ -52,6 +61,7 @@ def receive(
         str | None,
         typer.Option(help="CIDRs and host names output URLs may reach although internal"),
     ] = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Receive callbacks: verify, persist once, answer fast, copy outputs in the background."""
     settings = settings_from(
@@ -63,6 +73,7 @@ def receive(
         receive_handlers=tuple(handlers) if handlers else None,
         receive_insecure=insecure,
         callback_allow=callback_allow,
+        log_format=log_format,
     )
     setup_logging(settings)
     registry = HandlerRegistry()

@@ -11,7 +11,16 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from runback.cli.common import DataDir, fail, run, say, settings_from, setup_logging, with_store
+from runback.cli.common import (
+    DataDir,
+    LogFormat,
+    fail,
+    run,
+    say,
+    settings_from,
+    setup_logging,
+    with_store,
+)
 from runback.errors import RunbackError
 from runback.models import register_builtins
 from runback.provider.discovery import load_models
@@ -19,6 +28,7 @@ from runback.provider.registry import ModelRegistry
 from runback.provider.server import Roles
 from runback.provider.server import serve as serve_forever
 from runback.store import Store, head_revision
+from runback.tracing import configured as configured_tracing
 
 Host = Annotated[
     str | None, typer.Option(help="Address to listen on [env RUNBACK_HOST; 127.0.0.1]")
@@ -53,7 +63,15 @@ def _serve(roles: Roles, **flags: object) -> None:
         raise fail(str(exc)) from None
     if loaded:
         logging.getLogger("runback").info("models from %s", ", ".join(loaded))
-    run(serve_forever(settings.config(), registry=registry, say=say, roles=roles))
+    try:
+        tracing = configured_tracing(enabled=settings.otel)
+    except RunbackError as exc:
+        raise fail(str(exc)) from None
+    try:
+        run(serve_forever(settings.config(), registry=registry, say=say, roles=roles,
+                          tracing=tracing))  # fmt: skip
+    finally:
+        tracing.shutdown()
 
 
 def serve(
@@ -63,10 +81,11 @@ def serve(
     callback_allow: CallbackAllow = None,
     access_log: AccessLog = None,
     models: Models = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Serve the API, run models and deliver callbacks, in one process."""
     _serve(Roles(), host=host, port=port, data_dir=data_dir, callback_allow=callback_allow,
-           access_log=access_log, models=models)  # fmt: skip
+           access_log=access_log, models=models, log_format=log_format)  # fmt: skip
 
 
 def api(
@@ -76,10 +95,12 @@ def api(
     callback_allow: CallbackAllow = None,
     access_log: AccessLog = None,
     models: Models = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Serve the HTTP API only; workers elsewhere run the models and deliver callbacks."""
     _serve(Roles(executor=False, dispatcher=False), host=host, port=port, data_dir=data_dir,
-           callback_allow=callback_allow, access_log=access_log, models=models)  # fmt: skip
+           callback_allow=callback_allow, access_log=access_log, models=models,
+           log_format=log_format)  # fmt: skip
 
 
 def worker(
@@ -90,13 +111,14 @@ def worker(
     models: Models = None,
     executor: Annotated[bool, typer.Option(help="Run models")] = True,
     dispatcher: Annotated[bool, typer.Option(help="Deliver callbacks")] = True,
+    log_format: LogFormat = None,
 ) -> None:
     """Run models and deliver callbacks (with /healthz and /readyz on --port)."""
     if not executor and not dispatcher:
         raise fail("a worker with --no-executor and --no-dispatcher would do nothing")
     _serve(Roles(api=False, executor=executor, dispatcher=dispatcher), host=host, port=port,
            data_dir=data_dir, callback_allow=callback_allow, access_log=None,
-           models=models)  # fmt: skip
+           models=models, log_format=log_format)  # fmt: skip
 
 
 def migrate(data_dir: DataDir = None) -> None:

@@ -53,6 +53,8 @@ class Run:
     end, in the callback's original bytes."""
     event_sequence: int = 0
     """The ``sequence`` of its latest event (0: none yet)."""
+    traceparent: str | None = None
+    """The W3C trace context of its submission, when traced: its execution continues it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,8 @@ class Delivery:
     """Its organization had ordered delivery on for its callback URL when it was made
     (the store decides, at the insert): it is sent only once every older ordered one to
     that URL has succeeded or failed."""
+    traceparent: str | None = None
+    """The W3C trace context of its ``deliver`` span, when traced: each attempt's parent."""
 
     @property
     def max_attempts(self) -> int:

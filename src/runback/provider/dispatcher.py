@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from runback import metrics
+from runback import logs, metrics
 from runback.batching import GroupCommit
 from runback.config import DeliveryConfig
 from runback.core.clock import Clock
@@ -32,11 +32,13 @@ from runback.core.ids import new_id
 from runback.core.records import Attempt, CallbackSecret, Delivery
 from runback.core.retry import Random
 from runback.core.states import DeliveryStatus
+from runback.core.urls import loggable
 from runback.errors import UrlRefusedError
 from runback.outbound.sender import OutboundRequest, Sender
 from runback.provider.gate import DestinationGate
 from runback.provider.operations import Operations
 from runback.store import AttemptOutcome, Refusal, Store
+from runback.tracing import SpanLike, Tracing, delivery_attributes
 from runback.work_loop import WorkLoop
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class Dispatcher(WorkLoop):
         worker_id: str,
         config: DeliveryConfig,
         operations: Operations | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         super().__init__(capacity=config.max_in_flight, poll_interval=config.poll_interval)
         self._store = store
@@ -85,6 +88,7 @@ class Dispatcher(WorkLoop):
         self.operations = operations
         self._recorder: GroupCommit[AttemptOutcome, Refusal | None] = GroupCommit(self._record)
         self._serving = False
+        self._tracing = tracing or Tracing.off()
 
     def take(self, delivery: Delivery) -> Handoff | None:
         """Reserve a slot for a delivery about to be committed in this process (a run just
@@ -222,10 +226,36 @@ class Dispatcher(WorkLoop):
         )
 
     async def _attempt(self, delivery: Delivery, secrets: Sequence[CallbackSecret]) -> None:
+        # Its own task (``_spawn``): what it binds holds for its lines only.
+        number = delivery.attempt_count + 1
+        logs.start(
+            run_id=delivery.run_id,
+            batch_id=delivery.batch_id,
+            delivery_id=delivery.id,
+            attempt=number,
+        )
+        attributes = None
+        if self._tracing.enabled:
+            attributes = delivery_attributes(delivery, attempt=number)
+        with self._tracing.span(
+            "deliver.attempt", parent=delivery.traceparent, attributes=attributes
+        ) as span:
+            await self._attempted(delivery, secrets, number, span)
+
+    async def _attempted(
+        self,
+        delivery: Delivery,
+        secrets: Sequence[CallbackSecret],
+        number: int,
+        span: SpanLike,
+    ) -> None:
         started = self._clock.now()
         result = await self._send(delivery, secrets, started)
         finished = self._clock.now()
-        number = delivery.attempt_count + 1
+        if result.status is not None:
+            span.set_attribute("http.response.status_code", result.status)
+        if result.failure_reason is not None:
+            span.set_attribute("runback.failure_reason", result.failure_reason.value)
         step = after_attempt(
             result,
             attempt_number=number,
@@ -302,10 +332,11 @@ def _log_failed(delivery: Delivery, number: int, step: NextStep) -> None:
         else "the delivery failed for good"
     )
     log.warning(
-        "callback attempt %d failed: run %s, delivery %s, %s (%s); %s",
+        "callback attempt %d failed: run %s, delivery %s to %s, %s (%s); %s",
         number,
         delivery.run_id,
         delivery.id,
+        loggable(delivery.callback_url),
         step.failure_reason_code.value if step.failure_reason_code else "unknown",
         step.failure_detail,
         then,

@@ -22,6 +22,7 @@ from uuid import UUID
 import orjson
 from pydantic import ValidationError
 
+from runback import logs
 from runback.config import ExecutionConfig
 from runback.core.clock import Clock
 from runback.core.payload import dumps
@@ -35,6 +36,7 @@ from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import Model, ModelRegistry
 from runback.store import Store
+from runback.tracing import SpanLike, Tracing
 from runback.work_loop import WorkLoop
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class Executor(WorkLoop):
         clock: Clock,
         worker_id: str,
         config: ExecutionConfig,
+        tracing: Tracing | None = None,
     ) -> None:
         super().__init__(capacity=config.max_concurrent_runs, poll_interval=config.poll_interval)
         self._store = store
@@ -76,6 +79,7 @@ class Executor(WorkLoop):
         self._event_interval = config.event_interval
         self._event_log_chars = config.event_log_chars
         self._events: dict[UUID, RunEvents] = {}
+        self._tracing = tracing or Tracing.off()
 
     async def run_until_idle(self) -> None:
         """Run every queued run, and those they lead to, to its end (for tests and tools)."""
@@ -232,6 +236,16 @@ class Executor(WorkLoop):
         return model.concurrency - self._per_model[name]
 
     async def _execute(self, run: Run) -> None:
+        # Its own task: what it binds holds for its lines and the tasks it starts (the
+        # delivery of its end, taken over by this process's dispatcher).
+        logs.start(run_id=run.id, batch_id=run.batch_id)
+        attributes = None
+        if self._tracing.enabled:
+            attributes = {"runback.run_id": str(run.id), "runback.model": run.model}
+        with self._tracing.span("execute", parent=run.traceparent, attributes=attributes) as span:
+            await self._executed(run, span)
+
+    async def _executed(self, run: Run, span: SpanLike) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._running[run.id] = task
@@ -245,6 +259,7 @@ class Executor(WorkLoop):
                 ending = Ending.canceled()
             if run.id in self._cancel_requested:
                 ending = Ending.canceled()
+            span.set_attribute("runback.run_status", ending.status.value)
             # Files an earlier, interrupted execution saved are discarded once the model
             # starts (it has a context then): from there on only this execution's count.
             context = self._contexts.get(run.id)

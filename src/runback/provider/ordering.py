@@ -21,6 +21,7 @@ from runback import metrics
 from runback.core.clock import Clock
 from runback.core.delivery import FailureReason
 from runback.core.records import Delivery, OrderedCallback
+from runback.core.urls import loggable
 from runback.store import OrderedUrl, Store
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Ordering:
             "after %d attempts; the next one goes",
             released.id,
             released.run_id,
-            callback_url,
+            loggable(callback_url),
             released.attempt_count,
         )
         metrics.delivery_failed(FailureReason.RELEASED)

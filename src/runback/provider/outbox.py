@@ -45,6 +45,7 @@ from runback.provider.outputs import Outputs
 from runback.provider.payloads import Payloads
 from runback.provider.registry import Model
 from runback.store import Store
+from runback.tracing import Tracing, delivery_attributes
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Outbox:
         take: Callable[[Delivery], Handoff | None] | None = None,
         model_of: Callable[[str], Model | None] = lambda _name: None,
         ordering: Ordering | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._store = store
         self._model_of = model_of
@@ -74,6 +76,7 @@ class Outbox:
         self._on_delivery = on_delivery
         self._take = take
         self._ordering = ordering
+        self._tracing = tracing or Tracing.off()
 
     def _policy(self, run: Run) -> RetryPolicy:
         model = self._model_of(run.model)
@@ -110,6 +113,8 @@ class Outbox:
         sparing their look-up."""
         done = end_run(run, ending, now=self._clock.now())
         delivery, event = await self._ending(done, files=files)
+        if delivery is not None and self._tracing.enabled:
+            delivery = self._traced(delivery)
         delivery, handoff = await self._hand_over(delivery)
         try:
             refused = await self._store.outbox.end(
@@ -135,6 +140,14 @@ class Outbox:
         if done.batch_id is not None:
             await self.owe_batch_callback(done.batch_id)
         return done
+
+    def _traced(self, delivery: Delivery, *, parent: str | None = None) -> Delivery:
+        """The delivery with the context of its ``deliver`` span, a child of ``parent``
+        (else of the current span: ``execute``): its attempts, wherever and whenever they
+        are made, are the span's children."""
+        attributes = delivery_attributes(delivery)
+        with self._tracing.span("deliver", parent=parent, attributes=attributes):
+            return replace(delivery, traceparent=self._tracing.traceparent())
 
     async def _ending(self, done: Run, *, files: bool) -> tuple[Delivery | None, RunEvent | None]:
         """What an ended run commits besides itself: its callback, and its terminal event
@@ -369,6 +382,8 @@ class Outbox:
                 code="NO_CALLBACK",
             )
         delivery = replace(made, recovery_id=recovery_id)
+        if self._tracing.enabled:  # a redelivery joins its run's trace
+            delivery = self._traced(delivery, parent=run.traceparent)
         await self._store.outbox.add(delivery)
         self._on_delivery()
         return delivery

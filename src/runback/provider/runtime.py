@@ -31,6 +31,7 @@ from runback.provider.outputs import Outputs
 from runback.provider.payloads import Payloads
 from runback.provider.registry import ModelRegistry
 from runback.store import DELIVERIES, RUNS, Store
+from runback.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +112,21 @@ async def assemble(
     random: Random,
     public_url: str,
     notify_others: bool = False,
+    tracing: Tracing | None = None,
 ) -> Runtime:
     """Wire the executor, dispatcher, outbox, outputs and API over the given seams."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    tracing = tracing or Tracing.off()
     file_secret = await store.outputs.signing_key(FILES_KEY, now=clock.now())
     hints = Hints(store, notify_others=notify_others)
     dispatcher = Dispatcher(
-        store=store, sender=sender, clock=clock, random=random, worker_id=worker, config=delivery
+        store=store,
+        sender=sender,
+        clock=clock,
+        random=random,
+        worker_id=worker,
+        config=delivery,
+        tracing=tracing,
     )
 
     def model_ttl(name: str) -> float | None:
@@ -154,6 +163,7 @@ async def assemble(
         take=dispatcher.take,
         model_of=registry.get,
         ordering=ordering,
+        tracing=tracing,
     )
     executor = Executor(
         store=store,
@@ -164,6 +174,7 @@ async def assemble(
         clock=clock,
         worker_id=worker,
         config=execution,
+        tracing=tracing,
     )
     api = ApiDeps(
         store=store,
@@ -182,6 +193,7 @@ async def assemble(
         worker_lease=timedelta(seconds=execution.lease_seconds),
         unserved_after=timedelta(seconds=execution.unserved_after),
         ping_timeout=delivery.test_timeout,
+        tracing=tracing,
     )
     hints.local.update({RUNS: executor.wake, DELIVERIES: dispatcher.wake})
     return Runtime(outputs, outbox, executor, dispatcher, api, hints)

@@ -30,6 +30,7 @@ from runback.provider.registry import ModelRegistry
 from runback.provider.runtime import Runtime, assemble
 from runback.pruner import pruners
 from runback.store import Store, check_schema
+from runback.tracing import Tracing
 from runback.web.app import base_app
 from runback.work_loop import WorkLoop
 
@@ -136,7 +137,12 @@ def warn_unsealed(database: DatabaseConfig) -> None:
 
 
 async def serve(
-    config: Config, *, registry: ModelRegistry, say: Print = print, roles: Roles = Roles()
+    config: Config,
+    *,
+    registry: ModelRegistry,
+    say: Print = print,
+    roles: Roles = Roles(),
+    tracing: Tracing | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM.
 
@@ -170,6 +176,7 @@ async def serve(
                 random=random.random,
                 public_url=config.server.public_url or place.url,
                 notify_others=not place.owner,
+                tracing=tracing,
             )
 
             async def take_back() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from runback import metrics
+from runback import logs, metrics
 from runback.core.clock import isoformat
 from runback.core.ids import new_id
 from runback.core.inbox import Copy, InboxEvent, Receipt
@@ -127,7 +127,10 @@ async def receive(source: str, request: Request, deps: Deps) -> Response:
         received_at=now,
         url_ttl=deps.url_ttl,
     )
+    # The request's own context: the rest of its lines, its access line too.
+    logs.bind(run_id=draft.run_id, batch_id=draft.batch_id)
     event_id, duplicate = await deps.store.inbox.accept(receipt, draft, copies)
+    logs.bind(event_id=event_id)
     deps.on_received(bool(copies), draft.wants_handler)
     metrics.acknowledged(time.perf_counter() - started)
     return json_response({"received": True, "event_id": str(event_id), "duplicate": duplicate})

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from runback import logs
 from runback.blobs import BlobError, BlobStore
 from runback.config import ReceivingConfig
 from runback.core.clock import Clock
@@ -95,6 +96,7 @@ class Copier(WorkLoop):
         return len(claimed)
 
     async def _copy(self, copy: Copy) -> None:
+        logs.start(event_id=copy.event_id, copy_id=copy.id)  # its own task (``_spawn``)
         attempts = copy.attempts + 1
         try:
             if self._clock.now() >= copy.expires_at:

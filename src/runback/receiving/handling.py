@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from runback import logs
 from runback.core.clock import Clock
 from runback.core.inbox import HandlerState, InboxEvent, next_handler_attempt
 from runback.core.retry import Random
@@ -112,6 +113,7 @@ class HandlerRunner(WorkLoop):
 
     async def _handle(self, event: InboxEvent, body: bytes) -> None:
         attempt = event.handler_attempts + 1
+        logs.start(event_id=event.id, run_id=event.run_id, attempt=attempt)
         received = ReceivedEvent(
             id=event.id,
             source=event.source,

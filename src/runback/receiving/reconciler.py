@@ -18,6 +18,7 @@ from typing import Final
 
 import orjson
 
+from runback import logs
 from runback.client import AsyncClient
 from runback.client.records import Run
 from runback.core.clock import Clock
@@ -117,6 +118,7 @@ class Reconciler(WorkLoop):
 
     async def _poll(self, item: ExpectedRun) -> None:
         attempts = item.attempts + 1
+        logs.start(run_id=item.run_id, attempt=attempts)  # its own task (``_spawn``)
         try:
             error = await self._reconcile(item, attempts)
         except Exception as exc:  # a sender's answer, whatever it is, never stops the loop

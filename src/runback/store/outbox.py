@@ -85,6 +85,7 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "created_at": delivery.created_at,
         "updated_at": delivery.updated_at,
         "event_key": delivery.event_key,
+        "traceparent": delivery.traceparent,
         # Whether it is ordered: decided by the insert, from ``ordered_callbacks``.
         "o_organization_id": delivery.organization_id,
         "o_callback_url": delivery.callback_url,

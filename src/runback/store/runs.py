@@ -66,6 +66,7 @@ def run_row(run: Run, idempotency: Idempotency | None = None) -> dict[str, Any]:
         "sequence_index": run.sequence_index,
         "events": events_column(run.events),
         "event_sequence": run.event_sequence,
+        "traceparent": run.traceparent,
     }
 
 

@@ -111,6 +111,8 @@ runs = Table(
     # The events it asked for, comma-separated (None: its end only), and its latest's number.
     Column("events", Text),
     Column("event_sequence", Integer, nullable=False, server_default=text("0")),
+    # The W3C trace context of its submission (traced deployments only).
+    Column("traceparent", Text),
     Index("ix_runs_org_created", "organization_id", "created_at"),
     Index(
         "ix_runs_batch",
@@ -241,6 +243,8 @@ deliveries = Table(
     Column("event_key", Text, nullable=False, server_default=text("'terminal'")),
     # Set at the insert from ``ordered_callbacks``: it waits for the older ordered ones.
     Column("ordered", Boolean, nullable=False, server_default=text("false")),
+    # The W3C trace context of its ``deliver`` span (traced deployments only).
+    Column("traceparent", Text),
     Index("ix_deliveries_run", "run_id"),
     Index("ix_deliveries_org_created", "organization_id", "created_at", "id"),
     Index(

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
 from runback import metrics
 from runback.errors import (
@@ -27,6 +28,7 @@ from runback.errors import (
 )
 from runback.web.bodies import validation_error
 from runback.web.docs import add_docs
+from runback.web.request_ids import RequestIds
 from runback.web.responses import json_response
 from runback.web.schemas import Health, errors
 
@@ -97,6 +99,14 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+class _App(FastAPI):
+    """A FastAPI app whose outermost layer binds the request id: the lines of a ``500``
+    (logged by the outermost error middleware) carry it too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestIds(super().build_middleware_stack())
+
+
 Readiness = Callable[[], Awaitable[None]]
 """Raises when the process cannot serve (database unreachable, schema not current)."""
 
@@ -109,7 +119,7 @@ def base_app(
     ``backlogs``' gauges, read from the store)."""
     # No redirects for a trailing slash: a bare 307 (which many clients do not follow for a
     # POST) helps no one; the 404 envelope says what to drop.
-    app = FastAPI(
+    app = _App(
         title=title,
         version="0.1.0",
         docs_url=None,

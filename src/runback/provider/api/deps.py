@@ -22,6 +22,7 @@ from runback.provider.outbox import Outbox
 from runback.provider.outputs import Outputs
 from runback.provider.registry import ModelRegistry
 from runback.store import Store
+from runback.tracing import Tracing
 from runback.web.auth import Bearer, key_organizations
 
 
@@ -78,6 +79,8 @@ class ApiDeps:
     ping_timeout: float = 5.0
     """Seconds a test ping waits for its answer."""
     pings: PingSlots = field(default_factory=PingSlots)
+    tracing: Tracing = field(default_factory=Tracing.off)
+    """Spans of submissions (``submit``), when traced."""
     """Test pings in flight, per organization."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from runback import logs
 from runback.core.clock import isoformat, to_utc
 from runback.core.events import EventKind, chosen_events
 from runback.core.ids import new_id
@@ -21,10 +23,11 @@ from runback.core.states import RunStatus
 from runback.core.urlpolicy import UrlPolicy
 from runback.errors import NotFoundError, UrlRefusedError, ValidationFailedError
 from runback.provider.api import schemas
-from runback.provider.api.deps import ApiDeps, CurrentCaller, Deps
+from runback.provider.api.deps import ApiDeps, Caller, CurrentCaller, Deps
 from runback.provider.api.views import callback_summary, run_view
 from runback.provider.registry import Model
 from runback.store import Idempotency, RunFilter
+from runback.tracing import TRACEPARENT, SpanLike, sane_traceparent
 from runback.web.auth import uuid_or_none
 from runback.web.bodies import documented_body, read_json, validation_error
 from runback.web.pages import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
@@ -109,6 +112,19 @@ async def create_run(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Submit a run; answered at once with the queued run, before any work starts."""
+    parent = sane_traceparent(request.headers.get(TRACEPARENT)) if deps.tracing.enabled else None
+    with deps.tracing.span("submit", parent=parent, attributes={"runback.model": model}) as span:
+        return await _create_run(model, request, deps, caller, idempotency_key, span)
+
+
+async def _create_run(
+    model: str,
+    request: Request,
+    deps: ApiDeps,
+    caller: Caller,
+    idempotency_key: str | None,
+    span: SpanLike,
+) -> Response:
     served = served_model(deps, model)
     body = await read_json(request, RunCreate, limit=deps.max_body_bytes)
     _check_submission(body, served, deps.url_policy)
@@ -126,6 +142,10 @@ async def create_run(
         output_url_ttl=body.output_url_ttl,
         events=events,
     )
+    logs.bind(run_id=run.id)  # the request's own context: its access line too
+    if deps.tracing.enabled:  # the executor's span continues this one, through the row
+        span.set_attribute("runback.run_id", str(run.id))
+        run = replace(run, traceparent=deps.tracing.traceparent())
     idempotency = None
     if idempotency_key is not None:
         idempotency = Idempotency(
@@ -133,6 +153,7 @@ async def create_run(
         )
     stored = await deps.store.runs.insert(run, idempotency=idempotency)
     if stored.id != run.id:  # the first answer again, not the run's state now
+        logs.bind(run_id=stored.id)
         response = json_response(run_view(as_submitted(stored)), 201)
         response.headers["Idempotent-Replayed"] = "true"
         return response
