@@ -16,16 +16,14 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from support.browser import browser_context, chromium, log_in, logged_in
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver, answer
 from support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-CHROMIUM = Path("/usr/bin/chromium")
-WAIT_MS = 10_000
 
 
 @pytest.fixture(scope="module")
@@ -62,49 +60,22 @@ async def api(server: ServeProcess, key: str) -> AsyncIterator[httpx.AsyncClient
         yield http
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    # A failure, not a skip: a machine without it would pass CI while testing nothing.
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: 'make chromium' installs Debian's chromium"
-    return CHROMIUM
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(chromium), headless=True)
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    made = await browser.new_context()
-    made.set_default_timeout(WAIT_MS)
-    yield made
-    await made.close()
+    async with browser_context(browser) as made:
+        yield made
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def page(context: BrowserContext, server: ServeProcess, key: str) -> AsyncIterator[Page]:
-    """A page logged in with ``key``, on the runs list; the browser's console must stay free
-    of errors (a script the Content-Security-Policy refused, an htmx swap that failed)."""
-    opened = await context.new_page()
-    errors: list[str] = []
-    opened.on(
-        "console", lambda message: errors.append(message.text) if message.type == "error" else None
-    )
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    await log_in(opened, server.url, key)
-    yield opened
-    assert not errors
-
-
-async def log_in(page: Page, base: str, key: str) -> None:
-    await page.goto(f"{base}/dashboard")
-    await page.get_by_label("API key").fill(key)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    async with logged_in(context, server.url, key, "Runs") as opened:
+        yield opened
 
 
 async def submit(api: httpx.AsyncClient, body: dict[str, Any], model: str = "runback/echo") -> str:
@@ -250,13 +221,10 @@ async def test_logging_in_works_from_the_keyboard_alone(
 async def test_pages_work_without_javascript(
     browser: Browser, server: ServeProcess, api: httpx.AsyncClient, key: str
 ) -> None:
-    context = await browser.new_context(java_script_enabled=False)
-    try:
+    async with browser_context(browser, javascript=False) as context:
         page = await context.new_page()
-        await log_in(page, server.url, key)
+        await log_in(page, server.url, key, "Runs")
         run_id = await submit(api, {"input": {"plain": True}})
         await page.get_by_role("link", name="Refresh").click()
         await page.get_by_role("link", name=run_id).click()
         await expect(page.get_by_role("heading", name=re.compile("Input"))).to_be_visible()
-    finally:
-        await context.close()

@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from starlette.types import ASGIApp
 
 from runback.core.signing import generate_secret
@@ -32,14 +31,13 @@ from runback.receiver.config import ReceiveConfig
 from runback.receiver.handlers import HandlerRegistry, ReceivedEvent
 from runback.store import Store, open_store, sqlite_url
 from runback.testing import ManualClock
+from support.browser import browser_context, chromium, log_in, logged_in
 from support.inbox import Inbox, inbox_client, signed
 from support.receivers import LoopbackReceiver, answer
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-CHROMIUM = Path("/usr/bin/chromium")
-WAIT_MS = 10_000
 SECRET = generate_secret()
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
@@ -114,49 +112,22 @@ async def base(box: Inbox) -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    # A failure, not a skip: a machine without it would pass CI while testing nothing.
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: 'make chromium' installs Debian's chromium"
-    return CHROMIUM
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(chromium), headless=True)
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    made = await browser.new_context()
-    made.set_default_timeout(WAIT_MS)
-    yield made
-    await made.close()
+    async with browser_context(browser) as made:
+        yield made
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def page(context: BrowserContext, base: str, box: Inbox) -> AsyncIterator[Page]:
-    """A page logged in with the inbox's key, on the events list; the browser's console must
-    stay free of errors (a script the Content-Security-Policy refused, a failed htmx swap)."""
-    opened = await context.new_page()
-    errors: list[str] = []
-    opened.on(
-        "console", lambda message: errors.append(message.text) if message.type == "error" else None
-    )
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    await log_in(opened, base, box.key)
-    yield opened
-    assert not errors
-
-
-async def log_in(page: Page, base: str, key: str) -> None:
-    await page.goto(f"{base}/dashboard")
-    await page.get_by_label("API key").fill(key)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("heading", name="Received events")).to_be_visible()
+    async with logged_in(context, base, box.key, "Received events") as opened:
+        yield opened
 
 
 async def send(box: Inbox, base: str, payload: dict[str, Any], *, msg_id: str) -> str:
@@ -269,11 +240,9 @@ async def test_the_pages_work_without_javascript(
     event_id = await send(box, base, completed("run_plain"), msg_id="msg_plain")
     await box.runner.handle_due()
     flaky.broken = False
-    context = await browser.new_context(java_script_enabled=False)
-    context.set_default_timeout(WAIT_MS)
-    try:
+    async with browser_context(browser, javascript=False) as context:
         page = await context.new_page()
-        await log_in(page, base, box.key)
+        await log_in(page, base, box.key, "Received events")
         await row_of(page, event_id).get_by_role("link").click()
         await expect(page.locator("#handler-error")).to_contain_text("orders database")
 
@@ -285,8 +254,6 @@ async def test_the_pages_work_without_javascript(
         await expect(page.locator("#handler-state")).to_have_text("succeeded")
         await page.get_by_role("link", name="Expected runs").click()
         await expect(page.get_by_role("heading", name="Expected runs")).to_be_visible()
-    finally:
-        await context.close()
 
 
 async def test_an_event_opens_from_the_keyboard_alone(page: Page, base: str, box: Inbox) -> None:
