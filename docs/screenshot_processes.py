@@ -1,0 +1,37 @@
+"""What both halves of ``make screenshots`` start: an API key, and a runback command that
+announces its address."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RUNBACK = [sys.executable, "-m", "runback"]
+
+
+def api_key(data_dir: Path) -> str:
+    made = subprocess.run(
+        [*RUNBACK, "keys", "create", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return made.stdout.strip()
+
+
+def start(
+    args: list[str], *, env: dict[str, str], log: Path, announced: re.Pattern[str]
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``runback <args>`` in the background, its output into ``log``, and the address it
+    announces (``announced``'s first group) once it does, within 30 s."""
+    with log.open("wb") as out:
+        process = subprocess.Popen([*RUNBACK, *args], stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 30
+    while (found := announced.search(log.read_text())) is None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"runback {args[0]} did not start:\n{log.read_text()}")
+        time.sleep(0.05)
+    return process, found[1]
