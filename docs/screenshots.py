@@ -13,7 +13,6 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -24,22 +23,12 @@ from typing import Any
 import httpx
 from aiohttp import web
 from playwright.async_api import Page, async_playwright
+from screenshot_processes import api_key, start
 from screenshots_receiver import receiver_pictures
 
 OUT = Path(__file__).parent / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-RUNBACK = [sys.executable, "-m", "runback"]
 _SERVING = re.compile(r"runback serving (http://[^\s/]+)")
-
-
-def _key(data_dir: Path) -> str:
-    made = subprocess.run(
-        [*RUNBACK, "keys", "create", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return made.stdout.strip()
 
 
 def _serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -50,28 +39,8 @@ def _serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         "RUNBACK_POLL_INTERVAL": "0.2",
         "RUNBACK_SHUTDOWN_GRACE": "1",
     }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *RUNBACK,
-                "serve",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                "--callback-allow",
-                "127.0.0.0/8",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    deadline = time.monotonic() + 30
-    while (found := _SERVING.search(log.read_text())) is None:
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"runback serve did not start:\n{log.read_text()}")
-        time.sleep(0.05)
-    return process, found[1]
+    args = ["serve", "--port", "0", "--data-dir", str(data_dir), "--callback-allow", "127.0.0.0/8"]
+    return start(args, env=env, log=log, announced=_SERVING)
 
 
 async def _receiver() -> tuple[web.AppRunner, str]:
@@ -193,7 +162,7 @@ async def main() -> None:
         old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        key = _key(data_dir)
+        key = api_key(data_dir)
         process, base = _serve(data_dir, Path(tmp) / "serve.log")
         runner, hooks = await _receiver()
         try:

@@ -13,7 +13,6 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ import httpx
 import orjson
 from aiohttp import web
 from playwright.async_api import Browser
+from screenshot_processes import api_key, start
 
 from runback.core.signing import generate_secret, signature_headers
 
-RUNBACK = [sys.executable, "-m", "runback"]
 _RECEIVING = re.compile(r"runback receiving at (http://[^\s/]+)")
 SECRET = generate_secret()
 
@@ -42,14 +41,6 @@ def save_order(event: ReceivedEvent) -> None:
 """
 
 
-def _key(data_dir: Path) -> str:
-    made = subprocess.run(
-        [*RUNBACK, "keys", "create", "--data-dir", str(data_dir)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return made.stdout.strip()
-
-
 def _receive(data_dir: Path, log: Path, sender: str) -> tuple[subprocess.Popen[bytes], str]:
     (data_dir.parent / "demo_handlers.py").write_text(HANDLERS)
     # A sender the reconciler could poll: only such a source's runs may be expected.
@@ -57,19 +48,10 @@ def _receive(data_dir: Path, log: Path, sender: str) -> tuple[subprocess.Popen[b
     config.write_text(f'[sources.runflow]\nsender_url = "{sender}"\nsender_key = "rb_demo"\n')
     env = {**os.environ, "PYTHONPATH": str(data_dir.parent), "RUNBACK_POLL_INTERVAL": "0.2",
            "RUNBACK_SHUTDOWN_GRACE": "1"}  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*RUNBACK, "receive", "--port", "0", "--data-dir", str(data_dir),
+    args = ["receive", "--port", "0", "--data-dir", str(data_dir),
              "--secret", SECRET, "--handlers", "demo_handlers", "--config", str(config),
-             "--callback-allow", "127.0.0.0/8"],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while (found := _RECEIVING.search(log.read_text())) is None:
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"runback receive did not start:\n{log.read_text()}")
-        time.sleep(0.05)
-    return process, found[1]
+             "--callback-allow", "127.0.0.0/8"]  # fmt: skip
+    return start(args, env=env, log=log, announced=_RECEIVING)
 
 
 async def _files() -> tuple[web.AppRunner, str]:
@@ -136,7 +118,7 @@ async def _demo(base: str, key: str, files: str) -> str:
 async def receiver_pictures(browser: Browser, work: Path, out: Path, first: int) -> list[Path]:
     """The receiver's pages as ``<first>-…png`` onwards, into ``out``."""
     data_dir = work / "inbox"
-    key = _key(data_dir)
+    key = api_key(data_dir)
     runner, files = await _files()
     process, base = _receive(data_dir, work / "receive.log", files)
     saved: list[Path] = []
