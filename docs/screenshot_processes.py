@@ -1,5 +1,5 @@
-"""What both halves of ``make screenshots`` start: an API key, and a runback command that
-announces its address."""
+"""What both halves of ``make screenshots`` start: an API key, a runback command that
+announces its address, and a little HTTP server on loopback."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from aiohttp import web
 
 RUNBACK = [sys.executable, "-m", "runback"]
 
@@ -35,3 +38,15 @@ def start(
             raise SystemExit(f"runback {args[0]} did not start:\n{log.read_text()}")
         time.sleep(0.05)
     return process, found[1]
+
+
+async def loopback(
+    handle: Callable[[web.Request], Awaitable[web.Response]],
+) -> tuple[web.AppRunner, str]:
+    """An HTTP server on loopback answering every path with ``handle``, and its address."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 from playwright.async_api import Page, async_playwright
-from screenshot_processes import api_key, start
+from screenshot_processes import api_key, loopback, start
 from screenshots_receiver import receiver_pictures
 
 OUT = Path(__file__).parent / "screenshots"
@@ -49,12 +49,7 @@ async def _receiver() -> tuple[web.AppRunner, str]:
             return web.Response(status=500, text="receiver is down for maintenance")
         return web.Response(status=200, text='{"received": true}')
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    return await loopback(handle)
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:

@@ -21,7 +21,7 @@ import httpx
 import orjson
 from aiohttp import web
 from playwright.async_api import Browser
-from screenshot_processes import api_key, start
+from screenshot_processes import api_key, loopback, start
 
 from runback.core.signing import generate_secret, signature_headers
 
@@ -62,12 +62,7 @@ async def _files() -> tuple[web.AppRunner, str]:
             return web.Response(body=png, content_type="image/png")
         return web.Response(status=404, text="no such object")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    return await loopback(handle)
 
 
 async def _demo(base: str, key: str, files: str) -> str:

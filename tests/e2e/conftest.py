@@ -1,4 +1,5 @@
-"""Fixtures of the end-to-end tier: a data directory, a key, a real server, a client."""
+"""Fixtures of the end-to-end tier: a data directory, a key, a real server, a client; for the
+dashboards' browser tests, one chromium per module and a context per test."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext
 
+from support.browser import browser_context, chromium
 from support.process import ServeProcess, cli
 
 
@@ -36,3 +40,15 @@ async def client(server: ServeProcess, key: str) -> AsyncIterator[httpx.AsyncCli
         base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
     ) as http:
         yield http
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    async with browser_context(browser) as made:
+        yield made

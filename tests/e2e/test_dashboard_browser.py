@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from support.browser import browser_context, chromium, log_in, logged_in
+from support.browser import browser_context, log_in, logged_in
 from support.process import ServeProcess, cli
 from support.receivers import LoopbackReceiver, answer
 from support.waiting import eventually
@@ -58,18 +58,6 @@ async def api(server: ServeProcess, key: str) -> AsyncIterator[httpx.AsyncClient
         base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
     ) as http:
         yield http
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    async with browser_context(browser) as made:
-        yield made
 
 
 @pytest_asyncio.fixture(loop_scope="module")

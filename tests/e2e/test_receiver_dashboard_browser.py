@@ -31,7 +31,7 @@ from runback.receiver.config import ReceiveConfig
 from runback.receiver.handlers import HandlerRegistry, ReceivedEvent
 from runback.store import Store, open_store, sqlite_url
 from runback.testing import ManualClock
-from support.browser import browser_context, chromium, log_in, logged_in
+from support.browser import browser_context, log_in, logged_in
 from support.inbox import Inbox, inbox_client, signed
 from support.receivers import LoopbackReceiver, answer
 from support.waiting import wait_for
@@ -110,18 +110,6 @@ async def base(box: Inbox) -> AsyncIterator[str]:
     assert box.app is not None
     async with served(box.app) as url:
         yield url
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    async with browser_context(browser) as made:
-        yield made
 
 
 @pytest_asyncio.fixture(loop_scope="module")
