@@ -8,6 +8,7 @@ the workers are cancelled (each hands its claims back) and the function returns.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 from collections.abc import Sequence
@@ -34,6 +35,24 @@ def url_of(sock: socket.socket) -> str:
     """The base URL of a listening socket."""
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+GC_THRESHOLDS = (7000, 10, 10)
+"""The collector's generations' thresholds while serving (Python's default: 700, 10, 10)."""
+
+
+def settle_collector() -> None:
+    """Ready the garbage collector for serving: freeze what start-up made, collect less often.
+
+    Measured (docs/benchmarks.md, "The garbage collector"): what start-up makes (modules,
+    routes, the app, about 170,000 objects) lives as long as the process, yet every full
+    collection walked it; frozen, it is out of the collector's way. A first generation ten
+    times the default lets a request's short-lived objects die before a collection looks.
+    Together they cut a quarter to a third of the CPU an accepted run costs.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _ignore_signal(signum: int, frame: object) -> None:
@@ -65,6 +84,7 @@ async def serve_app(
     ]
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _ignore_signal)
+    settle_collector()
     try:
         await server.serve(sockets=[sock])
         await asyncio.gather(*(worker.drain(grace) for worker in workers))
