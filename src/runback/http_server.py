@@ -84,7 +84,6 @@ async def serve_app(
     ]
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _ignore_signal)
-    settle_collector()
     try:
         await server.serve(sockets=[sock])
         await asyncio.gather(*(worker.drain(grace) for worker in workers))

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp
 
 from runback.config import Config
 from runback.datadir import DataDirLock, prepare_data_dir
-from runback.http_server import bind, serve_app, url_of
+from runback.http_server import bind, serve_app, settle_collector, url_of
 from runback.store import Store, open_database
 from runback.work_loop import WorkLoop
 
@@ -74,6 +74,9 @@ async def run_process(config: Config, build: Build, *, may_own: bool = True) -> 
         ):
             if owner:
                 await parts.take_back()
+            # Before the greeting: a SIGTERM sent on it must find uvicorn's handlers, not a
+            # collection of the whole heap under way.
+            settle_collector()
             await parts.greet()
             async with _beside(parts.beside):
                 await serve_app(

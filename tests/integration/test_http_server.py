@@ -1,21 +1,23 @@
-"""``serve_app`` in a process of its own: the collector is settled for serving (start-up's
-objects frozen, a larger first generation) before the first request is answered."""
+"""A serving process in a process of its own: the collector is settled for serving
+(start-up's objects frozen, a larger first generation) before it says where it serves."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import httpx
 
 from runback.http_server import GC_THRESHOLDS
 
-# A process serving an app that answers with its own collector's state.
+# ``run_process`` serving an app that answers with its own collector's state.
 SERVER = textwrap.dedent(
     """
-    import asyncio, gc, json, sys
-    from runback.http_server import bind, serve_app, url_of
+    import asyncio, contextlib, gc, json, sys
+    from runback.process import Parts, run_process
+    from runback.settings import load_settings
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
@@ -24,17 +26,24 @@ SERVER = textwrap.dedent(
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body.encode()})
 
-    sock = bind("127.0.0.1", 0)
-    print(url_of(sock), flush=True)
-    asyncio.run(serve_app(app, sock, access_log=False, workers=[], grace=1))
+    async def nothing():
+        return None
+
+    @contextlib.asynccontextmanager
+    async def build(place):
+        async def greet():
+            print(place.url, flush=True)
+        yield Parts(app=app, workers=[], take_back=nothing, greet=greet)
+
+    config = load_settings(data_dir=sys.argv[1], port=0).config()
+    asyncio.run(run_process(config, build))
     """
 )
 
 
-def test_a_served_process_freezes_its_start_up_and_collects_less_often() -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True
-    ) as process:
+def test_a_served_process_freezes_its_start_up_and_collects_less_often(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", SERVER, str(tmp_path / "data")]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
             url = process.stdout.readline().strip()
