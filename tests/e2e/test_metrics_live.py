@@ -97,6 +97,7 @@ async def test_serve_counts_runs_deliveries_attempts_and_circuits_by_bounded_lab
     assert scrape.get("runback_run_duration_seconds_count", model="runback/echo") == 3
     assert scrape.get("runback_deliveries_total", outcome="succeeded") == 3
     assert scrape.get("runback_deliveries_total", outcome="failed") == 1
+    assert scrape.label_values("runback_deliveries", "outcome") == {"succeeded", "failed"}
     assert scrape.get("runback_deliveries_failed_total", reason="gone") == 1
     assert scrape.get("runback_delivery_attempts_total", outcome="succeeded") == 3
     assert scrape.get("runback_delivery_attempts_total", outcome="gone") == 1

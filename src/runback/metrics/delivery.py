@@ -59,7 +59,10 @@ _ATTEMPT_OUTCOMES = {reason: ATTEMPTS.labels(outcome=reason.value) for reason in
 _SUCCEEDED_ATTEMPT = ATTEMPTS.labels(outcome="succeeded")
 _FAILED_REASONS = {reason: FAILED.labels(reason=reason.value) for reason in FailureReason}
 _FAILED_UNKNOWN = FAILED.labels(reason="unknown")
-_ENDS = {status: DELIVERIES.labels(outcome=status.value) for status in DeliveryStatus}
+_ENDS = {
+    status: DELIVERIES.labels(outcome=status.value)
+    for status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)  # no pending "outcome"
+}
 _latency: dict[str, Histogram] = {}
 _levels: dict[str, int] = {}
 """The circuit level last shown per host label."""
