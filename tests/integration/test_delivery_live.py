@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,8 +14,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from runback.blobs import BlobStore
-from runback.config import DeliveryConfig, ExecutionConfig
+from runback.config import DeliveryConfig
 from runback.core.clock import SystemClock
 from runback.core.destinations import destination_of
 from runback.core.ids import new_id
@@ -24,13 +22,9 @@ from runback.core.records import Attempt, Delivery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.core.urlpolicy import LOOPBACK_ALLOW, UrlPolicy
-from runback.models import register_builtins
-from runback.outbound.sender import AiohttpSender
-from runback.provider.registry import ModelRegistry
-from runback.provider.runtime import assemble
 from runback.store import Store
-from runback.testing import MapFetcher
 from support.factories import queued_run
+from support.live import live_runtime
 from support.receivers import LoopbackReceiver, answer, block_until
 from support.waiting import eventually
 
@@ -60,37 +54,15 @@ class Live:
 
 @asynccontextmanager
 async def running(store: Store, *, attempt_timeout: float = 5.0) -> AsyncIterator[Live]:
-    clock = SystemClock()
-    organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
-    async with AiohttpSender() as sender:
-        runtime = await assemble(
-            delivery=DeliveryConfig(
-                retry=POLICY,
-                url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW),
-                attempt_timeout=attempt_timeout,
-                max_in_flight=64,
-            ),
-            execution=ExecutionConfig(),
-            max_body_bytes=64 * 1024,
-            store=store,
-            sender=sender,
-            fetcher=MapFetcher(),
-            blobs=BlobStore.memory(),
-            registry=register_builtins(ModelRegistry()),
-            clock=clock,
-            random=random.random,
-            public_url="http://runback.test",
-        )
-        tasks = [
-            asyncio.create_task(runtime.executor.run_forever()),
-            asyncio.create_task(runtime.dispatcher.run_forever()),
-        ]
-        try:
-            yield Live(store, organization.id)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    organization, _ = await store.accounts.ensure_default_organization(now=SystemClock().now())
+    delivery = DeliveryConfig(
+        retry=POLICY,
+        url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW),
+        attempt_timeout=attempt_timeout,
+        max_in_flight=64,
+    )
+    async with live_runtime(store, delivery):
+        yield Live(store, organization.id)
 
 
 async def test_a_receiver_failing_three_times_gets_four_attempts_spaced_by_the_policy(

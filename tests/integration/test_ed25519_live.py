@@ -5,9 +5,7 @@ only to a valid signature, so a delivery that succeeds is one the receiver verif
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -16,8 +14,7 @@ from aiohttp import web
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from runback.blobs import BlobStore
-from runback.config import DeliveryConfig, ExecutionConfig
+from runback.config import DeliveryConfig
 from runback.core.clock import SystemClock
 from runback.core.records import CallbackSecret, SecretType
 from runback.core.retry import RetryPolicy
@@ -26,13 +23,9 @@ from runback.core.signing import new_callback_secret
 from runback.core.states import DeliveryStatus
 from runback.core.urlpolicy import LOOPBACK_ALLOW, UrlPolicy
 from runback.core.verification import Verifier
-from runback.models import register_builtins
-from runback.outbound.sender import AiohttpSender
-from runback.provider.registry import ModelRegistry
-from runback.provider.runtime import assemble
 from runback.store import Store
-from runback.testing import MapFetcher
 from support.factories import queued_run
+from support.live import live_runtime
 from support.receivers import LoopbackReceiver
 from support.waiting import eventually
 
@@ -75,32 +68,9 @@ class NaclReceiver:
 @asynccontextmanager
 async def dispatching(store: Store) -> AsyncIterator[None]:
     """The executor and the dispatcher on their own loops, on the wall clock."""
-    async with AiohttpSender() as sender:
-        runtime = await assemble(
-            delivery=DeliveryConfig(
-                retry=POLICY, url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW)
-            ),
-            execution=ExecutionConfig(),
-            max_body_bytes=64 * 1024,
-            store=store,
-            sender=sender,
-            fetcher=MapFetcher(),
-            blobs=BlobStore.memory(),
-            registry=register_builtins(ModelRegistry()),
-            clock=SystemClock(),
-            random=random.random,
-            public_url="http://runback.test",
-        )
-        tasks = [
-            asyncio.create_task(runtime.executor.run_forever()),
-            asyncio.create_task(runtime.dispatcher.run_forever()),
-        ]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    delivery = DeliveryConfig(retry=POLICY, url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW))
+    async with live_runtime(store, delivery):
+        yield
 
 
 async def _ed25519_key(store: Store, *, age: timedelta = timedelta(0)) -> CallbackSecret:

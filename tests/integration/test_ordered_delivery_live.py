@@ -3,9 +3,7 @@ real aiohttp sender, loopback receivers, the dispatcher on its own loop on the w
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,8 +12,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from runback.blobs import BlobStore
-from runback.config import DeliveryConfig, ExecutionConfig
+from runback.config import DeliveryConfig
 from runback.core.clock import SystemClock
 from runback.core.delivery import FailureReason, pending_delivery
 from runback.core.ids import new_id
@@ -23,12 +20,9 @@ from runback.core.records import Delivery
 from runback.core.retry import RetryPolicy
 from runback.core.states import DeliveryStatus
 from runback.core.urlpolicy import LOOPBACK_ALLOW, UrlPolicy
-from runback.models import register_builtins
-from runback.outbound.sender import AiohttpSender
-from runback.provider.registry import ModelRegistry
-from runback.provider.runtime import Runtime, assemble
+from runback.provider.runtime import Runtime
 from runback.store import Store
-from runback.testing import MapFetcher
+from support.live import live_runtime
 from support.receivers import LoopbackReceiver
 from support.waiting import eventually
 
@@ -72,32 +66,12 @@ class Live:
 
 @asynccontextmanager
 async def running(store: Store, policy: RetryPolicy) -> AsyncIterator[Live]:
-    clock = SystemClock()
-    organization, _ = await store.accounts.ensure_default_organization(now=clock.now())
-    async with AiohttpSender() as sender:
-        runtime = await assemble(
-            delivery=DeliveryConfig(
-                retry=policy,
-                url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW),
-                max_in_flight=16,
-            ),
-            execution=ExecutionConfig(),
-            max_body_bytes=64 * 1024,
-            store=store,
-            sender=sender,
-            fetcher=MapFetcher(),
-            blobs=BlobStore.memory(),
-            registry=register_builtins(ModelRegistry()),
-            clock=clock,
-            random=random.random,
-            public_url="http://runback.test",
-        )
-        loop = asyncio.create_task(runtime.dispatcher.run_forever())
-        try:
-            yield Live(store, runtime, organization.id, policy)
-        finally:
-            loop.cancel()
-            await asyncio.gather(loop, return_exceptions=True)
+    organization, _ = await store.accounts.ensure_default_organization(now=SystemClock().now())
+    delivery = DeliveryConfig(
+        retry=policy, url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW), max_in_flight=16
+    )
+    async with live_runtime(store, delivery, executor=False) as runtime:
+        yield Live(store, runtime, organization.id, policy)
 
 
 def _bodies(receiver: LoopbackReceiver, path: str) -> list[str]:

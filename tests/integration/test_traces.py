@@ -4,8 +4,6 @@ loopback receiver, spans exported to OpenTelemetry's in-memory exporter."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,19 +16,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from runback.blobs import BlobStore
-from runback.config import DeliveryConfig, ExecutionConfig
+from runback.config import DeliveryConfig
 from runback.core.clock import SystemClock
 from runback.core.retry import RetryPolicy
 from runback.core.urlpolicy import LOOPBACK_ALLOW, UrlPolicy
-from runback.models import register_builtins
-from runback.outbound.sender import AiohttpSender
 from runback.provider.api.app import create_app
-from runback.provider.registry import ModelRegistry
-from runback.provider.runtime import assemble
 from runback.store import Store
-from runback.testing import MapFetcher
 from runback.tracing import Tracing
+from support.live import PUBLIC_URL, live_runtime
 from support.receivers import LoopbackReceiver
 from support.waiting import eventually
 
@@ -66,42 +59,24 @@ async def traced(store: Store, tracing: Tracing | None = None) -> AsyncIterator[
     async def fails_once(_request: web.Request) -> web.StreamResponse:
         return web.Response(status=next(statuses, 200))
 
-    async with AiohttpSender() as sender, LoopbackReceiver(fails_once) as receiver:
-        runtime = await assemble(
-            delivery=DeliveryConfig(
-                retry=RetryPolicy(delays=(0.1, 0.1), jitter=0.0),
-                url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW),
-                max_in_flight=8,
-            ),
-            execution=ExecutionConfig(),
-            max_body_bytes=64 * 1024,
-            store=store,
-            sender=sender,
-            fetcher=MapFetcher(),
-            blobs=BlobStore.memory(),
-            registry=register_builtins(ModelRegistry()),
-            clock=clock,
-            random=random.random,
-            public_url="http://runback.test",
-            tracing=tracing or Tracing(provider),
-        )
-        loops = [
-            asyncio.create_task(runtime.executor.run_forever()),
-            asyncio.create_task(runtime.dispatcher.run_forever()),
-        ]
-        transport = httpx.ASGITransport(app=create_app(runtime.api))
-        try:
-            async with httpx.AsyncClient(
-                transport=transport,
-                base_url="http://runback.test",
+    delivery = DeliveryConfig(
+        retry=RetryPolicy(delays=(0.1, 0.1), jitter=0.0),
+        url_policy=UrlPolicy.from_allow_list(LOOPBACK_ALLOW),
+        max_in_flight=8,
+    )
+    try:
+        async with (
+            LoopbackReceiver(fails_once) as receiver,
+            live_runtime(store, delivery, tracing=tracing or Tracing(provider)) as runtime,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_app(runtime.api)),
+                base_url=PUBLIC_URL,
                 headers={"Authorization": f"Bearer {key}"},
-            ) as client:
-                yield Traced(client, receiver, exporter, store)
-        finally:
-            for loop in loops:
-                loop.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
-            provider.shutdown()
+            ) as client,
+        ):
+            yield Traced(client, receiver, exporter, store)
+    finally:
+        provider.shutdown()
 
 
 async def _submit(traced: Traced, headers: dict[str, str] | None = None) -> str:
